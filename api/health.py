@@ -1,0 +1,35 @@
+"""Liveness and readiness."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from db.session import ping as db_ping
+
+from .app import components
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    c = components()
+    checks = {"database": lambda: db_ping(c.engine), "broker": c.broker_ping, "store": c.store.ping}
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "not ready", whatever raised it
+            results[name] = f"down: {type(exc).__name__}: {str(exc)[:200]}"
+    down = [name for name, r in results.items() if r != "ok"]
+    if down:
+        resp = jsonify({"status": "unavailable", "down": down, "checks": results,
+                        "error": {"code": "not_ready", "message": f"not reachable: {', '.join(down)}"}})
+        resp.status_code = 503
+        return resp
+    return jsonify({"status": "ok", "checks": results})

@@ -1,0 +1,54 @@
+"""Celery configuration, derived from the one settings object.
+
+`build(settings)` is what the worker, the API's producer and the tests use; the module-level
+names make `config_from_object("celeryconfig")` work for the plain `celery` command too.
+"""
+from __future__ import annotations
+
+
+from services.config import Settings, get_settings
+
+PROCESS_IMAGE_TASK = "imagepipe.process_image"
+
+
+def build(settings: Settings) -> dict:
+    conf = {
+        "broker_url": settings.broker_url,
+        # Status lives in the database; results would only be a second, expiring copy.
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # Ack after the task body: a worker killed mid-image gets the message redelivered,
+        # which is safe because process_image is idempotent.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.task_soft_time_limit_s,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_default_queue": settings.task_queue,
+        "task_routes": {PROCESS_IMAGE_TASK: {"queue": settings.task_queue}},
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.broker_url.startswith("filesystem"):
+        base = settings.var_dir / "broker"
+        for sub in ("queue", "processed", "control"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(base / "queue"),
+            "data_folder_out": str(base / "queue"),
+            "processed_folder": str(base / "processed"),
+            "store_processed": False,
+            "control_folder": str(base / "control"),
+        }
+    elif settings.broker_url.startswith(("redis", "rediss")):
+        # Must exceed the longest task (hard limit) or Redis redelivers a running task.
+        conf["broker_transport_options"] = {"visibility_timeout": max(3600, settings.task_time_limit_s * 2)}
+    return conf
+
+
+globals().update(build(get_settings()))

@@ -1,0 +1,113 @@
+"""`imagepipe run`: the whole system on one machine, on embedded defaults unless configured.
+
+- Object store: the configured S3 when AWS_S3_ENDPOINT_URL or AWS credentials are set;
+  otherwise SeaweedFS on 127.0.0.1 with credentials generated under var/secrets/.
+- Database: DATABASE_URL, or SQLite at var/imagepipe.db. Migrated to head on start.
+- Broker: CELERY_BROKER_URL / REDIS_URL, or kombu's filesystem transport under var/broker/.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from services.config import ConfigError, Settings
+
+FLOWER_PORT_DEFAULT = 5555
+
+
+def _say(msg: str) -> None:
+    print(f"imagepipe | {msg}", flush=True)
+
+
+def run_all() -> int:
+    env = dict(os.environ)
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    def _terminate(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    weed = None
+    children: list[tuple[str, subprocess.Popen]] = []
+
+    def stop_all() -> None:
+        for name, proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(children):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if weed is not None:
+            weed.stop()
+
+    try:
+        if settings.jwt_secret_generated:
+            _say(f"JWT_SECRET not set: using a generated development secret in {settings.var_dir / 'secrets'}")
+        embedded_s3 = settings.storage_backend == "s3" and not (
+            settings.aws_s3_endpoint_url or settings.aws_access_key_id)
+        if embedded_s3:
+            from .seaweed import S3Credentials, SeaweedServer
+
+            creds = S3Credentials.load_or_create(settings.var_dir / "secrets" / "s3_credentials.json")
+            s3_port = int(env.get("SEAWEEDFS_S3_PORT", "8333"))
+            _say(f"starting SeaweedFS (S3 on 127.0.0.1:{s3_port}, data in {settings.var_dir / 's3'}) ...")
+            weed = SeaweedServer(settings.var_dir / "s3", bucket=settings.aws_s3_bucket, credentials=creds,
+                                 s3_port=s3_port, base_port=int(env.get("SEAWEEDFS_BASE_PORT", "18330")),
+                                 log_path=settings.var_dir / "seaweedfs.log").start()
+            env.update(AWS_S3_ENDPOINT_URL=weed.endpoint_url, AWS_ACCESS_KEY_ID=creds.access_key_id,
+                       AWS_SECRET_ACCESS_KEY=creds.secret_access_key)
+            _say(f"generated S3 credentials are in {settings.var_dir / 'secrets' / 's3_credentials.json'}")
+        if settings.storage_backend == "local" and not settings.public_api_url:
+            env["PUBLIC_API_URL"] = f"http://{settings.host}:{settings.port}"
+        settings = Settings.from_env(env)
+
+        from db.migrate import upgrade
+        from services.stores import make_store
+
+        _say(f"migrating {settings.database_url.split('@')[-1]} to head ...")
+        upgrade(settings.database_url)
+        if embedded_s3:
+            store = make_store(settings)
+            store.ensure_bucket()
+            store.allow_anonymous_read("public/")  # only renditions are anonymously readable
+
+        py = sys.executable
+        flower_port = int(env.get("FLOWER_PORT", FLOWER_PORT_DEFAULT))
+        specs = [
+            ("api", [py, "-m", "gunicorn", "-w", "2", "-b", f"{settings.host}:{settings.port}",
+                     "--access-logfile", "-", "api.wsgi:app"]),
+            ("worker", [py, "-m", "celery", "-A", "workers.app", "worker", "-Q", settings.task_queue,
+                        "-c", env.get("WORKER_CONCURRENCY", "2"), "-E", "--loglevel", "INFO"]),
+            ("flower", [py, "-m", "celery", "-A", "workers.app", "flower", "--address=127.0.0.1",
+                        f"--port={flower_port}"]),
+        ]
+        for name, cmd in specs:
+            children.append((name, subprocess.Popen(cmd, env=env)))
+        base = f"http://{settings.host}:{settings.port}"
+        _say(f"API      {base}/api/v1   (health: {base}/healthz, readiness: {base}/readyz)")
+        _say(f"web page {base}/")
+        _say(f"Flower   http://127.0.0.1:{flower_port}/")
+        if weed is not None:
+            _say(f"S3       {weed.endpoint_url}/{settings.aws_s3_bucket}  (public/ is anonymously readable)")
+        _say("get a token: .venv/bin/imagepipe token --user 1     Ctrl-C stops everything")
+
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    _say(f"{name} exited with {proc.returncode}; stopping the rest")
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _say("stopping ...")
+        return 0
+    finally:
+        stop_all()

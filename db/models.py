@@ -1,0 +1,126 @@
+"""SQLAlchemy 2 models. The schema itself is owned by Alembic (migrations/); these mirror it."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ImageStatus:
+    PENDING = "pending"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    LEGACY = "legacy"  # a pre-S3 row with a local url, not yet migrated
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        Index("ix_images_entity", "entity_type", "entity_id", "created_at"),
+        Index("ix_images_s3_key", "s3_key"),
+        Index("ix_images_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default=ImageStatus.PENDING)
+    uploader_id: Mapped[int | None] = mapped_column(BigInteger)
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+    declared_content_type: Mapped[str | None] = mapped_column(String(100))
+    staging_key: Mapped[str | None] = mapped_column(String(500))
+    # The seed's S3 columns (6.1/6.2).
+    url: Mapped[str | None] = mapped_column(String(500))  # legacy local url
+    s3_key: Mapped[str | None] = mapped_column(String(500))
+    s3_bucket: Mapped[str | None] = mapped_column(String(100))
+    thumbnail_url: Mapped[str | None] = mapped_column(String(500))
+    medium_url: Mapped[str | None] = mapped_column(String(500))
+    large_url: Mapped[str | None] = mapped_column(String(500))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(String(50))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    has_alpha: Mapped[bool | None] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    is_primary: Mapped[bool] = mapped_column(default=False)
+    legacy_table: Mapped[str | None] = mapped_column(String(30))
+    legacy_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    renditions: Mapped[list["Rendition"]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", order_by="Rendition.id"
+    )
+
+
+class Rendition(Base):
+    __tablename__ = "renditions"
+    __table_args__ = (
+        UniqueConstraint("image_id", "name", "format", name="uq_renditions_image_name_format"),
+        Index("ix_renditions_image_id", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(30))
+    format: Mapped[str] = mapped_column(String(10))
+    spec: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(500), unique=True)  # uq_renditions_key
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="renditions")
+
+
+class Job(Base):
+    """A request's unit of work. Its status is derived from its images, so it can never
+    disagree with them and survives worker restarts and result-backend expiry."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    kind: Mapped[str] = mapped_column(String(20), default="upload")
+    entity_type: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    images: Mapped[list[Image]] = relationship(secondary="job_images", order_by="Image.id")
+
+
+class JobImage(Base):
+    __tablename__ = "job_images"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True)

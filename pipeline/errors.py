@@ -1,0 +1,36 @@
+"""Permanent image problems. Each has a stable code and the HTTP status an API reports it with."""
+from __future__ import annotations
+
+
+class ImageError(Exception):
+    code = "invalid_image"
+    http_status = 422
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UnsupportedMediaType(ImageError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class FileTooLarge(ImageError):
+    code = "file_too_large"
+    http_status = 413
+
+
+class ImageTooLarge(ImageError):
+    code = "image_too_large"
+    http_status = 422
+
+
+class ImageTooSmall(ImageError):
+    code = "image_too_small"
+    http_status = 422
+
+
+class CorruptImage(ImageError):
+    code = "corrupt_image"
+    http_status = 422

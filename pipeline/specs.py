@@ -1,0 +1,54 @@
+"""Renditions as data. A spec's string form is part of its storage key, so changing a spec
+(width, quality, format) writes a new key and the old renditions can be found as stale."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FORMAT_EXT = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+FORMAT_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    name: str  # thumbnail | medium | large
+    width: int  # target width in px; never upscaled
+    format: str  # jpeg | png | webp
+    quality: int  # encoder quality (PNG: ignored, lossless)
+
+    @property
+    def ext(self) -> str:
+        return FORMAT_EXT[self.format]
+
+    @property
+    def content_type(self) -> str:
+        return FORMAT_MIME[self.format]
+
+    def __str__(self) -> str:
+        q = "" if self.format == "png" else f"_q{self.quality}"
+        return f"{self.name}_w{self.width}{q}"
+
+    @property
+    def filename(self) -> str:
+        return f"{self}.{self.ext}"
+
+
+RENDITION_WIDTHS = {"thumbnail": 300, "medium": 800, "large": 1600}
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    jpeg_quality: int = 82
+    webp_quality: int = 80
+    webp_effort: int = 4
+
+
+def specs_for(has_alpha: bool, enc: EncoderSettings = EncoderSettings()) -> list[RenditionSpec]:
+    """The six renditions: each width as JPEG (PNG when the source has real alpha) and WebP,
+    widest first so rendering can cascade from the largest."""
+    fallback = "png" if has_alpha else "jpeg"
+    fallback_q = 100 if has_alpha else enc.jpeg_quality
+    out: list[RenditionSpec] = []
+    for name, width in sorted(RENDITION_WIDTHS.items(), key=lambda kv: -kv[1]):
+        out.append(RenditionSpec(name, width, fallback, fallback_q))
+        out.append(RenditionSpec(name, width, "webp", enc.webp_quality))
+    return out

@@ -1,0 +1,152 @@
+"""Process one image: validate, render, store, record. Safe to run any number of times.
+
+Keys are deterministic per image and spec and rendition rows are unique per (image, name,
+format), so a second run (a redelivery under `acks_late`, a retry after a crash between
+upload and commit) overwrites the same objects and updates the same rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from db.models import Image, ImageStatus, Rendition
+from pipeline.errors import ImageError
+from pipeline.probe import ImageLimits, probe
+from pipeline.render import render
+from pipeline.specs import EncoderSettings
+from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore, StorageError
+
+from .config import Settings
+from .keys import original_key, rendition_key
+
+log = logging.getLogger(__name__)
+
+# The seed's per-size url columns point at the JPEG/PNG rendition (the universally decodable one).
+_URL_COLUMNS = {"thumbnail": "thumbnail_url", "medium": "medium_url", "large": "large_url"}
+
+
+def limits_from(settings: Settings) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_side_px=settings.max_side_px,
+        min_side_px=settings.min_side_px,
+    )
+
+
+def encoder_from(settings: Settings) -> EncoderSettings:
+    return EncoderSettings(
+        jpeg_quality=settings.jpeg_quality,
+        webp_quality=settings.webp_quality,
+        webp_effort=settings.webp_effort,
+    )
+
+
+def mark_failed(session: Session, image: Image, code: str, message: str) -> None:
+    image.status = ImageStatus.FAILED
+    image.error_code = code
+    image.error_message = message[:2000]
+    image.processed_at = datetime.now(timezone.utc)
+    session.commit()
+
+
+def fail_unfinished(session: Session, image_id: int, code: str, message: str) -> bool:
+    """Called when retries are exhausted: fail the image unless a run already finished it."""
+    image = session.get(Image, image_id)
+    if image is None or image.status in (ImageStatus.READY, ImageStatus.FAILED):
+        return False
+    mark_failed(session, image, code, message)
+    return True
+
+
+def _metadata(image: Image) -> dict[str, object]:
+    return {
+        "user-id": image.uploader_id,
+        "entity-type": image.entity_type,
+        "entity-id": image.entity_id,
+        "image-id": image.id,
+        "upload-time": image.created_at.isoformat(timespec="seconds") if image.created_at else None,
+    }
+
+
+def _load_source(store: ObjectStore, image: Image) -> bytes:
+    for key in (image.staging_key, image.s3_key):
+        if key:
+            try:
+                return store.get(key)
+            except ObjectNotFound:
+                continue
+    raise ObjectNotFound(image.staging_key or image.s3_key or f"image {image.id}")
+
+
+def process_image(session: Session, store: ObjectStore, settings: Settings, image_id: int) -> str:
+    """Returns what happened: ready, failed, skipped (already done) or missing (no such row)."""
+    image = session.get(Image, image_id)
+    if image is None:
+        return "missing"
+    if image.status in (ImageStatus.READY, ImageStatus.FAILED, ImageStatus.LEGACY):
+        return "skipped"
+    image.status = ImageStatus.PROCESSING
+    session.commit()
+
+    try:
+        data = _load_source(store, image)
+    except ObjectNotFound:
+        mark_failed(session, image, "source_missing", "the uploaded file is no longer in staging")
+        return "failed"
+
+    try:
+        info = probe(data, limits_from(settings))
+        result = render(data, info, encoder_from(settings))
+    except ImageError as exc:
+        mark_failed(session, image, exc.code, exc.message)
+        _discard_staging(store, image)
+        return "failed"
+
+    meta = _metadata(image)
+    orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
+    store.put(orig_key, data, content_type=info.mime_type, cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
+
+    existing = {(r.name, r.format): r for r in image.renditions}
+    for rendition in result.renditions:
+        spec = rendition.spec
+        key = rendition_key(image.entity_type, image.entity_id, image.id, spec)
+        store.put(key, rendition.data, content_type=spec.content_type,
+                  cache_control=IMMUTABLE_CACHE_CONTROL, metadata=meta)
+        row = existing.get((spec.name, spec.format))
+        if row is None:
+            row = Rendition(name=spec.name, format=spec.format)
+            image.renditions.append(row)
+        row.spec, row.key = str(spec), key
+        row.width, row.height = rendition.width, rendition.height
+        row.bytes, row.content_type = len(rendition.data), spec.content_type
+        if spec.format != "webp":
+            setattr(image, _URL_COLUMNS[spec.name], store.public_url(key))
+
+    image.s3_key = orig_key
+    image.s3_bucket = getattr(store, "bucket", None)
+    image.width, image.height = info.width, info.height
+    image.file_size = info.file_size
+    image.mime_type = info.mime_type
+    image.has_alpha = result.has_alpha
+    image.sha256 = hashlib.sha256(data).hexdigest()
+    image.error_code = image.error_message = None
+    image.status = ImageStatus.READY
+    image.processed_at = datetime.now(timezone.utc)
+    session.commit()
+    _discard_staging(store, image)
+    return "ready"
+
+
+def _discard_staging(store: ObjectStore, image: Image) -> None:
+    # Best effort, after the commit: a leftover staging object is an orphan for the
+    # cleanup job, never a reason to fail a finished image.
+    if not image.staging_key:
+        return
+    try:
+        store.delete(image.staging_key)
+    except StorageError as exc:
+        log.warning("could not delete staging object %s: %s", image.staging_key, exc)

@@ -1,0 +1,17 @@
+from .base import (
+    IMMUTABLE_CACHE_CONTROL,
+    PRIVATE_CACHE_CONTROL,
+    PUBLIC_PREFIX,
+    DeleteResult,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    PermanentStorageError,
+    StorageError,
+    TransientStorageError,
+)
+
+__all__ = [
+    "IMMUTABLE_CACHE_CONTROL", "PRIVATE_CACHE_CONTROL", "PUBLIC_PREFIX", "DeleteResult", "ObjectInfo",
+    "ObjectNotFound", "ObjectStore", "PermanentStorageError", "StorageError", "TransientStorageError",
+]

@@ -1,0 +1,93 @@
+"""The one storage interface every backend implements, and the errors callers may see."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator, Mapping, Protocol, runtime_checkable
+
+# Renditions never change once written (a changed spec makes a new key), so caches may keep
+# them for a year; originals and staging objects are private and must not be cached.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+PRIVATE_CACHE_CONTROL = "private, no-store"
+
+PUBLIC_PREFIX = "public/"
+
+
+class StorageError(Exception):
+    """Base of every error a store raises."""
+
+
+class ObjectNotFound(StorageError):
+    def __init__(self, key: str):
+        super().__init__(f"object not found: {key}")
+        self.key = key
+
+
+class TransientStorageError(StorageError):
+    """Worth retrying: 5xx, throttling, timeouts, dropped connections."""
+
+
+class PermanentStorageError(StorageError):
+    """Retrying will not help: access denied, bad request, missing bucket."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None = None
+    cache_control: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    etag: str | None = None
+
+
+@dataclass
+class DeleteResult:
+    deleted: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    name: str
+
+    def put(
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        *,
+        content_type: str,
+        cache_control: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def head(self, key: str) -> ObjectInfo: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_many(self, keys: list[str]) -> DeleteResult: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def public_url(self, key: str) -> str: ...
+
+    def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str: ...
+
+    def ping(self) -> None: ...
+
+
+def normalise_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
+    """S3 user metadata is ASCII key/value text; keep ours lower-case and hyphenated."""
+    out: dict[str, str] = {}
+    for k, v in (metadata or {}).items():
+        if v is None:
+            continue
+        key = str(k).lower().replace("_", "-")
+        value = str(v)
+        if not value.isascii():
+            value = value.encode("ascii", "backslashreplace").decode()
+        out[key] = value
+    return out

@@ -1,0 +1,160 @@
+"""Local-disk object store: the legacy store the migration reads from, and a store for unit tests.
+
+Objects live under `root/<key>`; content type, cache control and metadata in a JSON sidecar
+under `root/.meta/<key>.json`. Writes go to a temporary file renamed into place, so a reader
+never sees half an object.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator
+from urllib.parse import urlencode
+
+from .base import DeleteResult, ObjectInfo, ObjectNotFound, PermanentStorageError, normalise_metadata
+
+_META = ".meta"
+MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600
+
+
+class LocalObjectStore:
+    name = "local"
+
+    def __init__(self, root: str | Path, *, public_base_url: str = "/media", signing_secret: str = ""):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.public_base_url = public_base_url.rstrip("/")
+        self._secret = signing_secret.encode()
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith(("/", _META)) or "\\" in key:
+            raise PermanentStorageError(f"invalid key: {key!r}")
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise PermanentStorageError(f"invalid key: {key!r}")
+        return path
+
+    def _meta_path(self, key: str) -> Path:
+        self._path(key)
+        return self.root / _META / (key + ".json")
+
+    def path_of(self, key: str) -> Path:
+        """Where an object lives on disk (for serving it); raises ObjectNotFound."""
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
+
+    def put(self, key, body, *, content_type, cache_control=None, metadata=None) -> ObjectInfo:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(body, (bytes, bytearray, memoryview)):
+                    out.write(body)
+                else:
+                    shutil.copyfileobj(body, out, 1024 * 1024)
+            meta = {
+                "content_type": content_type,
+                "cache_control": cache_control,
+                "metadata": normalise_metadata(metadata),
+            }
+            meta_path = self._meta_path(key)
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
+            meta_tmp.write_text(json.dumps(meta))
+            os.replace(tmp, path)
+            os.replace(meta_tmp, meta_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return self.head(key)
+
+    def get(self, key: str) -> bytes:
+        return self.path_of(key).read_bytes()
+
+    def open(self, key: str) -> BinaryIO:
+        return self.path_of(key).open("rb")
+
+    def head(self, key: str) -> ObjectInfo:
+        path = self.path_of(key)
+        meta = {}
+        mp = self._meta_path(key)
+        if mp.exists():
+            meta = json.loads(mp.read_text())
+        return ObjectInfo(
+            key=key,
+            size=path.stat().st_size,
+            content_type=meta.get("content_type"),
+            cache_control=meta.get("cache_control"),
+            metadata=meta.get("metadata", {}),
+        )
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).is_file()
+        except PermanentStorageError:
+            return False
+
+    def delete(self, key: str) -> None:
+        # S3 semantics: deleting a missing key succeeds.
+        for p in (self._path(key), self._meta_path(key)):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    def delete_many(self, keys: list[str]) -> DeleteResult:
+        result = DeleteResult()
+        for key in dict.fromkeys(keys):
+            try:
+                self.delete(key)
+                result.deleted.append(key)
+            except (OSError, PermanentStorageError) as exc:
+                result.errors[key] = str(exc)
+        return result
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel_dir = Path(dirpath).relative_to(self.root)
+            if rel_dir.parts[:1] == (_META,):
+                dirnames[:] = []
+                continue
+            for name in filenames:
+                if name.startswith(".tmp-"):
+                    continue
+                key = (rel_dir / name).as_posix() if rel_dir.parts else name
+                if key.startswith(prefix):
+                    keys.append(key)
+        for key in sorted(keys):
+            yield ObjectInfo(key=key, size=(self.root / key).stat().st_size)
+
+    def public_url(self, key: str) -> str:
+        return f"{self.public_base_url}/{key}"
+
+    def _signature(self, key: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str:
+        expires = int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGN_EXPIRY_S))
+        return f"{self.public_base_url}/{key}?" + urlencode({"expires": expires, "signature": self._signature(key, expires)})
+
+    def verify_signature(self, key: str, expires: str | None, signature: str | None) -> bool:
+        if not self._secret or not expires or not signature or not expires.isdigit():
+            return False
+        if int(expires) < time.time():
+            return False
+        return hmac.compare_digest(self._signature(key, int(expires)), signature)
+
+    def ping(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise PermanentStorageError(f"storage directory not writable: {self.root}")

@@ -1,0 +1,241 @@
+"""S3 (and S3-compatible: SeaweedFS, MinIO) object store on boto3.
+
+Retries live here and only here: tenacity around each single call, bounded and jittered.
+botocore's own retry loop is switched off so the two never multiply.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import BinaryIO, Callable, Iterator, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError, ReadTimeoutError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from .base import (
+    DeleteResult,
+    ObjectInfo,
+    ObjectNotFound,
+    PermanentStorageError,
+    TransientStorageError,
+    normalise_metadata,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_TRANSIENT_CODES = {
+    "500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "Throttling",
+    "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "RequestLimitExceeded",
+    "BadDigest",  # body damaged in transit: sending it again is the fix
+}
+DELETE_BATCH_SIZE = 1000  # the most S3's DeleteObjects accepts in one call
+MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600  # SigV4 presigned URLs cannot outlive a week
+
+
+def _classify(exc: Exception, key: str | None) -> Exception:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code in _NOT_FOUND or (status == "404" and code not in ("NoSuchBucket",)):
+            return ObjectNotFound(key or "?")
+        if code in _TRANSIENT_CODES or status.startswith("5") or status == "429":
+            return TransientStorageError(f"S3 {code or status}: {err.get('Message', '')}".strip())
+        return PermanentStorageError(f"S3 {code or status}: {err.get('Message', '')}".strip())
+    if isinstance(exc, (BotoConnectionError, HTTPClientError, ReadTimeoutError)):
+        return TransientStorageError(f"S3 connection problem: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return PermanentStorageError(f"S3 client error: {exc}")
+    return exc
+
+
+class S3ObjectStore:
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        cloudfront_url: str | None = None,
+        max_attempts: int = 4,
+        max_backoff_s: float = 4.0,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+    ):
+        self.bucket = bucket
+        self.region = region
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.cloudfront_url = cloudfront_url.rstrip("/") if cloudfront_url else None
+        self.max_attempts = max_attempts
+        self.max_backoff_s = max_backoff_s
+        config = Config(
+            region_name=region,
+            signature_version="s3v4",
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            # Path-style works with every S3-compatible server; AWS accepts virtual-hosted too.
+            s3={"addressing_style": "path" if endpoint_url else "virtual"},
+            # Only compute checksums where S3 demands them: S3-compatible servers vary.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=config,
+        )
+
+    # -- retry wrapper -------------------------------------------------------------------
+    def _call(self, fn: Callable[[], T], key: str | None = None, rewind: BinaryIO | None = None) -> T:
+        start = rewind.tell() if rewind is not None else 0
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientStorageError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=0.1, max=self.max_backoff_s),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                if rewind is not None:
+                    rewind.seek(start)
+                try:
+                    return fn()
+                except Exception as exc:  # normalised below; callers never see botocore
+                    mapped = _classify(exc, key)
+                    if mapped is exc:
+                        raise
+                    if isinstance(mapped, TransientStorageError):
+                        log.warning("transient S3 error (attempt %s): %s", attempt.retry_state.attempt_number, mapped)
+                    raise mapped from exc
+        raise AssertionError("unreachable")
+
+    # -- protocol ------------------------------------------------------------------------
+    def put(self, key, body, *, content_type, cache_control=None, metadata=None) -> ObjectInfo:
+        extra = {"ContentType": content_type, "Metadata": normalise_metadata(metadata)}
+        if cache_control:
+            extra["CacheControl"] = cache_control
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+            self._call(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra), key)
+            size = len(data)
+        else:
+            # upload_fileobj streams from the file (multipart above 8 MiB); we rewind on retry.
+            self._call(
+                lambda: self.client.upload_fileobj(body, self.bucket, key, ExtraArgs=extra),
+                key,
+                rewind=body,
+            )
+            size = self.head(key).size
+        return ObjectInfo(key=key, size=size, content_type=content_type, cache_control=cache_control,
+                          metadata=extra["Metadata"])
+
+    def get(self, key: str) -> bytes:
+        def fetch() -> bytes:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+        return self._call(fetch, key)
+
+    def head(self, key: str) -> ObjectInfo:
+        r = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key)
+        return ObjectInfo(
+            key=key,
+            size=int(r.get("ContentLength", 0)),
+            content_type=r.get("ContentType"),
+            cache_control=r.get("CacheControl"),
+            metadata=r.get("Metadata", {}),
+            etag=(r.get("ETag") or "").strip('"') or None,
+        )
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+            return True
+        except ObjectNotFound:
+            return False
+
+    def delete(self, key: str) -> None:
+        self._call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key), key)
+
+    def delete_many(self, keys: list[str]) -> DeleteResult:
+        result = DeleteResult()
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), DELETE_BATCH_SIZE):
+            chunk = unique[i : i + DELETE_BATCH_SIZE]
+            r = self._call(
+                lambda: self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False},
+                )
+            )
+            result.deleted.extend(d["Key"] for d in r.get("Deleted", []))
+            for e in r.get("Errors", []):
+                result.errors[e["Key"]] = f"{e.get('Code')}: {e.get('Message', '')}".strip()
+        return result
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        token = None
+        while True:
+            kwargs = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(lambda: self.client.list_objects_v2(**kwargs))
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", "").strip('"'))
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+
+    def public_url(self, key: str) -> str:
+        if self.cloudfront_url:
+            return f"{self.cloudfront_url}/{key}"
+        if self.endpoint_url:
+            return f"{self.endpoint_url}/{self.bucket}/{key}"
+        return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{key}"
+
+    def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str:
+        expires = max(1, min(int(expires_in_s), MAX_PRESIGN_EXPIRY_S))
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
+        )
+
+    def ping(self) -> None:
+        self._call(lambda: self.client.head_bucket(Bucket=self.bucket))
+
+    # -- provisioning (used by `imagepipe run` and tests, not by request paths) ------------
+    def ensure_bucket(self) -> None:
+        try:
+            self.ping()
+        except (ObjectNotFound, PermanentStorageError):
+            kwargs = {"Bucket": self.bucket}
+            if self.region != "us-east-1" and not self.endpoint_url:
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+            self._call(lambda: self.client.create_bucket(**kwargs))
+
+    def allow_anonymous_read(self, prefix: str) -> None:
+        """Bucket policy: anonymous GET for objects under `prefix`, nothing else."""
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicReadRenditions",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{self.bucket}/{prefix}*"],
+                }
+            ],
+        }
+        self._call(lambda: self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy)))
+

@@ -1,0 +1,41 @@
+"""The Celery app (`celery -A workers.app worker`)."""
+from __future__ import annotations
+
+import os
+
+# One libvips thread per worker process: on small machines processes scale better than
+# threads (see docs/benchmarks.md). Must be set before pyvips loads.
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+
+from celery import Celery, signals  # noqa: E402
+
+import celeryconfig  # noqa: E402
+from services.config import Settings  # noqa: E402
+
+from . import runtime  # noqa: E402
+
+celery_app = Celery("imagepipe")
+celery_app.config_from_object(celeryconfig)
+app = celery_app
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app and the worker runtime at `settings` (tests, embedded runs)."""
+    celery_app.conf.update(celeryconfig.build(settings))
+    runtime.configure(settings)
+    return celery_app
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_after_fork(**_kwargs) -> None:
+    runtime.reset()
+
+
+@signals.worker_process_init.connect
+def _small_libvips_cache(**_kwargs) -> None:
+    import pyvips
+
+    pyvips.cache_set_max(0)  # every image is new: the operation cache only costs memory
+
+
+from . import tasks  # noqa: E402,F401  (registers the tasks)
