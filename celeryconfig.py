@@ -14,6 +14,10 @@ PROCESS_IMAGE_TASK = "imagepipe.process_image"
 def build(settings: Settings) -> dict:
     conf = {
         "broker_url": settings.broker_url,
+        # Celery lets a CELERY_BROKER_URL variable override broker_url; the read/write URLs
+        # make the settings object the one source of truth.
+        "broker_read_url": settings.broker_url,
+        "broker_write_url": settings.broker_url,
         # Status lives in the database; results would only be a second, expiring copy.
         "task_ignore_result": True,
         "result_backend": None,

@@ -5,6 +5,7 @@ botocore's own retry loop is switched off so the two never multiply.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 from typing import BinaryIO, Callable, Iterator, TypeVar
@@ -52,6 +53,34 @@ def _classify(exc: Exception, key: str | None) -> Exception:
     if isinstance(exc, BotoCoreError):
         return PermanentStorageError(f"S3 client error: {exc}")
     return exc
+
+
+class _Unclosable(io.RawIOBase):
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._raw.read(size)
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:  # the caller owns the file
+        pass
 
 
 class S3ObjectStore:
@@ -132,8 +161,10 @@ class S3ObjectStore:
             size = len(data)
         else:
             # upload_fileobj streams from the file (multipart above 8 MiB); we rewind on retry.
+            # s3transfer closes the file when a transfer fails, so it gets a view it cannot close.
+            unclosable = _Unclosable(body)
             self._call(
-                lambda: self.client.upload_fileobj(body, self.bucket, key, ExtraArgs=extra),
+                lambda: self.client.upload_fileobj(unclosable, self.bucket, key, ExtraArgs=extra),
                 key,
                 rewind=body,
             )

@@ -1,0 +1,73 @@
+"""services.process without a broker: idempotency, deterministic keys, permanent failures."""
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import func, select
+
+from db.models import Image, Rendition
+from services.ingest import IncomingFile, ingest_upload
+from services.process import process_image
+from tests.conftest import corpus, new_entity_id
+
+
+def _ingest(session, store, settings, path, entity="properties", entity_id=None):
+    result = ingest_upload(session, store, settings, entity_type=entity, entity_id=entity_id or new_entity_id(),
+                           user_id=7, files=[IncomingFile(io.BytesIO(path.read_bytes()), path.name, "image/jpeg")])
+    session.commit()
+    return result
+
+
+def _snapshot(session, store, image_id):
+    image = session.get(Image, image_id)
+    session.refresh(image)
+    rows = sorted((r.id, r.key, r.width, r.height, r.bytes) for r in image.renditions)
+    prefix = f"public/{image.entity_type}/{image.entity_id}/{image_id}/"
+    objects = sorted((o.key, o.size) for o in store.list(prefix))
+    return rows, objects, image.s3_key
+
+
+def test_process_twice_changes_nothing(session, store, settings):
+    res = _ingest(session, store, settings, corpus("photos", "tree_1024x772.webp"))
+    image_id = res.images[0].id
+    assert process_image(session, store, settings, image_id) == "ready"
+    first = _snapshot(session, store, image_id)
+    assert len(first[0]) == 6 and len(first[1]) == 6
+
+    assert process_image(session, store, settings, image_id) == "skipped"
+    assert _snapshot(session, store, image_id) == first
+
+
+def test_rerun_after_a_crash_before_commit_reuses_keys_and_rows(session, store, settings):
+    """A redelivered task (acks_late) after the worker died mid-way: same keys, no new rows."""
+    res = _ingest(session, store, settings, corpus("photos", "nikon-p6000_small_640x480.jpg"))
+    image_id = res.images[0].id
+    assert process_image(session, store, settings, image_id) == "ready"
+    first = _snapshot(session, store, image_id)
+    image = session.get(Image, image_id)
+    image.status = "processing"  # as if the commit of the first run had been lost
+    session.commit()
+    assert process_image(session, store, settings, image_id) == "ready"
+    assert _snapshot(session, store, image_id) == first
+    total = session.scalar(select(func.count()).select_from(Rendition).where(Rendition.image_id == image_id))
+    assert total == 6
+
+
+def test_unsupported_bytes_are_refused_at_ingest(session, store, settings):
+    path = corpus("reject", "libvips-logo.svg")
+    result = ingest_upload(session, store, settings, entity_type="avatars", entity_id=1, user_id=1,
+                           files=[IncomingFile(io.BytesIO(path.read_bytes()), "logo.jpg", "image/jpeg")])
+    assert result.job is None and result.images == []
+    assert result.rejected[0].error.code == "unsupported_media_type"
+    assert result.rejected[0].filename == "logo.jpg"
+
+
+def test_image_too_small_fails_permanently_without_renditions(session, store, settings):
+    res = _ingest(session, store, settings, corpus("accept", "pillow-hopper_orientation_6.jpg"))  # 128 px
+    tiny = settings.with_overrides(min_side_px=200)
+    image_id = res.images[0].id
+    assert process_image(session, store, tiny, image_id) == "failed"
+    image = session.get(Image, image_id)
+    assert (image.status, image.error_code) == ("failed", "image_too_small")
+    assert image.renditions == []
+    assert list(store.list(f"public/properties/{image.entity_id}/")) == []
