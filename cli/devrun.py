@@ -34,6 +34,7 @@ def run_all() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)  # also when started with SIGINT ignored (a background job)
     weed = None
     children: list[tuple[str, subprocess.Popen]] = []
 
