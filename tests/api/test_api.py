@@ -128,3 +128,10 @@ def test_readiness_names_what_is_down(settings):
     assert sorted(body["down"]) == ["broker", "store"]
     assert body["checks"]["database"] == "ok"
     assert body["error"]["code"] == "not_ready"
+
+
+def test_upload_page_is_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and b'src="/web/app.js"' in page.data
+    script = client.get("/web/app.js")
+    assert script.status_code == 200 and b"status_url" in script.data
