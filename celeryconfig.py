@@ -5,7 +5,6 @@ names make `config_from_object("celeryconfig")` work for the plain `celery` comm
 """
 from __future__ import annotations
 
-
 from services.config import Settings, get_settings
 
 PROCESS_IMAGE_TASK = "imagepipe.process_image"

@@ -39,10 +39,10 @@ def run_all() -> int:
     children: list[tuple[str, subprocess.Popen]] = []
 
     def stop_all() -> None:
-        for name, proc in reversed(children):
+        for _name, proc in reversed(children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(children):
+        for _name, proc in reversed(children):
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -55,7 +55,7 @@ class S3Credentials:
     secret_access_key: str
 
     @classmethod
-    def load_or_create(cls, path: Path) -> "S3Credentials":
+    def load_or_create(cls, path: Path) -> S3Credentials:
         """Development credentials for the embedded server, generated once under var/."""
         if path.exists():
             data = json.loads(path.read_text())
@@ -97,7 +97,7 @@ class SeaweedServer:
             f"-bucket={self.bucket}",
         ]
 
-    def start(self, timeout_s: float = 60.0) -> "SeaweedServer":
+    def start(self, timeout_s: float = 60.0) -> SeaweedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["AWS_ACCESS_KEY_ID"] = self.credentials.access_key_id

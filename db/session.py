@@ -1,8 +1,8 @@
 """Engine and session factory. One engine per process (re-created after a fork)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine

@@ -13,7 +13,7 @@ import pyvips
 
 from .errors import CorruptImage
 from .probe import ProbeResult, vips_reason
-from .specs import EncoderSettings, RenditionSpec, specs_for
+from .specs import DEFAULT_ENCODER, EncoderSettings, RenditionSpec, specs_for
 
 VIPS_MAX_COORD = 10_000_000  # "unbounded" height: widths drive every rendition
 
@@ -79,7 +79,7 @@ def _encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> byt
     raise ValueError(f"unknown format {spec.format}")
 
 
-def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = EncoderSettings()) -> RenderResult:
+def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCODER) -> RenderResult:
     provisional = specs_for(False, enc)
     source = decode_for_renditions(data, probe, max(s.width for s in provisional))
     has_alpha = _has_real_alpha(source)

@@ -42,7 +42,10 @@ class EncoderSettings:
     webp_effort: int = 4
 
 
-def specs_for(has_alpha: bool, enc: EncoderSettings = EncoderSettings()) -> list[RenditionSpec]:
+DEFAULT_ENCODER = EncoderSettings()
+
+
+def specs_for(has_alpha: bool, enc: EncoderSettings = DEFAULT_ENCODER) -> list[RenditionSpec]:
     """The six renditions: each width as JPEG (PNG when the source has real alpha) and WebP,
     widest first so rendering can cascade from the largest."""
     fallback = "png" if has_alpha else "jpeg"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlparse
 
 ENTITY_TYPES = ("properties", "projects", "avatars")
@@ -66,11 +66,11 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         problems: list[str] = []
         p = _Reader(env, problems)
@@ -82,10 +82,12 @@ class Settings:
         database_url = env.get("DATABASE_URL") or ""
         if not database_url:
             if mode == "production":
-                problems.append("DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
+                problems.append(
+                    "DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
             database_url = f"sqlite:///{var_dir / 'imagepipe.db'}"
         elif "://" not in database_url:
-            problems.append(f"DATABASE_URL must be a SQLAlchemy URL like postgresql+psycopg2://user:pass@host/db, got {database_url!r}")
+            problems.append("DATABASE_URL must be a SQLAlchemy URL like postgresql+psycopg2://user:pass@host/db,"
+                            f" got {database_url!r}")
 
         broker_url = env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or ""
         if not broker_url:
@@ -112,12 +114,14 @@ class Settings:
         key_id = env.get("AWS_ACCESS_KEY_ID") or None
         secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
         if bool(key_id) != bool(secret_key):
-            problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or both left unset to use the instance role)")
+            problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"
+                            " (or both left unset to use the instance role)")
 
         jwt_secret = env.get("JWT_SECRET") or ""
         generated = False
         if jwt_secret and len(jwt_secret) < 32:
-            problems.append("JWT_SECRET must be at least 32 characters (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+            problems.append("JWT_SECRET must be at least 32 characters"
+                            " (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
         if not jwt_secret:
             if mode == "production":
                 problems.append("JWT_SECRET is required in production (at least 32 random characters)")
@@ -162,7 +166,8 @@ class Settings:
             task_max_retries=p.integer("TASK_MAX_RETRIES", 5, 0, 100),
         )
         if settings.task_time_limit_s <= settings.task_soft_time_limit_s:
-            problems.append("TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
+            problems.append(
+                "TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
         if problems:
             raise ConfigError(problems)
         return settings

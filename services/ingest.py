@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
@@ -80,7 +80,7 @@ def _stage(store: ObjectStore, settings: Settings, image: Image, incoming: Incom
             "entity-type": image.entity_type,
             "entity-id": image.entity_id,
             "image-id": image.id,
-            "upload-time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "upload-time": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
 

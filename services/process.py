@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -49,7 +49,7 @@ def mark_failed(session: Session, image: Image, code: str, message: str) -> None
     image.status = ImageStatus.FAILED
     image.error_code = code
     image.error_message = message[:2000]
-    image.processed_at = datetime.now(timezone.utc)
+    image.processed_at = datetime.now(UTC)
     session.commit()
 
 
@@ -135,7 +135,7 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
     image.sha256 = hashlib.sha256(data).hexdigest()
     image.error_code = image.error_message = None
     image.status = ImageStatus.READY
-    image.processed_at = datetime.now(timezone.utc)
+    image.processed_at = datetime.now(UTC)
     session.commit()
     _discard_staging(store, image)
     return "ready"

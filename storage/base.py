@@ -1,8 +1,9 @@
 """The one storage interface every backend implements, and the errors callers may see."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, Mapping, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 # Renditions never change once written (a changed spec makes a new key), so caches may keep
 # them for a year; originals and staging objects are private and must not be cached.

@@ -13,8 +13,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.parse import urlencode
 
 from .base import DeleteResult, ObjectInfo, ObjectNotFound, PermanentStorageError, normalise_metadata

@@ -8,12 +8,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import BinaryIO, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .base import (
@@ -205,7 +206,7 @@ class S3ObjectStore:
         for i in range(0, len(unique), DELETE_BATCH_SIZE):
             chunk = unique[i : i + DELETE_BATCH_SIZE]
             r = self._call(
-                lambda: self.client.delete_objects(
+                lambda chunk=chunk: self.client.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False},
                 )
@@ -221,7 +222,7 @@ class S3ObjectStore:
             kwargs = {"Bucket": self.bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(lambda: self.client.list_objects_v2(**kwargs))
+            page = self._call(lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
             for obj in page.get("Contents", []):
                 yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", "").strip('"'))
             if not page.get("IsTruncated"):

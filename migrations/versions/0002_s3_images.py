@@ -8,8 +8,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-28
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"
@@ -91,7 +91,8 @@ def downgrade() -> None:
             f" WHERE {where} AND legacy_table = '{table}' ORDER BY legacy_id"
         )
         if bind.dialect.name == "postgresql":
-            op.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
+            op.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                       f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
         # ...rows uploaded since get new ones, pointing at their largest rendition.
         op.execute(
             f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(src)} FROM images"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-import pyvips
 import pytest
+import pyvips
 import requests
 from sqlalchemy import select
 

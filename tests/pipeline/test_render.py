@@ -1,8 +1,8 @@
 """pipeline/ on real corpus files: what a user checks in the rendition files themselves."""
 from __future__ import annotations
 
-import pyvips
 import pytest
+import pyvips
 
 from pipeline.errors import CorruptImage, FileTooLarge, ImageTooLarge, ImageTooSmall, UnsupportedMediaType
 from pipeline.probe import ImageLimits, probe, sniff
