@@ -6,13 +6,13 @@ from dataclasses import dataclass
 import pyvips
 
 from .errors import CorruptImage, FileTooLarge, ImageTooLarge, ImageTooSmall, UnsupportedMediaType
+from .specs import FORMAT_EXT as EXTENSION
+from .specs import FORMAT_MIME as MIME
 
 # libvips runs loaders it deems unsafe on untrusted input (e.g. via ImageMagick, PDFium) only
 # when asked; we never are, so block them process-wide as defence in depth.
 pyvips.block_untrusted_set(True)
 
-MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-EXTENSION = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 # The sniffed format must be loaded by exactly this loader: a file that fools the sniffer
 # still cannot reach another decoder.
 ALLOWED_LOADERS = {

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 import time
@@ -34,7 +35,9 @@ class LocalObjectStore:
         self._secret = signing_secret.encode()
 
     def _path(self, key: str) -> Path:
-        if not key or key.startswith(("/", _META)) or "\\" in key:
+        # Only canonical keys: no "..", ".", empty segments or backslashes, so the key a caller
+        # checks (say, for a public/ prefix) is the object it gets.
+        if not key or key.startswith(("/", _META)) or "\\" in key or posixpath.normpath(key) != key:
             raise PermanentStorageError(f"invalid key: {key!r}")
         path = (self.root / key).resolve()
         if self.root not in path.parents:

@@ -111,7 +111,7 @@ def test_local_presigned_urls_verify_and_expire(tmp_path):
 
 def test_local_store_refuses_keys_that_escape_its_root(tmp_path):
     s = LocalObjectStore(tmp_path / "root")
-    for key in ("../outside", "/etc/passwd", ".meta/x", "a/../../b"):
+    for key in ("../outside", "/etc/passwd", ".meta/x", "a/../../b", "public/../originals/x", "public//x", "./x"):
         with pytest.raises(PermanentStorageError):
             s.put(key, b"x", content_type="text/plain")
 
