@@ -35,7 +35,6 @@ def build(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
-        "worker_hijack_root_logger": False,
     }
     if settings.broker_url.startswith("filesystem"):
         base = settings.var_dir / "broker"
