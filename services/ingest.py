@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from pipeline.probe import MIME, SNIFF_BYTES, require_supported
 from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 from .config import Settings
-from .keys import staging_key
+from .keys import object_metadata, staging_key
 
 
 @dataclass
@@ -75,13 +74,7 @@ def _stage(store: ObjectStore, settings: Settings, image: Image, incoming: Incom
         body,
         content_type=MIME[fmt],
         cache_control=PRIVATE_CACHE_CONTROL,
-        metadata={
-            "user-id": image.uploader_id,
-            "entity-type": image.entity_type,
-            "entity-id": image.entity_id,
-            "image-id": image.id,
-            "upload-time": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+        metadata=object_metadata(image),
     )
 
 

@@ -2,6 +2,7 @@
 deterministic per image and spec so a task that runs twice overwrites instead of duplicating."""
 from __future__ import annotations
 
+from db.models import Image
 from pipeline.specs import RenditionSpec
 
 
@@ -15,3 +16,14 @@ def original_key(entity_type: str, entity_id: int, image_id: int, ext: str) -> s
 
 def rendition_key(entity_type: str, entity_id: int, image_id: int, spec: RenditionSpec) -> str:
     return f"public/{entity_type}/{entity_id}/{image_id}/{spec.filename}"
+
+
+def object_metadata(image: Image) -> dict[str, object]:
+    """The user metadata every object of an image carries (who, what entity, when uploaded)."""
+    return {
+        "user-id": image.uploader_id,
+        "entity-type": image.entity_type,
+        "entity-id": image.entity_id,
+        "image-id": image.id,
+        "upload-time": image.created_at.isoformat(timespec="seconds") if image.created_at else None,
+    }

@@ -20,7 +20,7 @@ from pipeline.specs import EncoderSettings
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore, StorageError
 
 from .config import Settings
-from .keys import original_key, rendition_key
+from .keys import object_metadata, original_key, rendition_key
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,6 @@ def fail_unfinished(session: Session, image_id: int, code: str, message: str) ->
     return True
 
 
-def _metadata(image: Image) -> dict[str, object]:
-    return {
-        "user-id": image.uploader_id,
-        "entity-type": image.entity_type,
-        "entity-id": image.entity_id,
-        "image-id": image.id,
-        "upload-time": image.created_at.isoformat(timespec="seconds") if image.created_at else None,
-    }
-
-
 def _load_source(store: ObjectStore, image: Image) -> bytes:
     for key in (image.staging_key, image.s3_key):
         if key:
@@ -106,7 +96,7 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
         _discard_staging(store, image)
         return "failed"
 
-    meta = _metadata(image)
+    meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
     store.put(orig_key, data, content_type=info.mime_type, cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
 

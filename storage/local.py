@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlencode
 
 from .base import DeleteResult, ObjectInfo, ObjectNotFound, PermanentStorageError, normalise_metadata
@@ -84,9 +83,6 @@ class LocalObjectStore:
 
     def get(self, key: str) -> bytes:
         return self.path_of(key).read_bytes()
-
-    def open(self, key: str) -> BinaryIO:
-        return self.path_of(key).open("rb")
 
     def head(self, key: str) -> ObjectInfo:
         path = self.path_of(key)

@@ -164,12 +164,14 @@ class S3ObjectStore:
             # upload_fileobj streams from the file (multipart above 8 MiB); we rewind on retry.
             # s3transfer closes the file when a transfer fails, so it gets a view it cannot close.
             unclosable = _Unclosable(body)
+            start = body.tell()
+            size = body.seek(0, io.SEEK_END) - start
+            body.seek(start)
             self._call(
                 lambda: self.client.upload_fileobj(unclosable, self.bucket, key, ExtraArgs=extra),
                 key,
                 rewind=body,
             )
-            size = self.head(key).size
         return ObjectInfo(key=key, size=size, content_type=content_type, cache_control=cache_control,
                           metadata=extra["Metadata"])
 
