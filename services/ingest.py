@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Job
 from pipeline.errors import FileTooLarge, ImageError
-from pipeline.probe import MIME, SNIFF_BYTES, require_supported
+from pipeline.probe import MIME, SNIFF_BYTES, check_size, require_supported
 from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 from .config import Settings
 from .keys import object_metadata, staging_key
+from .process import limits_from
 
 
 @dataclass
@@ -63,8 +64,7 @@ def _stage(store: ObjectStore, settings: Settings, image: Image, incoming: Incom
     if incoming.stream.seekable():
         incoming.stream.seek(0, 2)
         size = incoming.stream.tell()
-        if size > settings.max_upload_bytes:
-            raise FileTooLarge(f"file is {size} bytes; the limit is {settings.max_upload_bytes} bytes")
+        check_size(size, limits_from(settings))
         incoming.stream.seek(0)
         body = incoming.stream
     else:
