@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify, request, url_for
 
 from services.config import ENTITY_TYPES
 from services.ingest import IncomingFile, ingest_upload
-from services.queries import get_image, get_job, list_images
+from services.queries import get_image, get_job, job_status, list_images
 
 from .app import components, db_session
 from .auth import login_required
@@ -60,12 +60,17 @@ def upload(entity: str, entity_id: int):
         raise ApiError(first.http_status, first.code, first.message)
     session.commit()
     # Only now that the rows are committed may a worker look for them.
-    c.enqueue([i.id for i in result.images])
+    if result.images:
+        c.enqueue([i.id for i in result.images])
 
+    images = [{"id": i.id, "status": i.status, "filename": i.original_filename} for i in result.images]
+    # The same bytes already belong to this entity: point at that image instead of a copy.
+    images += [{"id": d.image.id, "status": d.image.status, "filename": d.filename, "duplicate_of": d.image.id}
+               for d in result.duplicates]
     body = {
-        "job": {"id": result.job.id, "status": "queued",
+        "job": {"id": result.job.id, "status": job_status(result.job.images),
                 "status_url": url_for("v1.get_job", job_id=result.job.id)},
-        "images": [{"id": i.id, "status": i.status, "filename": i.original_filename} for i in result.images],
+        "images": images,
     }
     if result.rejected:
         body["rejected"] = [

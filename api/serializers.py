@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import url_for
 
 from db.models import Image, Job
+from services.ingest import content_type_mismatch
 from services.queries import job_status
 from storage import ObjectStore
 
@@ -34,7 +35,14 @@ def image_json(image: Image, store: ObjectStore) -> dict:
         "height": image.height,
         "file_size": image.file_size,
         "mime_type": image.mime_type,
+        "declared_content_type": image.declared_content_type,
+        # The bytes decide the format; a client that declared something else is told so.
+        "content_type_mismatch": content_type_mismatch(image.declared_content_type, image.mime_type),
         "sha256": image.sha256,
+        "has_alpha": image.has_alpha,
+        "animated": bool(image.frames and image.frames > 1),
+        "placeholder": {"blurhash": image.blurhash, "dominant_color": image.dominant_color}
+        if image.blurhash else None,
         "renditions": renditions,
         "created_at": _iso(image.created_at),
         "processed_at": _iso(image.processed_at),

@@ -43,6 +43,7 @@ class Image(Base):
         Index("ix_images_entity", "entity_type", "entity_id", "created_at"),
         Index("ix_images_s3_key", "s3_key"),
         Index("ix_images_status", "status"),
+        Index("ix_images_entity_sha256", "entity_type", "entity_id", "sha256"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -66,6 +67,13 @@ class Image(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))
     has_alpha: Mapped[bool | None] = mapped_column()
+    blurhash: Mapped[str | None] = mapped_column(String(100))
+    dominant_color: Mapped[str | None] = mapped_column(String(7))  # "#rrggbb"
+    frames: Mapped[int | None] = mapped_column(Integer)  # > 1: animated; the first frame is rendered
+    # From EXIF, for the database only (never in a public file).
+    captured_at: Mapped[str | None] = mapped_column(String(32))
+    camera: Mapped[str | None] = mapped_column(String(200))
+    copyright: Mapped[str | None] = mapped_column(String(200))
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,6 +1,7 @@
 """Know what a file is before decoding a pixel: sniff magic bytes, read the header, check limits."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyvips
@@ -19,8 +20,25 @@ ALLOWED_LOADERS = {
     "jpeg": {"jpegload_buffer", "uhdrload_buffer"},  # Ultra HDR is a JPEG with a gain map
     "png": {"pngload_buffer"},
     "webp": {"webpload_buffer"},
+    "avif": {"heifload_buffer"},
+    "heic": {"heifload_buffer"},  # header only: pixels are decoded by pi-heif (see render.py)
 }
-SNIFF_BYTES = 16
+# The codec inside a HEIF container decides what it is; a HEIF holding JPEG or an
+# uncompressed image is not a format we serve.
+HEIF_CODECS = {"av1": "avif", "hevc": "heic"}
+SNIFF_BYTES = 64  # enough for an ISO-BMFF `ftyp` box with its compatible brands
+
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_HEIF_BRANDS = {b"mif1", b"msf1", b"mif2", b"miaf"}
+
+
+def _ftyp_brands(head: bytes) -> set[bytes]:
+    size = int.from_bytes(head[:4], "big")
+    end = min(max(size, 16), len(head))
+    brands = {head[8:12]}
+    brands.update(head[i:i + 4] for i in range(16, end - 3, 4))
+    return brands
 
 
 def sniff(head: bytes) -> str | None:
@@ -31,6 +49,12 @@ def sniff(head: bytes) -> str | None:
         return "png"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head[4:8] == b"ftyp":
+        brands = _ftyp_brands(head)
+        if brands & _AVIF_BRANDS:
+            return "avif"
+        if brands & (_HEIC_BRANDS | _HEIF_BRANDS):
+            return "heic"  # a generic HEIF; the probe reads its codec and settles avif vs heic
     return None
 
 
@@ -43,6 +67,15 @@ class ImageLimits:
 
 
 @dataclass(frozen=True)
+class CaptureInfo:
+    """What the camera said, for the database only; never written to a public file."""
+
+    taken_at: str | None = None  # EXIF DateTimeOriginal as ISO 8601, local camera time
+    camera: str | None = None  # make and model
+    copyright: str | None = None
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     format: str
     width: int  # as displayed, i.e. after EXIF orientation
@@ -50,6 +83,9 @@ class ProbeResult:
     orientation: int
     bands: int
     file_size: int
+    pages: int = 1  # frames of an animation; only the first is rendered
+    capture: CaptureInfo = CaptureInfo()
+    icc_profile: str | None = None  # description of an embedded ICC profile ("" if unnamed)
 
     @property
     def mime_type(self) -> str:
@@ -59,17 +95,40 @@ class ProbeResult:
     def extension(self) -> str:
         return EXTENSION[self.format]
 
+    @property
+    def animated(self) -> bool:
+        return self.pages > 1
+
 
 def check_size(size_bytes: int, limits: ImageLimits) -> None:
     if size_bytes > limits.max_bytes:
         raise FileTooLarge(f"file is {size_bytes} bytes; the limit is {limits.max_bytes} bytes")
 
 
+def _damaged_png_signature(head: bytes) -> bool:
+    # A PNG whose 8-byte signature was mangled in transfer (text-mode CR/LF conversion, a
+    # 7-bit channel) still has its IHDR chunk where it belongs: a corrupt PNG, not another format.
+    return head[12:16] == b"IHDR" and head[1:4].upper() in (b"PNG", b"QNG") and head[:8] != b"\x89PNG\r\n\x1a\n"
+
+
 def require_supported(head: bytes) -> str:
     fmt = sniff(head)
+    if fmt is None and _damaged_png_signature(head):
+        raise CorruptImage("the PNG signature is damaged (the file was altered in transfer)")
     if fmt is None:
-        raise UnsupportedMediaType("not a JPEG, PNG or WebP image (the format is read from the file's bytes)")
+        raise UnsupportedMediaType(
+            "not a JPEG, PNG, WebP, AVIF or HEIC image (the format is read from the file's bytes)"
+        )
     return fmt
+
+
+def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
+    if width > limits.max_side_px or height > limits.max_side_px:
+        raise ImageTooLarge(f"image is {width}x{height} px; no side may exceed {limits.max_side_px} px")
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(f"image is {width}x{height} = {width * height} px; the limit is {limits.max_pixels} px")
+    if width < limits.min_side_px or height < limits.min_side_px:
+        raise ImageTooSmall(f"image is {width}x{height} px; each side must be at least {limits.min_side_px} px")
 
 
 def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> ProbeResult:
@@ -83,20 +142,102 @@ def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> ProbeResult:
         raise CorruptImage(f"the {fmt.upper()} header cannot be read: {vips_reason(exc)}") from exc
     if loader not in ALLOWED_LOADERS[fmt]:
         raise UnsupportedMediaType(f"file starts like {fmt.upper()} but libvips reads it as {loader}")
+    if loader == "heifload_buffer":
+        codec = header.get("heif-compression") if header.get_typeof("heif-compression") else None
+        if codec not in HEIF_CODECS:
+            raise UnsupportedMediaType(f"a HEIF container holding {codec or 'an unknown codec'} is not served")
+        fmt = HEIF_CODECS[codec]
     width, height = header.width, header.height
-    orientation = header.get("orientation") if header.get_typeof("orientation") else 1
+    pages = _int_field(header, "n-pages", 1)
+    if pages > 1 and header.get_typeof("page-height"):
+        height = header.get("page-height")  # one frame; loaders report the first only, be sure
+    orientation = _int_field(header, "orientation", 1)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    if width > limits.max_side_px or height > limits.max_side_px:
-        raise ImageTooLarge(f"image is {width}x{height} px; no side may exceed {limits.max_side_px} px")
-    if width * height > limits.max_pixels:
-        raise ImageTooLarge(f"image is {width}x{height} = {width * height} px; the limit is {limits.max_pixels} px")
-    if width < limits.min_side_px or height < limits.min_side_px:
-        raise ImageTooSmall(f"image is {width}x{height} px; each side must be at least {limits.min_side_px} px")
-    return ProbeResult(fmt, width, height, int(orientation or 1), header.bands, len(data))
+    check_dimensions(width, height, limits)
+    return ProbeResult(fmt, width, height, orientation if 1 <= orientation <= 8 else 1,
+                       header.bands, len(data), max(pages, 1), capture_info(header), embedded_profile(header))
+
+
+def _int_field(header: pyvips.Image, name: str, default: int) -> int:
+    try:
+        return int(header.get(name)) if header.get_typeof(name) else default
+    except (pyvips.Error, TypeError, ValueError):
+        return default
+
+
+# libvips renders an EXIF string tag as "value (value, ASCII, 24 components, 24 bytes)".
+_EXIF_STRING = re.compile(r"^(?P<value>.*) \(.*, \w+, \d+ components?, \d+ bytes?\)$", re.S)
+
+
+def _exif_text(header: pyvips.Image, field: str, limit: int = 200) -> str | None:
+    if not header.get_typeof(field):
+        return None
+    try:
+        raw = header.get(field)
+    except pyvips.Error:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    match = _EXIF_STRING.match(str(raw))
+    value = (match.group("value") if match else str(raw)).strip().strip("\x00").strip()
+    value = "".join(ch for ch in value if ch.isprintable())
+    if not any(ch.isalnum() for ch in value):
+        return None
+    return value[:limit]
+
+
+def capture_info(header: pyvips.Image) -> CaptureInfo:
+    taken = _exif_text(header, "exif-ifd2-DateTimeOriginal") or _exif_text(header, "exif-ifd0-DateTime")
+    taken_at = None
+    if taken and re.fullmatch(r"\d{4}:\d\d:\d\d \d\d:\d\d:\d\d", taken) and not taken.startswith("0000"):
+        taken_at = taken[:10].replace(":", "-") + "T" + taken[11:]
+        offset = _exif_text(header, "exif-ifd2-OffsetTimeOriginal")
+        if offset and re.fullmatch(r"[+-]\d\d:\d\d", offset):
+            taken_at += offset
+    make = _exif_text(header, "exif-ifd0-Make", 100)
+    model = _exif_text(header, "exif-ifd0-Model", 100)
+    camera = model if make and model and model.lower().startswith(make.lower()) else " ".join(
+        p for p in (make, model) if p) or None
+    return CaptureInfo(taken_at, camera, _exif_text(header, "exif-ifd0-Copyright"))
 
 
 def vips_reason(exc: Exception) -> str:
-    """The most specific line of a libvips error (its last), without the indentation."""
+    """The most specific line of a libvips error (its last), without the indentation and
+    without libvips' generic "unable to call <operation>" lines."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else exc.__class__.__name__
+    useful = [line for line in lines if not line.startswith("unable to call")]
+    return (useful or lines or [exc.__class__.__name__])[-1]
+
+
+def icc_description(profile: bytes) -> str | None:
+    """The `desc` tag of an ICC profile (v2 `desc` or v4 `mluc`), or None if unreadable."""
+    try:
+        count = int.from_bytes(profile[128:132], "big")
+        for n in range(min(count, 100)):
+            entry = 132 + 12 * n
+            if profile[entry:entry + 4] != b"desc":
+                continue
+            offset = int.from_bytes(profile[entry + 4:entry + 8], "big")
+            size = int.from_bytes(profile[entry + 8:entry + 12], "big")
+            tag = profile[offset:offset + size]
+            if tag[:4] == b"desc":
+                length = int.from_bytes(tag[8:12], "big")
+                return tag[12:12 + length].split(b"\x00", 1)[0].decode("latin-1").strip() or None
+            if tag[:4] == b"mluc" and int.from_bytes(tag[8:12], "big") > 0:
+                rec_len = int.from_bytes(tag[20:24], "big")
+                rec_off = int.from_bytes(tag[24:28], "big")
+                return tag[rec_off:rec_off + rec_len].decode("utf-16-be", "replace").strip("\x00 ") or None
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def embedded_profile(header: pyvips.Image) -> str | None:
+    """The description of an embedded ICC profile ("" when it has none we can read), or None."""
+    if not header.get_typeof("icc-profile-data"):
+        return None
+    try:
+        return icc_description(bytes(header.get("icc-profile-data"))) or ""
+    except pyvips.Error:
+        return ""

@@ -3,19 +3,29 @@
 The source is decoded once with shrink-on-load at the largest target width (JPEG and WebP
 decode at a fraction of full size when they can), made upright and sRGB, then each smaller
 width is resized from the previous one in memory. Encoders are told to keep no metadata, so
-EXIF (GPS included), XMP and IPTC never reach a public file.
+EXIF (GPS included), XMP, IPTC and ICC never reach a public file: pixels are converted to
+sRGB first, which is what a browser assumes of an untagged image.
+
+HEIC is the one input libvips cannot decode here (pyvips-binary has no HEVC decoder): pi-heif
+(libheif + libde265) decodes it, with its container transforms applied, and hands the pixels
+over. libvips has already read and checked its header in probe().
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import pyvips
 
 from .errors import CorruptImage
+from .placeholders import Placeholders, placeholders
 from .probe import ProbeResult, vips_reason
 from .specs import DEFAULT_ENCODER, EncoderSettings, RenditionSpec, specs_for
 
 VIPS_MAX_COORD = 10_000_000  # "unbounded" height: widths drive every rendition
+# Loaders must not paper over damage: a truncated JPEG would otherwise come out grey-bottomed
+# and a PNG with a bad chunk CRC would decode whatever the bytes say.
+LOAD_OPTIONS = "fail_on=error"
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ class Rendition:
 class RenderResult:
     has_alpha: bool
     renditions: list[Rendition]
+    placeholders: Placeholders
 
 
 def _to_display_space(img: pyvips.Image) -> pyvips.Image:
@@ -53,29 +64,64 @@ def _has_real_alpha(img: pyvips.Image) -> bool:
     return bool(img.hasalpha()) and img[img.bands - 1].min() < 255
 
 
+def _colour_options(probe: ProbeResult) -> dict:
+    # An embedded profile that is not sRGB (Display P3, Adobe RGB, XYB, CMYK...) is applied
+    # and the result exported as sRGB. Untagged and sRGB-tagged images skip the transform,
+    # which would cost 3-6x the whole decode and change nothing.
+    if probe.icc_profile is not None and "srgb" not in probe.icc_profile.lower():
+        return {"export_profile": "srgb", "intent": "perceptual"}
+    return {}
+
+
+def _heic_image(data: bytes) -> pyvips.Image:
+    import pi_heif  # imported on first HEIC only: it loads libheif
+
+    heif = pi_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+    bands = {"RGB": 3, "RGBA": 4}.get(heif.mode)
+    if bands is None:
+        raise CorruptImage(f"HEIC pixel mode {heif.mode} is not supported")
+    width, height = heif.size
+    rows = pyvips.Image.new_from_memory(heif.data, heif.stride, height, 1, "uchar")
+    img = rows.crop(0, 0, width * bands, height).bandfold(factor=bands).copy_memory()
+    img = img.copy(interpretation="srgb")
+    profile = heif.info.get("icc_profile")
+    if profile:
+        img.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(profile))
+    return img
+
+
 def decode_for_renditions(data: bytes, probe: ProbeResult, max_width: int) -> pyvips.Image:
     target = min(max_width, probe.width)
+    options = _colour_options(probe)
     try:
-        img = pyvips.Image.thumbnail_buffer(
-            data, target, height=VIPS_MAX_COORD, size="down",
-            option_string="fail_on=truncated",  # the loader must not paper over damage
-        )
+        if probe.format == "heic":
+            img = _heic_image(data).thumbnail_image(target, height=VIPS_MAX_COORD, size="down", **options)
+        else:
+            # Animated input: loaders read the first frame only (n=1 is the default).
+            img = pyvips.Image.thumbnail_buffer(
+                data, target, height=VIPS_MAX_COORD, size="down", option_string=LOAD_OPTIONS, **options
+            )
         img = _to_display_space(img)
         # Materialise once: every rendition below reads this buffer, not the file again.
         return img.copy_memory()
     except pyvips.Error as exc:
         raise CorruptImage(f"image data cannot be decoded: {vips_reason(exc)}") from exc
+    except (ValueError, RuntimeError, OSError) as exc:  # pi-heif reports damage this way
+        raise CorruptImage(f"image data cannot be decoded: {exc}") from exc
 
 
-def _encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> bytes:
+def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> bytes:
     if spec.format == "jpeg":
         return img.jpegsave_buffer(
-            Q=spec.quality, optimize_coding=True, interlace=spec.name == "large", keep="none"
+            Q=spec.quality, optimize_coding=True, interlace=spec.name in enc.jpeg_progressive,
+            subsample_mode=enc.jpeg_subsample, keep="none",
         )
     if spec.format == "webp":
         return img.webpsave_buffer(Q=spec.quality, effort=enc.webp_effort, keep="none")
     if spec.format == "png":
-        return img.pngsave_buffer(compression=6, keep="none")
+        return img.pngsave_buffer(compression=enc.png_compression, keep="none")
+    if spec.format == "avif":
+        return img.heifsave_buffer(compression="av1", Q=spec.quality, effort=enc.avif_effort, keep="none")
     raise ValueError(f"unknown format {spec.format}")
 
 
@@ -97,7 +143,8 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
                     current = current.thumbnail_image(spec.width, height=VIPS_MAX_COORD, size="down").copy_memory()
                 sized[spec.width] = current
             img = sized[spec.width]
-            out.append(Rendition(spec, _encode(img, spec, enc), img.width, img.height))
+            out.append(Rendition(spec, encode(img, spec, enc), img.width, img.height))
+        marks = placeholders(current)  # from the smallest size: cheap, whatever the upload
     except pyvips.Error as exc:
         raise CorruptImage(f"image data cannot be decoded: {vips_reason(exc)}") from exc
-    return RenderResult(has_alpha=has_alpha, renditions=out)
+    return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks)

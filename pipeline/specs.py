@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMAT_EXT = {"jpeg": "jpg", "png": "png", "webp": "webp"}
-FORMAT_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+# Every format imagepipe reads or writes. HEIC is input only; AVIF is both (output behind a setting).
+FORMAT_EXT = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif", "heic": "heic"}
+FORMAT_MIME = {
+    "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif", "heic": "image/heic",
+}
 
 
 @dataclass(frozen=True)
 class RenditionSpec:
     name: str  # thumbnail | medium | large
     width: int  # target width in px; never upscaled
-    format: str  # jpeg | png | webp
+    format: str  # jpeg | png | webp | avif
     quality: int  # encoder quality (PNG: ignored, lossless)
 
     @property
@@ -37,16 +40,24 @@ RENDITION_WIDTHS = {"thumbnail": 300, "medium": 800, "large": 1600}
 
 @dataclass(frozen=True)
 class EncoderSettings:
+    """Encoder choices; docs/benchmarks.md has the measurements behind the defaults."""
+
     jpeg_quality: int = 82
+    jpeg_progressive: tuple[str, ...] = ("large",)  # rendition names saved as progressive JPEG
+    jpeg_subsample: str = "auto"  # libvips: "auto" = 4:2:0 below Q90, "on", "off" (4:4:4)
     webp_quality: int = 80
-    webp_effort: int = 4
+    webp_effort: int = 4  # 0 (fastest) .. 6 (smallest)
+    png_compression: int = 6
+    avif: bool = False  # also write an AVIF of each width
+    avif_quality: int = 50
+    avif_effort: int = 2  # 0 (fastest) .. 9 (smallest)
 
 
 DEFAULT_ENCODER = EncoderSettings()
 
 
 def specs_for(has_alpha: bool, enc: EncoderSettings = DEFAULT_ENCODER) -> list[RenditionSpec]:
-    """The six renditions: each width as JPEG (PNG when the source has real alpha) and WebP,
+    """Each width as JPEG (PNG when the source has real alpha) and WebP, plus AVIF when enabled,
     widest first so rendering can cascade from the largest."""
     fallback = "png" if has_alpha else "jpeg"
     fallback_q = 100 if has_alpha else enc.jpeg_quality
@@ -54,4 +65,6 @@ def specs_for(has_alpha: bool, enc: EncoderSettings = DEFAULT_ENCODER) -> list[R
     for name, width in sorted(RENDITION_WIDTHS.items(), key=lambda kv: -kv[1]):
         out.append(RenditionSpec(name, width, fallback, fallback_q))
         out.append(RenditionSpec(name, width, "webp", enc.webp_quality))
+        if enc.avif:
+            out.append(RenditionSpec(name, width, "avif", enc.avif_quality))
     return out

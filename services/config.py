@@ -55,8 +55,13 @@ class Settings:
     min_side_px: int = 64
 
     jpeg_quality: int = 82
+    jpeg_progressive: tuple[str, ...] = ("large",)
+    jpeg_subsample: str = "auto"
     webp_quality: int = 80
     webp_effort: int = 4
+    avif_enabled: bool = False
+    avif_quality: int = 50
+    avif_effort: int = 2
 
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 180
@@ -160,7 +165,12 @@ class Settings:
             min_side_px=p.integer("MIN_SIDE_PX", 64, 1, 10_000),
             jpeg_quality=p.integer("JPEG_QUALITY", 82, 1, 100),
             webp_quality=p.integer("WEBP_QUALITY", 80, 1, 100),
+            jpeg_progressive=p.names("JPEG_PROGRESSIVE", ("thumbnail", "medium", "large"), ("large",)),
+            jpeg_subsample=p.choice("JPEG_SUBSAMPLE", ("auto", "on", "off"), "auto"),
             webp_effort=p.integer("WEBP_EFFORT", 4, 0, 6),
+            avif_enabled=p.boolean("AVIF_ENABLED", False),
+            avif_quality=p.integer("AVIF_QUALITY", 50, 1, 100),
+            avif_effort=p.integer("AVIF_EFFORT", 2, 0, 9),
             task_soft_time_limit_s=p.integer("TASK_SOFT_TIME_LIMIT_S", 120, 1, 86400),
             task_time_limit_s=p.integer("TASK_TIME_LIMIT_S", 180, 1, 86400),
             task_max_retries=p.integer("TASK_MAX_RETRIES", 5, 0, 100),
@@ -190,6 +200,32 @@ class _Reader:
             self.problems.append(f"{name} must be between {lo} and {hi}, got {value}")
             return default
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = (self.env.get(name) or "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
+    def names(self, name: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma-separated subset of `allowed`; "none" (or empty after trimming) is the empty set."""
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        items = tuple(dict.fromkeys(i.strip().lower() for i in raw.split(",") if i.strip()))
+        if items in ((), ("none",)):
+            return ()
+        unknown = [i for i in items if i not in allowed]
+        if unknown:
+            self.problems.append(f"{name} must be a comma-separated list of {', '.join(allowed)} (or none),"
+                                 f" got {raw!r}")
+            return default
+        return items
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
         raw = (self.env.get(name) or default).strip().lower()

@@ -2,13 +2,18 @@
 
 Nothing here decodes an image. The instant checks are the magic bytes (415) and the byte
 limit, enforced while streaming (413). The caller enqueues only after `commit()`.
+
+The same bytes uploaded again to the same entity are not stored twice: the existing image is
+returned as `duplicate_of` and joins the new job, so its status is the job's.
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Job
@@ -35,10 +40,67 @@ class Rejected:
 
 
 @dataclass
+class Duplicate:
+    filename: str | None
+    image: Image  # the image already holding these bytes
+
+
+@dataclass
 class IngestResult:
     job: Job | None
-    images: list[Image] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)  # new: enqueue these
     rejected: list[Rejected] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+
+
+# Declared types that mean the same as what we sniff, and declarations that say nothing.
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+                 "image/heif": "image/heic", "image/heic-sequence": "image/heic", "image/heif-sequence": "image/heic",
+                 "image/avif-sequence": "image/avif"}
+_UNDECLARED = {"", "application/octet-stream", "binary/octet-stream"}
+
+
+def content_type_mismatch(declared: str | None, sniffed: str | None) -> bool:
+    """True when the client declared a type and the bytes are something else (reported, not
+    fatal: the bytes decide). A generic HEIF declared for an AVIF is not a mismatch."""
+    if not declared or not sniffed:
+        return False
+    d = declared.split(";", 1)[0].strip().lower()
+    if d in _UNDECLARED:
+        return False
+    d = _MIME_ALIASES.get(d, d)
+    if d == "image/heic" and sniffed == "image/avif":
+        return False
+    return d != sniffed
+
+
+ACTIVE_STATUSES = (ImageStatus.PENDING, ImageStatus.PROCESSING, ImageStatus.READY)
+
+
+def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: str) -> Image | None:
+    return session.scalars(
+        select(Image)
+        .where(Image.entity_type == entity_type, Image.entity_id == entity_id, Image.sha256 == sha256,
+               Image.status.in_(ACTIVE_STATUSES))
+        .order_by(Image.id)
+        .limit(1)
+    ).first()
+
+
+def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[str, BinaryIO | bytes]:
+    """sha256 of the whole file and a body to stage (the stream rewound, or the bytes read)."""
+    h = hashlib.sha256()
+    if incoming.stream.seekable():
+        incoming.stream.seek(0, 2)
+        check_size(incoming.stream.tell(), limits_from(settings))
+        incoming.stream.seek(0)
+        for chunk in iter(lambda: incoming.stream.read(1024 * 1024), b""):
+            h.update(chunk)
+        incoming.stream.seek(0)
+        return h.hexdigest(), incoming.stream
+    data = _read_bounded(head, incoming.stream, settings.max_upload_bytes)
+    h.update(data)
+    return h.hexdigest(), data
 
 
 def _read_bounded(head: bytes, stream: BinaryIO, max_bytes: int) -> bytes:
@@ -57,18 +119,9 @@ def _safe_filename(name: str | None) -> str | None:
     return name[:255] or None
 
 
-def _stage(store: ObjectStore, settings: Settings, image: Image, incoming: IncomingFile, head: bytes, fmt: str) -> None:
-    # Spooled uploads are seekable: hand the store the file itself, streamed (multipart when
+def _stage(store: ObjectStore, image: Image, body: BinaryIO | bytes, fmt: str) -> None:
+    # Spooled uploads are seekable: the store gets the file itself, streamed (multipart when
     # large) and rewound if a call is retried.
-    body: BinaryIO | bytes
-    if incoming.stream.seekable():
-        incoming.stream.seek(0, 2)
-        size = incoming.stream.tell()
-        check_size(size, limits_from(settings))
-        incoming.stream.seek(0)
-        body = incoming.stream
-    else:
-        body = _read_bounded(head, incoming.stream, settings.max_upload_bytes)
     store.put(
         image.staging_key,
         body,
@@ -98,6 +151,15 @@ def ingest_upload(
         except ImageError as exc:
             result.rejected.append(Rejected(filename, exc))
             continue
+        try:
+            sha256, body = _digest(incoming, head, settings)
+        except ImageError as exc:
+            result.rejected.append(Rejected(filename, exc))
+            continue
+        existing = find_duplicate(session, entity_type, entity_id, sha256)
+        if existing is not None:
+            result.duplicates.append(Duplicate(filename, existing))
+            continue
         image = Image(
             entity_type=entity_type,
             entity_id=entity_id,
@@ -107,20 +169,15 @@ def ingest_upload(
             declared_content_type=(incoming.content_type or None),
             staging_key=staging_key(uuid.uuid4().hex),
             mime_type=MIME[fmt],
+            sha256=sha256,
         )
         session.add(image)
         session.flush()  # the id goes into the object's metadata
-        try:
-            _stage(store, settings, image, incoming, head, fmt)
-        except ImageError as exc:
-            session.delete(image)
-            session.flush()
-            result.rejected.append(Rejected(filename, exc))
-            continue
+        _stage(store, image, body, fmt)
         result.images.append(image)
-    if result.images:
+    if result.images or result.duplicates:
         job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id)
-        job.images = list(result.images)
+        job.images = list(dict.fromkeys(result.images + [d.image for d in result.duplicates]))
         session.add(job)
         session.flush()
         result.job = job

@@ -40,8 +40,13 @@ def limits_from(settings: Settings) -> ImageLimits:
 def encoder_from(settings: Settings) -> EncoderSettings:
     return EncoderSettings(
         jpeg_quality=settings.jpeg_quality,
+        jpeg_progressive=settings.jpeg_progressive,
+        jpeg_subsample=settings.jpeg_subsample,
         webp_quality=settings.webp_quality,
         webp_effort=settings.webp_effort,
+        avif=settings.avif_enabled,
+        avif_quality=settings.avif_quality,
+        avif_effort=settings.avif_effort,
     )
 
 
@@ -113,7 +118,7 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
         row.spec, row.key = str(spec), key
         row.width, row.height = rendition.width, rendition.height
         row.bytes, row.content_type = len(rendition.data), spec.content_type
-        if spec.format != "webp":
+        if spec.format in ("jpeg", "png"):
             setattr(image, _URL_COLUMNS[spec.name], store.public_url(key))
 
     image.s3_key = orig_key
@@ -123,6 +128,12 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
     image.mime_type = info.mime_type
     image.has_alpha = result.has_alpha
     image.sha256 = hashlib.sha256(data).hexdigest()
+    image.blurhash = result.placeholders.blurhash
+    image.dominant_color = result.placeholders.dominant_color
+    image.frames = info.pages
+    image.captured_at = info.capture.taken_at
+    image.camera = info.capture.camera
+    image.copyright = info.capture.copyright
     image.error_code = image.error_message = None
     image.status = ImageStatus.READY
     image.processed_at = datetime.now(UTC)

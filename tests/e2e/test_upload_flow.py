@@ -141,9 +141,9 @@ def test_corrupt_file_ends_as_failed_job_with_stable_code(live_server, celery_wo
 
 def test_listing_is_newest_first(live_server, celery_worker, auth):
     entity_id = new_entity_id()
-    photo = corpus("photos", "waterfall_progressive_orient6_308x231.jpg")
-    first = upload(live_server, auth, "projects", entity_id, photo).json()
-    second = upload(live_server, auth, "projects", entity_id, photo).json()
+    first = upload(live_server, auth, "projects", entity_id,
+                   corpus("photos", "waterfall_progressive_orient6_308x231.jpg")).json()
+    second = upload(live_server, auth, "projects", entity_id, corpus("photos", "nikon-p6000_small_640x480.jpg")).json()
     for j in (first, second):
         wait_for_job(live_server, auth, j["job"]["status_url"])
     listing = requests.get(f"{live_server}/api/v1/projects/{entity_id}/images", headers=auth, timeout=10).json()
@@ -151,3 +151,43 @@ def test_listing_is_newest_first(live_server, celery_worker, auth):
     assert all(set(i["renditions"]) == {"thumbnail", "medium", "large"} for i in listing["images"])
     other = requests.get(f"{live_server}/api/v1/properties/{entity_id}/images", headers=auth, timeout=10).json()
     assert other["images"] == []
+
+
+def test_same_bytes_again_return_the_existing_image(live_server, celery_worker, auth, store, session):
+    entity_id = new_entity_id()
+    photo = corpus("photos", "waterfall_progressive_orient6_308x231.jpg")
+    first = upload(live_server, auth, "properties", entity_id, photo, name="a.jpg").json()
+    wait_for_job(live_server, auth, first["job"]["status_url"])
+    original_id = first["images"][0]["id"]
+    staged_before = {o.key for o in store.list("staging/")}
+
+    again = upload(live_server, auth, "properties", entity_id, photo, name="renamed copy.jpg")
+    assert again.status_code == 202, again.text
+    [dup] = again.json()["images"]
+    assert dup == {"id": original_id, "status": "ready", "filename": "renamed copy.jpg", "duplicate_of": original_id}
+    # The new job is about the existing image, so it is already done.
+    assert again.json()["job"]["status"] == "succeeded"
+    listing = requests.get(f"{live_server}/api/v1/properties/{entity_id}/images", headers=auth, timeout=10).json()
+    assert [i["id"] for i in listing["images"]] == [original_id]
+    session.expire_all()
+    assert session.scalars(select(Image).where(Image.entity_id == entity_id)).all()[0].id == original_id
+    assert {o.key for o in store.list("staging/")} - staged_before == set()  # nothing new was stored
+
+    # Another entity is another gallery: the same photo is stored for it.
+    other = upload(live_server, auth, "projects", entity_id, photo).json()
+    assert "duplicate_of" not in other["images"][0]
+    assert other["images"][0]["id"] != original_id
+
+
+def test_placeholders_and_declared_type_are_on_the_record(live_server, celery_worker, auth):
+    entity_id = new_entity_id()
+    png = corpus("photos", "bird_rgba-opaque_576x384.png")
+    body = upload(live_server, auth, "avatars", entity_id, png).json()  # declared image/jpeg by upload()
+    wait_for_job(live_server, auth, body["job"]["status_url"])
+    data = requests.get(f"{live_server}/api/v1/images/{body['images'][0]['id']}", headers=auth, timeout=10).json()
+    assert data["mime_type"] == "image/png"
+    assert data["declared_content_type"] == "image/jpeg"
+    assert data["content_type_mismatch"] is True
+    assert len(data["placeholder"]["blurhash"]) == 28  # 4 x 3 components for a landscape photo
+    assert data["placeholder"]["dominant_color"].startswith("#") and len(data["placeholder"]["dominant_color"]) == 7
+    assert data["animated"] is False
