@@ -44,20 +44,16 @@ def ssim(a: pyvips.Image, b: pyvips.Image) -> float:
 
 def candidates():
     for q in (75, 80, 82, 85, 90):
-        for sub in ("auto", "off"):
-            yield f"jpeg q{q} sub={sub}", lambda im, q=q, sub=sub: im.jpegsave_buffer(
-                Q=q, optimize_coding=True, subsample_mode=sub, keep="none")
-    for q in (82,):
-        yield f"jpeg q{q} progressive", lambda im, q=q: im.jpegsave_buffer(
-            Q=q, optimize_coding=True, interlace=True, keep="none")
-        yield f"jpeg q{q} no-optimize", lambda im, q=q: im.jpegsave_buffer(Q=q, keep="none")
-    for q in (75, 80, 85):
+        yield f"jpeg q{q}", lambda im, q=q: im.jpegsave_buffer(Q=q, optimize_coding=True, keep="none")
+    yield "jpeg q82 4:4:4", lambda im: im.jpegsave_buffer(Q=82, optimize_coding=True, subsample_mode="off", keep="none")
+    yield "jpeg q82 progressive", lambda im: im.jpegsave_buffer(Q=82, optimize_coding=True, interlace=True, keep="none")
+    yield "jpeg q82 no Huffman opt.", lambda im: im.jpegsave_buffer(Q=82, keep="none")
+    for q in (75, 80, 82, 85):
         for effort in (0, 2, 3, 4, 6):
-            yield f"webp q{q} effort={effort}", lambda im, q=q, e=effort: im.webpsave_buffer(
-                Q=q, effort=e, keep="none")
+            yield f"webp q{q} effort {effort}", lambda im, q=q, e=effort: im.webpsave_buffer(Q=q, effort=e, keep="none")
     for q in (45, 50, 60):
-        for effort in (0, 2, 4):
-            yield f"avif q{q} effort={effort}", lambda im, q=q, e=effort: im.heifsave_buffer(
+        for effort in (0, 2):
+            yield f"avif q{q} effort {effort}", lambda im, q=q, e=effort: im.heifsave_buffer(
                 compression="av1", Q=q, effort=e, keep="none")
 
 

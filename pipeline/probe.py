@@ -11,8 +11,15 @@ from .specs import FORMAT_EXT as EXTENSION
 from .specs import FORMAT_MIME as MIME
 
 # libvips runs loaders it deems unsafe on untrusted input (e.g. via ImageMagick, PDFium) only
-# when asked; we never are, so block them process-wide as defence in depth.
+# when asked; we never are, so block them process-wide as defence in depth. Then block every
+# loader and re-enable only the buffer loaders we serve: a file that fools the sniffer cannot
+# reach GIF, TIFF, SVG, PDF, matrix or CSV code at all, not even to read a header.
 pyvips.block_untrusted_set(True)
+SERVED_LOADER_CLASSES = ("VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer", "VipsForeignLoadWebpBuffer",
+                         "VipsForeignLoadHeifBuffer", "VipsForeignLoadUhdrBuffer")
+pyvips.operation_block_set("VipsForeignLoad", True)
+for _name in SERVED_LOADER_CLASSES:
+    pyvips.operation_block_set(_name, False)
 
 # The sniffed format must be loaded by exactly this loader: a file that fools the sniffer
 # still cannot reach another decoder.
@@ -167,7 +174,7 @@ def _int_field(header: pyvips.Image, name: str, default: int) -> int:
 
 
 # libvips renders an EXIF string tag as "value (value, ASCII, 24 components, 24 bytes)".
-_EXIF_STRING = re.compile(r"^(?P<value>.*) \(.*, \w+, \d+ components?, \d+ bytes?\)$", re.S)
+_EXIF_STRING = re.compile(r"^(?P<value>.*) \((?P=value), \w+, \d+ components?, \d+ bytes?\)$", re.S)
 
 
 def _exif_text(header: pyvips.Image, field: str, limit: int = 200) -> str | None:
@@ -199,7 +206,21 @@ def capture_info(header: pyvips.Image) -> CaptureInfo:
     model = _exif_text(header, "exif-ifd0-Model", 100)
     camera = model if make and model and model.lower().startswith(make.lower()) else " ".join(
         p for p in (make, model) if p) or None
-    return CaptureInfo(taken_at, camera, _exif_text(header, "exif-ifd0-Copyright"))
+    return CaptureInfo(taken_at, camera, _copyright(_exif_text(header, "exif-ifd0-Copyright")))
+
+
+def _copyright(value: str | None) -> str | None:
+    # EXIF Copyright holds "photographer\0editor"; libvips shows it as
+    # "<photographer> (Photographer) - <editor> (Editor)" with "[None]" for an empty part.
+    if not value:
+        return None
+    parts = []
+    for part in value.split(" - "):
+        part = re.sub(r"\s*\((Photographer|Editor)\)$", "", part.strip()).strip()
+        if part and part != "[None]":
+            parts.append(part)
+    text = " - ".join(parts)
+    return text if any(ch.isalnum() for ch in text) else None
 
 
 def vips_reason(exc: Exception) -> str:

@@ -49,8 +49,8 @@ class EncoderSettings:
     webp_effort: int = 4  # 0 (fastest) .. 6 (smallest)
     png_compression: int = 6
     avif: bool = False  # also write an AVIF of each width
-    avif_quality: int = 50
-    avif_effort: int = 2  # 0 (fastest) .. 9 (smallest)
+    avif_quality: int = 60
+    avif_effort: int = 0  # 0 (fastest) .. 9 (smallest)
 
 
 DEFAULT_ENCODER = EncoderSettings()

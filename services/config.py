@@ -60,8 +60,8 @@ class Settings:
     webp_quality: int = 80
     webp_effort: int = 4
     avif_enabled: bool = False
-    avif_quality: int = 50
-    avif_effort: int = 2
+    avif_quality: int = 60
+    avif_effort: int = 0
 
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 180
@@ -169,8 +169,8 @@ class Settings:
             jpeg_subsample=p.choice("JPEG_SUBSAMPLE", ("auto", "on", "off"), "auto"),
             webp_effort=p.integer("WEBP_EFFORT", 4, 0, 6),
             avif_enabled=p.boolean("AVIF_ENABLED", False),
-            avif_quality=p.integer("AVIF_QUALITY", 50, 1, 100),
-            avif_effort=p.integer("AVIF_EFFORT", 2, 0, 9),
+            avif_quality=p.integer("AVIF_QUALITY", 60, 1, 100),
+            avif_effort=p.integer("AVIF_EFFORT", 0, 0, 9),
             task_soft_time_limit_s=p.integer("TASK_SOFT_TIME_LIMIT_S", 120, 1, 86400),
             task_time_limit_s=p.integer("TASK_TIME_LIMIT_S", 180, 1, 86400),
             task_max_retries=p.integer("TASK_MAX_RETRIES", 5, 0, 100),

@@ -7,7 +7,7 @@ import pyvips
 from pipeline.errors import CorruptImage, FileTooLarge, ImageTooLarge, ImageTooSmall, UnsupportedMediaType
 from pipeline.probe import ImageLimits, probe, sniff
 from pipeline.render import render
-from pipeline.specs import RenditionSpec, specs_for
+from pipeline.specs import EncoderSettings, RenditionSpec, specs_for
 from tests.conftest import corpus
 from tests.support.containers import metadata_blocks
 
@@ -122,8 +122,22 @@ def test_sniff_reads_magic_bytes_only():
     assert sniff(b"\xff\xd8\xff\xe0") == "jpeg"
     assert sniff(b"\x89PNG\r\n\x1a\n") == "png"
     assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert sniff(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf") == "avif"
+    assert sniff(b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1heicmiaf") == "heic"
+    # A generic HEIF brand whose compatible brands say AVIF is an AVIF.
+    assert sniff(b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avifmiaf") == "avif"
+    assert sniff(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom") is None  # an MP4 video
     assert sniff(b"GIF89a") is None
     assert sniff(b"<svg") is None
+    assert sniff(corpus("accept", "thumbor-image.heic").read_bytes()[:64]) == "heic"
+    assert sniff(corpus("accept", "thumbor-image.avif").read_bytes()[:64]) == "avif"
+
+
+def test_png_with_a_signature_damaged_in_transfer_is_corrupt_not_another_format():
+    good = corpus("pngsuite", "basn0g01.png").read_bytes()
+    text_mode = good[:4] + b"\r\r\x1a\r" + good[8:]  # CR/LF mangling, as a text-mode FTP does
+    with pytest.raises(CorruptImage):
+        probe(text_mode, ImageLimits(min_side_px=1))
 
 
 def test_spec_string_is_part_of_the_key_and_changes_with_the_spec():
@@ -132,3 +146,256 @@ def test_spec_string_is_part_of_the_key_and_changes_with_the_spec():
     assert a.filename == "medium_w800_q80.webp"
     assert a.filename != b.filename
     assert [s.format for s in specs_for(True)] == ["png", "webp"] * 3
+
+
+# --- orientation ------------------------------------------------------------------------
+
+def _quadrants(width: int = 120, height: int = 80) -> pyvips.Image:
+    """A landscape image whose four quadrants have distinct colours: any flip or turn shows."""
+    colours = [[220, 40, 40], [40, 200, 60], [40, 60, 220], [230, 220, 40]]  # TL, TR, BL, BR
+    w2, h2 = width // 2, height // 2
+    tiles = [(pyvips.Image.black(w2, h2) + c).cast("uchar") for c in colours]
+    top = tiles[0].join(tiles[1], "horizontal")
+    bottom = tiles[2].join(tiles[3], "horizontal")
+    return top.join(bottom, "vertical").copy(interpretation="srgb")
+
+
+# How each EXIF orientation is stored, given the upright picture: the inverse of what a
+# viewer applies (2 mirror, 3 turn 180, 4 flip, 5 transpose, 6 turn 90 CW, 7 transverse, 8 turn 270 CW).
+STORED = {
+    1: lambda im: im,
+    2: lambda im: im.fliphor(),
+    3: lambda im: im.rot180(),
+    4: lambda im: im.flipver(),
+    5: lambda im: im.rot90().fliphor(),
+    6: lambda im: im.rot270(),
+    7: lambda im: im.rot270().fliphor(),
+    8: lambda im: im.rot90(),
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_comes_out_upright_with_the_tag_removed(orientation):
+    upright = _quadrants()
+    stored = STORED[orientation](upright).copy()
+    stored.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    data = stored.jpegsave_buffer(Q=95, keep="exif")
+    info = probe(data, ImageLimits(min_side_px=1))
+    assert (info.orientation, info.width, info.height) == (orientation, 120, 80)
+    for r in render(data, info).renditions:
+        img = _load(r.data)
+        assert (img.width, img.height) == (120, 80), r.spec
+        for x, y in ((10, 10), (70, 10), (10, 50), (70, 50)):  # inside each quadrant, off the edges
+            diff = (img.crop(x, y, 40, 20) - upright.crop(x, y, 40, 20)).abs().avg()
+            assert diff < 12, f"orientation {orientation}: {r.spec} is not upright"
+        assert not img.get_typeof("orientation") and metadata_blocks(r.data) == []
+
+
+def test_corpus_orientations_in_jpeg_and_webp_all_render_the_same_upright_picture():
+    rendered = {}
+    for ext in ("jpg", "webp"):
+        for n in range(2, 9):
+            data = corpus("accept", f"pillow-hopper_orientation_{n}.{ext}").read_bytes()
+            info = probe(data)
+            assert info.orientation == n
+            rendered[(ext, n)] = _load(render(data, info).renditions[0].data)
+    first = rendered[("jpg", 2)]
+    for key, img in rendered.items():
+        # Same picture up to compression noise; a wrong turn or mirror differs by ~60 on average.
+        assert (img - first).abs().avg() < 10, key
+
+
+# --- colour -----------------------------------------------------------------------------
+
+PATCHES = [[200, 60, 40], [40, 160, 90], [90, 110, 150], [128, 128, 128]]  # inside P3's and CMYK's gamut
+
+
+def _patches() -> pyvips.Image:
+    tiles = [(pyvips.Image.black(64, 64) + c).cast("uchar") for c in PATCHES]
+    return tiles[0].join(tiles[1], "horizontal").join(tiles[2], "horizontal").join(
+        tiles[3], "horizontal").copy(interpretation="srgb")
+
+
+@pytest.mark.parametrize("profile,tolerance", [("p3", 4), ("cmyk", 10)])  # CMYK greys drift a little
+def test_embedded_profile_is_converted_to_srgb(profile, tolerance):
+    # Pixels in that space with its profile embedded, as a camera, phone or print shop writes them.
+    tagged = _patches().icc_transform(profile, input_profile="srgb")
+    data = tagged.jpegsave_buffer(Q=98, keep="icc")
+    device = pyvips.Image.new_from_buffer(data, "")
+    assert device.get_typeof("icc-profile-data")
+    for r in render(data, probe(data)).renditions:
+        img = _load(r.data)
+        assert img.interpretation == "srgb" and img.bands == 3 and "icc" not in metadata_blocks(r.data)
+        for n, want in enumerate(PATCHES):
+            got = img.crop(n * img.width // 4 + 4, 4, img.width // 4 - 8, img.height - 8).stats()
+            mean = [got(4, 1 + b)[0] for b in range(3)]
+            assert max(abs(m - w) for m, w in zip(mean, want, strict=True)) <= tolerance, (profile, r.spec, mean, want)
+
+
+def test_p3_pixels_without_conversion_would_be_visibly_wrong():
+    # The check above can fail: P3 numbers read as sRGB are far off the original colours.
+    device = pyvips.Image.new_from_buffer(_patches().icc_transform("p3", input_profile="srgb").jpegsave_buffer(Q=98), "")
+    red = device.crop(4, 4, 56, 56).stats()
+    assert abs(red(4, 1)[0] - PATCHES[0][0]) + abs(red(4, 2)[0] - PATCHES[0][1]) > 15
+
+
+def test_xyb_jpeg_looks_like_its_plain_png_twin():
+    # libvips' sample XYB JPEG and indexed PNG are the same picture; XYB pixels are only right
+    # through their embedded profile.
+    xyb = corpus("accept", "libvips-sample-xyb.jpg").read_bytes()
+    png = corpus("accept", "libvips-indexed.png").read_bytes()
+    a = _load(render(xyb, probe(xyb)).renditions[0].data)
+    b = _load(render(png, probe(png)).renditions[0].data)
+    assert (a.width, a.height) == (b.width, b.height)
+    assert (a - b).abs().avg() < 12
+    raw = pyvips.Image.new_from_buffer(xyb, "").colourspace("srgb")
+    assert (raw - b).abs().avg() > 3 * (a - b).abs().avg()
+
+
+def test_sixteen_bit_png_becomes_eight_bit():
+    data = corpus("pngsuite", "basn2c16.png").read_bytes()
+    assert pyvips.Image.new_from_buffer(data, "").format == "ushort"
+    for r in render(data, probe(data, ImageLimits(min_side_px=1))).renditions:
+        assert _load(r.data).format == "uchar"
+
+
+# --- HEIC, AVIF and animation -------------------------------------------------------------
+
+def test_heic_is_decoded_with_pi_heif_although_libvips_cannot():
+    data = corpus("accept", "thumbor-image.heic").read_bytes()
+    with pytest.raises(pyvips.Error, match="HEVC"):
+        pyvips.Image.new_from_buffer(data, "").avg()  # the reason pi-heif is here
+    info = probe(data)
+    assert (info.format, info.mime_type, info.width, info.height) == ("heic", "image/heic", 256, 256)
+    result = render(data, info)
+    img = _load(result.renditions[0].data)
+    assert (img.width, img.height, img.bands) == (256, 256, 3)
+    assert img.deviate() > 20  # a picture, not a blank
+    assert result.placeholders.dominant_color != "#000000"
+
+
+def test_avif_loads_natively_and_looks_like_its_webp_twin():
+    avif = corpus("accept", "thumbor-image.avif").read_bytes()
+    webp = corpus("accept", "thumbor-image.webp").read_bytes()
+    info = probe(avif)
+    assert (info.format, info.mime_type, info.extension) == ("avif", "image/avif", "avif")
+    a = _load(render(avif, info).renditions[0].data)
+    b = _load(render(webp, probe(webp)).renditions[0].data)
+    assert (a.width, a.height) == (b.width, b.height) == (300, 400)
+    assert (a - b).abs().avg() < 8
+
+
+def _animated_webp(colours: list[list[int]], width: int = 100, height: int = 80) -> bytes:
+    frames = [(pyvips.Image.black(width, height) + c).cast("uchar") for c in colours]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [100] * len(colours))
+    return strip.webpsave_buffer(Q=90)
+
+
+def test_animated_webp_renders_its_first_frame():
+    data = _animated_webp([[200, 30, 30], [30, 200, 30], [30, 30, 200]])
+    info = probe(data)
+    assert (info.pages, info.animated, info.width, info.height) == (3, True, 100, 80)
+    for r in render(data, info).renditions:
+        img = _load(r.data)
+        assert (img.width, img.height) == (100, 80)
+        assert img.get_typeof("n-pages") == 0 or img.get("n-pages") == 1  # a still image
+        r_, g_, b_ = (img.stats()(4, 1 + band)[0] for band in range(3))
+        assert r_ > 150 and g_ < 80 and b_ < 80, r.spec
+
+
+def test_avif_output_is_available_behind_a_setting():
+    data = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+    result = render(data, probe(data), EncoderSettings(avif=True, avif_effort=0))
+    avifs = [r for r in result.renditions if r.spec.format == "avif"]
+    assert [(r.spec.name, r.width) for r in avifs] == [("large", 640), ("medium", 640), ("thumbnail", 300)]
+    for r in avifs:
+        img = _load(r.data)
+        assert img.get("vips-loader") == "heifload_buffer" and img.get("heif-compression") == "av1"
+        assert (img.width, img.height) == (r.width, r.height)
+        assert not [f for f in img.get_fields() if f.startswith(("exif", "xmp"))]
+        assert r.spec.filename.endswith(".avif") and r.content_type == "image/avif"
+    assert len(render(data, probe(data)).renditions) == 6  # off by default
+
+
+# --- encoder settings -------------------------------------------------------------------
+
+def _jpeg_sof(data: bytes) -> int:
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xC2:
+            return marker
+        i += 2 + length
+    raise AssertionError("no SOF marker")
+
+
+def test_only_large_is_progressive_by_default_and_settings_change_it():
+    data = corpus("photos", "olympus-ep3_4032x3024.jpg").read_bytes()
+    info = probe(data)
+    sof = {r.spec.name: _jpeg_sof(r.data) for r in render(data, info).renditions if r.spec.format == "jpeg"}
+    assert sof == {"large": 0xC2, "medium": 0xC0, "thumbnail": 0xC0}  # progressive / baseline
+    enc = EncoderSettings(jpeg_progressive=(), jpeg_subsample="off")
+    jpegs = [r for r in render(data, info, enc).renditions if r.spec.format == "jpeg"]
+    assert {_jpeg_sof(r.data) for r in jpegs} == {0xC0}
+    assert {_load(r.data).get("jpeg-chroma-subsample") for r in jpegs} == {"4:4:4"}
+
+
+# --- placeholders and capture metadata ----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["flickr-saw_2725x2225.jpg", "tree_1024x772.webp", "canon-300d_cmyk_500x333.jpg"])
+def test_blurhash_matches_the_reference_encoder(name):
+    import blurhash as reference
+
+    from pipeline.placeholders import blurhash_encode
+
+    img = pyvips.Image.thumbnail_buffer(corpus("photos", name).read_bytes(), 32, height=32).colourspace("srgb")
+    rgb = bytes(img.write_to_memory())
+    rows = [[list(rgb[(y * img.width + x) * 3:(y * img.width + x) * 3 + 3]) for x in range(img.width)]
+            for y in range(img.height)]
+    assert blurhash_encode(rgb, img.width, img.height, 4, 3) == reference.encode(rows, 4, 3)
+
+
+def test_placeholders_describe_the_picture():
+    from pipeline.placeholders import placeholders
+
+    # Mostly teal with a red corner: teal dominates.
+    base = (pyvips.Image.black(200, 100) + [20, 128, 128]).cast("uchar")
+    img = base.insert((pyvips.Image.black(50, 50) + [220, 20, 20]).cast("uchar"), 0, 0).copy(interpretation="srgb")
+    p = placeholders(img)
+    assert p.dominant_color == "#148080"
+    assert len(p.blurhash) == 28  # 4 x 3 components for a landscape picture
+    # Transparent pixels do not count: a mostly transparent red image is red.
+    alpha = (pyvips.Image.black(100, 100) + 0).cast("uchar").insert((pyvips.Image.black(20, 20) + 255).cast("uchar"), 0, 0)
+    rgba = (pyvips.Image.black(100, 100) + [0, 0, 255]).cast("uchar").insert(
+        (pyvips.Image.black(20, 20) + [255, 0, 0]).cast("uchar"), 0, 0).bandjoin(alpha).copy(interpretation="srgb")
+    dominant = placeholders(rgba).dominant_color
+    assert int(dominant[1:3], 16) > 240 and int(dominant[3:5], 16) < 16 and int(dominant[5:7], 16) < 16, dominant
+
+
+def test_capture_metadata_is_read_for_the_database_only():
+    info = probe(corpus("photos", "canon-sx60_orient6_2048x1536.jpg").read_bytes())
+    assert info.capture.camera == "Canon PowerShot SX60 HS"
+    assert info.capture.taken_at == "2015-02-09T22:47:44"
+    assert info.capture.copyright is None  # the tag holds only "["
+
+
+def test_exif_copyright_keeps_only_the_declared_parts():
+    from pipeline.probe import _copyright
+
+    assert _copyright("Jane Doe (Photographer) - [None] (Editor)") == "Jane Doe"
+    assert _copyright("[None] (Photographer) - Studio X (Editor)") == "Studio X"
+    assert _copyright("[None] (Photographer) - [None] (Editor)") is None
+    assert _copyright("(c) 2024 Acme Realty") == "(c) 2024 Acme Realty"
+
+
+def test_only_the_loaders_we_serve_can_run_at_all():
+    # Even called directly, bypassing the sniffer, libvips refuses GIF, SVG, PDF... and any
+    # loader that reads a path (matrix, CSV, vips format).
+    for name in ("libvips-cogs.gif", "libvips-logo.svg", "libvips-blankpage.pdf", "pillow-reallybig.bmp"):
+        with pytest.raises(pyvips.Error):
+            pyvips.Image.new_from_buffer(corpus("reject", name).read_bytes(), "")
+    with pytest.raises(pyvips.Error):
+        pyvips.Image.new_from_file(str(corpus("photos", "tree_1024x772.webp")))
+    assert pyvips.Image.new_from_buffer(corpus("photos", "tree_1024x772.webp").read_bytes(), "").width == 1024

@@ -61,3 +61,18 @@ def test_check_config_and_token_commands(tmp_path):
     assert claims["sub"] == "42" and claims["role"] == "admin" and claims["exp"] > claims["iat"]
     plain = jwt.decode(_cli("token", "--user", "7", env=env).stdout.strip(), secret, algorithms=["HS256"])
     assert plain["sub"] == "7" and "role" not in plain
+
+
+def test_encoder_settings_from_the_environment(tmp_path):
+    base = {"IMAGEPIPE_VAR_DIR": str(tmp_path)}
+    s = Settings.from_env(base)
+    assert (s.jpeg_progressive, s.jpeg_subsample, s.avif_enabled) == (("large",), "auto", False)
+    s = Settings.from_env({**base, "JPEG_PROGRESSIVE": "medium, large", "JPEG_SUBSAMPLE": "off",
+                           "AVIF_ENABLED": "true", "AVIF_QUALITY": "45", "AVIF_EFFORT": "0"})
+    assert (s.jpeg_progressive, s.jpeg_subsample, s.avif_enabled, s.avif_quality, s.avif_effort) == (
+        ("medium", "large"), "off", True, 45, 0)
+    assert Settings.from_env({**base, "JPEG_PROGRESSIVE": "none"}).jpeg_progressive == ()
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**base, "JPEG_PROGRESSIVE": "huge", "AVIF_ENABLED": "maybe", "AVIF_EFFORT": "12"})
+    text = str(err.value)
+    assert "JPEG_PROGRESSIVE" in text and "AVIF_ENABLED" in text and "AVIF_EFFORT" in text

@@ -71,3 +71,59 @@ def test_image_too_small_fails_permanently_without_renditions(session, store, se
     assert (image.status, image.error_code) == ("failed", "image_too_small")
     assert image.renditions == []
     assert list(store.list(f"public/properties/{image.entity_id}/")) == []
+
+
+def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session, store, settings):
+    res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
+    image_id = res.images[0].id
+    assert process_image(session, store, settings, image_id) == "ready"
+    image = session.get(Image, image_id)
+    session.refresh(image)
+    assert (image.width, image.height) == (1536, 2048)  # as displayed
+    assert image.blurhash and len(image.blurhash) == 28  # 3 x 4 components for a portrait photo
+    assert image.dominant_color.startswith("#") and len(image.dominant_color) == 7
+    assert (image.camera, image.captured_at) == ("Canon PowerShot SX60 HS", "2015-02-09T22:47:44")
+    assert image.frames == 1
+    # The capture data stays in the database: the stored original is private, renditions carry none.
+    assert image.s3_key.startswith("originals/")
+    for r in image.renditions:
+        assert b"Canon" not in store.get(r.key)
+
+
+def test_heic_upload_is_processed_and_its_original_kept_as_heic(session, store, settings):
+    res = _ingest(session, store, settings, corpus("accept", "thumbor-image.heic"))
+    image_id = res.images[0].id
+    assert process_image(session, store, settings, image_id) == "ready"
+    image = session.get(Image, image_id)
+    session.refresh(image)
+    assert image.mime_type == "image/heic" and image.s3_key.endswith(".heic")
+    assert {(r.name, r.format) for r in image.renditions} == {
+        (n, f) for n in ("thumbnail", "medium", "large") for f in ("jpeg", "webp")}
+
+
+def test_avif_renditions_when_enabled(session, store, settings):
+    avif = settings.with_overrides(avif_enabled=True, avif_effort=0)
+    res = _ingest(session, store, avif, corpus("photos", "waterfall_progressive_orient6_308x231.jpg"))
+    image_id = res.images[0].id
+    assert process_image(session, store, avif, image_id) == "ready"
+    image = session.get(Image, image_id)
+    session.refresh(image)
+    avifs = [r for r in image.renditions if r.format == "avif"]
+    assert len(image.renditions) == 9 and len(avifs) == 3
+    assert all(r.key.endswith(".avif") and r.content_type == "image/avif" for r in avifs)
+    assert store.get(avifs[0].key)[4:12] == b"ftypavif"
+    assert image.thumbnail_url.endswith(".jpg")  # the universally decodable one stays in the url columns
+
+
+def test_duplicate_bytes_for_the_same_entity_are_not_stored_twice(session, store, settings):
+    entity_id = new_entity_id()
+    path = corpus("photos", "tree_1024x772.webp")
+    first = _ingest(session, store, settings, path, entity_id=entity_id)
+    again = _ingest(session, store, settings, path, entity_id=entity_id)
+    assert again.images == [] and [d.image.id for d in again.duplicates] == [first.images[0].id]
+    assert again.job is not None and [i.id for i in again.job.images] == [first.images[0].id]
+    # A failed image does not count: the same bytes may be tried again.
+    first.images[0].status = "failed"
+    session.commit()
+    third = _ingest(session, store, settings, path, entity_id=entity_id)
+    assert len(third.images) == 1 and third.duplicates == []
