@@ -1,0 +1,67 @@
+"""Same encoder, two builds: libvips' (pyvips-binary) libjpeg-turbo/libwebp against Pillow's.
+
+    .venv/bin/python bench/encoder_libs.py
+
+Encodes one 1600 px image (the 12 MP Olympus photo, resized) with identical settings through
+pyvips and through Pillow, checks that the bytes are the same size (same library, same
+options; JPEG differs by a few header bytes), and prints the median time of each. This is why (c) Pillow keeps up with (a) in
+bench/renditions.py: the decode and resize are faster in libvips, the encoders slower.
+"""
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+import pyvips  # noqa: E402
+from PIL import Image  # noqa: E402
+
+PHOTO = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "photos" / "olympus-ep3_4032x3024.jpg"
+
+
+def median_ms(fn, n: int = 9) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def pil_bytes(im: Image.Image, fmt: str, **kw) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **kw)
+    return out.getvalue()
+
+
+def main() -> int:
+    pyvips.cache_set_max(0)
+    img = pyvips.Image.new_from_buffer(PHOTO.read_bytes(), "", shrink=2).thumbnail_image(1600).copy_memory()
+    pim = Image.frombytes("RGB", (img.width, img.height), bytes(img.write_to_memory()))
+    cases = [
+        ("JPEG q82 baseline", lambda: img.jpegsave_buffer(Q=82, keep="none"),
+         lambda: pil_bytes(pim, "JPEG", quality=82)),
+        ("JPEG q82 optimised Huffman", lambda: img.jpegsave_buffer(Q=82, optimize_coding=True, keep="none"),
+         lambda: pil_bytes(pim, "JPEG", quality=82, optimize=True)),
+        ("JPEG q82 progressive", lambda: img.jpegsave_buffer(Q=82, optimize_coding=True, interlace=True, keep="none"),
+         lambda: pil_bytes(pim, "JPEG", quality=82, optimize=True, progressive=True)),
+    ] + [
+        (f"WebP q80 effort {e}", lambda e=e: img.webpsave_buffer(Q=80, effort=e, keep="none"),
+         lambda e=e: pil_bytes(pim, "WEBP", quality=80, method=e)) for e in (0, 2, 4)
+    ]
+    print(f"{img.width}x{img.height} from {PHOTO.name}; libvips {pyvips.version(0)}.{pyvips.version(1)}, "
+          f"Pillow {Image.__version__}")
+    print(f"{'encode':28} {'pyvips ms':>10} {'Pillow ms':>10} {'ratio':>6} {'pyvips B':>9} {'Pillow B':>9}")
+    for name, vips_fn, pil_fn in cases:
+        size_a, size_b = len(vips_fn()), len(pil_fn())
+        a, b = median_ms(vips_fn), median_ms(pil_fn)
+        print(f"{name:28} {a:10.1f} {b:10.1f} {a / b:6.2f} {size_a:9} {size_b:9}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
