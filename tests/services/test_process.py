@@ -73,12 +73,17 @@ def test_image_too_small_fails_permanently_without_renditions(session, store, se
     assert list(store.list(f"public/properties/{image.entity_id}/")) == []
 
 
-def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session, store, settings):
-    res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
-    image_id = res.images[0].id
+def _processed(session, store, settings, path) -> Image:
+    """Ingest and process one file; the image as the database now has it."""
+    image_id = _ingest(session, store, settings, path).images[0].id
     assert process_image(session, store, settings, image_id) == "ready"
     image = session.get(Image, image_id)
     session.refresh(image)
+    return image
+
+
+def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session, store, settings):
+    image = _processed(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
     assert (image.width, image.height) == (1536, 2048)  # as displayed
     assert image.blurhash and len(image.blurhash) == 28  # 3 x 4 components for a portrait photo
     assert image.dominant_color.startswith("#") and len(image.dominant_color) == 7
@@ -91,11 +96,7 @@ def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session,
 
 
 def test_heic_upload_is_processed_and_its_original_kept_as_heic(session, store, settings):
-    res = _ingest(session, store, settings, corpus("accept", "thumbor-image.heic"))
-    image_id = res.images[0].id
-    assert process_image(session, store, settings, image_id) == "ready"
-    image = session.get(Image, image_id)
-    session.refresh(image)
+    image = _processed(session, store, settings, corpus("accept", "thumbor-image.heic"))
     assert image.mime_type == "image/heic" and image.s3_key.endswith(".heic")
     assert {(r.name, r.format) for r in image.renditions} == {
         (n, f) for n in ("thumbnail", "medium", "large") for f in ("jpeg", "webp")}
@@ -103,11 +104,7 @@ def test_heic_upload_is_processed_and_its_original_kept_as_heic(session, store, 
 
 def test_avif_renditions_when_enabled(session, store, settings):
     avif = settings.with_overrides(avif_enabled=True, avif_effort=0)
-    res = _ingest(session, store, avif, corpus("photos", "waterfall_progressive_orient6_308x231.jpg"))
-    image_id = res.images[0].id
-    assert process_image(session, store, avif, image_id) == "ready"
-    image = session.get(Image, image_id)
-    session.refresh(image)
+    image = _processed(session, store, avif, corpus("photos", "waterfall_progressive_orient6_308x231.jpg"))
     avifs = [r for r in image.renditions if r.format == "avif"]
     assert len(image.renditions) == 9 and len(avifs) == 3
     assert all(r.key.endswith(".avif") and r.content_type == "image/avif" for r in avifs)
