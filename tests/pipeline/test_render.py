@@ -399,3 +399,20 @@ def test_only_the_loaders_we_serve_can_run_at_all():
     with pytest.raises(pyvips.Error):
         pyvips.Image.new_from_file(str(corpus("photos", "tree_1024x772.webp")))
     assert pyvips.Image.new_from_buffer(corpus("photos", "tree_1024x772.webp").read_bytes(), "").width == 1024
+
+
+def test_tiff_html_text_and_polyglots_are_refused_whatever_they_are_called():
+    jpeg = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+    tiff = pyvips.Image.new_from_buffer(jpeg, "").tiffsave_buffer()
+    samples = {
+        "tiff": tiff,
+        "html": b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>",
+        "text renamed .jpg": b"just some notes\n",
+        "GIF with a JPEG appended (GIFAR-style)": corpus("reject", "libvips-cogs.gif").read_bytes() + jpeg,
+        "PDF wrapping a JPEG": b"%PDF-1.4\n" + jpeg,
+        "MP4 video": b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64,
+    }
+    for what, data in samples.items():
+        with pytest.raises(UnsupportedMediaType):
+            probe(data)
+        assert sniff(data[:64]) is None, what
