@@ -8,6 +8,8 @@ from __future__ import annotations
 from services.config import Settings, get_settings
 
 PROCESS_IMAGE_TASK = "imagepipe.process_image"
+DELETE_IMAGE_TASK = "imagepipe.delete_image"
+DELIVER_CALLBACK_TASK = "imagepipe.deliver_callback"
 
 
 def build(settings: Settings) -> dict:
@@ -31,7 +33,8 @@ def build(settings: Settings) -> dict:
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
         "task_default_queue": settings.task_queue,
-        "task_routes": {PROCESS_IMAGE_TASK: {"queue": settings.task_queue}},
+        "task_routes": {name: {"queue": settings.task_queue}
+                        for name in (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)},
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.session import make_engine, make_session_factory
 from services.config import Settings, get_settings
+from services.ratelimit import RateLimiter
 from services.stores import make_store
 from storage import ObjectStore
 
-from .errors import register_error_handlers
+from .errors import register_error_handlers, register_request_ids
 from .queue import CeleryProducer
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -23,6 +24,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 Enqueue = Callable[[list[int]], None]
+SendTask = Callable[..., None]
 
 
 @dataclass
@@ -32,12 +34,16 @@ class Components:
     sessions: sessionmaker[Session]
     store: ObjectStore
     enqueue: Enqueue
+    send_task: SendTask
     broker_ping: Callable[[], None]
+    limiter: RateLimiter
 
 
-def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: Enqueue | None = None) -> Flask:
+def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: Enqueue | None = None,
+               send_task: SendTask | None = None) -> Flask:
     """`config`: a Settings object, a mapping of environment-style variables, or None for the
-    process environment. `enqueue` replaces the Celery producer (used by tests of the API alone)."""
+    process environment. `enqueue` and `send_task` replace the Celery producer (used by tests of
+    the API alone)."""
     if config is None:
         settings = get_settings()
     elif isinstance(config, Settings):
@@ -57,7 +63,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: E
         sessions=make_session_factory(engine),
         store=make_store(settings),
         enqueue=enqueue or producer.enqueue,
+        send_task=send_task or producer.send,
         broker_ping=producer.ping,
+        limiter=RateLimiter(settings.rate_limit_uploads_per_minute, settings.rate_limit_redis_url),
     )
     app.extensions["imagepipe"] = components
 
@@ -70,6 +78,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: E
             session.close()
 
     register_error_handlers(app)
+    register_request_ids(app)
 
     from .health import bp as health_bp
     from .media import bp as media_bp

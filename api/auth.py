@@ -32,3 +32,14 @@ def login_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def admin_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.principal = current_principal()
+        if not g.principal.is_admin:
+            raise ApiError(403, "forbidden", "this route needs a token with role: admin")
+        return view(*args, **kwargs)
+
+    return wrapper

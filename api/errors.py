@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 
 from flask import Flask, g, jsonify, request
 from sqlalchemy.exc import OperationalError
@@ -28,17 +30,49 @@ HTTP_CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
+                 category: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.category = category or {401: "auth", 403: "auth", 429: "rate_limit"}.get(status, "validation")
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def register_request_ids(app: Flask) -> None:
+    """Every request gets an id (the caller's X-Request-ID when it is sane), echoed back and
+    put on every error log line so one failure can be followed across logs."""
+
+    @app.before_request
+    def _assign():
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo(resp):
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        return resp
+
+
+def _entity_context() -> dict:
+    args = request.view_args or {}
+    out = {k: args[k] for k in ("entity_id", "image_id", "job_id", "upload_id") if k in args}
+    if "entity" in args:
+        out["entity_type"] = args["entity"]
+    return out
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None, category: str = "validation"):
     user = getattr(g, "principal", None)
-    log.info(
-        "request failed",
-        extra={"status": status, "code": code, "category": category, "path": request.path,
-               "user_id": getattr(user, "user_id", None)},
+    level = logging.ERROR if category in ("internal", "storage_permanent", "database") else logging.WARNING
+    log.log(
+        level,
+        "request failed: %s %s -> %s %s",
+        request.method, request.path, status, code,
+        extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
+               "status": status, "code": code, "category": category,
+               "user_id": getattr(user, "user_id", None), **_entity_context()},
     )
     resp = jsonify({"error": {"code": code, "message": message}})
     resp.status_code = status
@@ -50,8 +84,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        category = "auth" if exc.status in (401, 403) else "validation"
-        return error_response(exc.status, exc.code, exc.message, exc.headers, category)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.category)
 
     @app.errorhandler(ImageError)
     def _image_error(exc: ImageError):

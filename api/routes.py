@@ -1,20 +1,32 @@
-"""/api/v1: uploads, images, listings, jobs."""
+"""/api/v1: uploads (form and direct), images, listings, jobs, admin."""
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request, url_for
+import logging
 
+from flask import Blueprint, g, jsonify, request, url_for
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import select
+
+import celeryconfig
+from db.models import Image, ImageStatus
+from services import manage
+from services.callbacks import CallbackRejected, check_callback_url
 from services.config import ENTITY_TYPES
-from services.ingest import IncomingFile, ingest_upload
-from services.queries import get_image, get_job, job_status, list_images
+from services.ingest import IncomingFile, IngestResult, ingest_upload
+from services.process import mark_failed
+from services.queries import JobStatus, get_image, get_job, job_status, list_images
+from services.uploads import UploadNotReceived, complete_upload, create_upload, get_upload
+from services.views import image_json, iso, job_json
 
 from .app import components, db_session
-from .auth import login_required
+from .auth import admin_required, login_required
 from .errors import ApiError
-from .serializers import image_json, job_json
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
+log = logging.getLogger("imagepipe.api")
 
 MAX_LIST_LIMIT = 200
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL)
 
 
 def _entity(entity: str) -> str:
@@ -36,6 +48,65 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     return value
 
 
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "send a JSON object with Content-Type: application/json")
+    return body
+
+
+def _rate_limit(cost: int) -> None:
+    retry_after = components().limiter.hit(f"uploads:{g.principal.user_id}", cost)
+    if retry_after is not None:
+        per_minute = components().settings.rate_limit_uploads_per_minute
+        raise ApiError(429, "rate_limited", f"at most {per_minute} uploads a minute; try again in {retry_after} s",
+                       {"Retry-After": str(retry_after)})
+
+
+def _owned(image_id: int) -> Image:
+    image = manage.owned_image(db_session(), image_id, g.principal)
+    if image is None:
+        raise ApiError(404, "image_not_found", f"no image {image_id}")
+    return image
+
+
+def _accepted(result: IngestResult, rejected: list | None = None):
+    """Commit, enqueue the new images (a Celery group for a batch), answer 202 with the job."""
+    c, session = components(), db_session()
+    session.commit()
+    # Only now that the rows are committed may a worker look for them.
+    new_ids = [i.id for i in result.images]
+    try:
+        c.enqueue(new_ids)
+    except BrokerError as exc:
+        log.error("broker unavailable, %d images not queued: %s", len(new_ids), exc)
+        for image in result.images:
+            mark_failed(session, image, "queue_unavailable", "the task queue was not reachable; upload again")
+        raise ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
+                       {"Retry-After": "10"}, category="broker") from exc
+    job = result.job
+    if job.callback_url and job_status(job.images) in TERMINAL:  # e.g. only duplicates of ready images
+        c.send_task(celeryconfig.DELIVER_CALLBACK_TASK, job.id)
+
+    images = [{"id": i.id, "status": i.status, "filename": i.original_filename} for i in result.images]
+    # The same bytes already belong to this entity: point at that image instead of a copy.
+    images += [{"id": d.image.id, "status": d.image.status, "filename": d.filename, "duplicate_of": d.image.id}
+               for d in result.duplicates]
+    body = {
+        "job": {"id": job.id, "status": job_status(job.images), "status_url": url_for("v1.get_job", job_id=job.id)},
+        "images": images,
+    }
+    if rejected:
+        body["rejected"] = [{"filename": r.filename, "error": {"code": r.error.code, "message": r.error.message}}
+                            for r in rejected]
+    resp = jsonify(body)
+    resp.status_code = 202
+    resp.headers["Location"] = body["job"]["status_url"]
+    return resp
+
+
+# --- uploads ---------------------------------------------------------------------------------
+
 @bp.post("/<entity>/<int:entity_id>/images")
 @login_required
 def upload(entity: str, entity_id: int):
@@ -47,6 +118,13 @@ def upload(entity: str, entity_id: int):
         raise ApiError(400, "missing_file", "send the image as a multipart form field named 'file' (or several 'files')")
     if len(parts) > c.settings.max_files_per_request:
         raise ApiError(400, "too_many_files", f"at most {c.settings.max_files_per_request} files per request")
+    callback_url = request.form.get("callback_url") or None
+    if callback_url:
+        try:
+            check_callback_url(callback_url, c.settings)
+        except CallbackRejected as exc:
+            raise ApiError(400, "callback_not_allowed", str(exc)) from None
+    _rate_limit(len(parts))
 
     session = db_session()
     result = ingest_upload(
@@ -58,30 +136,59 @@ def upload(entity: str, entity_id: int):
         # Nothing acceptable: answer with the (first) file's own error, 413 or 415.
         first = result.rejected[0].error
         raise ApiError(first.http_status, first.code, first.message)
-    session.commit()
-    # Only now that the rows are committed may a worker look for them.
-    if result.images:
-        c.enqueue([i.id for i in result.images])
+    if callback_url:
+        result.job.callback_url, result.job.callback_state = callback_url, "pending"
+    return _accepted(result, result.rejected)
 
-    images = [{"id": i.id, "status": i.status, "filename": i.original_filename} for i in result.images]
-    # The same bytes already belong to this entity: point at that image instead of a copy.
-    images += [{"id": d.image.id, "status": d.image.status, "filename": d.filename, "duplicate_of": d.image.id}
-               for d in result.duplicates]
-    body = {
-        "job": {"id": result.job.id, "status": job_status(result.job.images),
-                "status_url": url_for("v1.get_job", job_id=result.job.id)},
-        "images": images,
-    }
-    if result.rejected:
-        body["rejected"] = [
-            {"filename": r.filename, "error": {"code": r.error.code, "message": r.error.message}}
-            for r in result.rejected
-        ]
-    resp = jsonify(body)
-    resp.status_code = 202
-    resp.headers["Location"] = body["job"]["status_url"]
+
+@bp.post("/uploads")
+@login_required
+def new_direct_upload():
+    body = _json_body()
+    entity = _entity(str(body.get("entity", "")))
+    entity_id, size = body.get("entity_id"), body.get("size")
+    if not isinstance(entity_id, int) or isinstance(entity_id, bool) or entity_id < 1:
+        raise ApiError(400, "invalid_parameter", "entity_id must be a positive integer")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ApiError(400, "invalid_parameter", "size must be the file's length in bytes, at least 1")
+    filename = body.get("filename")
+    if filename is not None and not isinstance(filename, str):
+        raise ApiError(400, "invalid_parameter", "filename must be a string")
+    _rate_limit(1)
+    c, session = components(), db_session()
+    new = create_upload(session, c.store, c.settings, entity_type=entity, entity_id=entity_id,
+                        user_id=g.principal.user_id, filename=filename,
+                        content_type=str(body.get("content_type") or ""), size=size)
+    session.commit()
+    up = new.upload
+    resp = jsonify({
+        "upload_id": up.id,
+        "method": "POST",
+        "url": new.post.url,
+        "fields": dict(new.post.fields),
+        "max_bytes": c.settings.max_upload_bytes,
+        "expires_at": iso(up.expires_at),
+        "complete_url": url_for("v1.complete_direct_upload", upload_id=up.id),
+    })
+    resp.status_code = 201
     return resp
 
+
+@bp.post("/uploads/<upload_id>/complete", endpoint="complete_direct_upload")
+@login_required
+def complete_direct_upload(upload_id: str):
+    c, session = components(), db_session()
+    up = get_upload(session, upload_id, for_update=True)
+    if up is None or (up.user_id != g.principal.user_id and not g.principal.is_admin):
+        raise ApiError(404, "upload_not_found", f"no upload {upload_id}")
+    try:
+        result = complete_upload(session, c.store, c.settings, up)
+    except UploadNotReceived as exc:
+        raise ApiError(409, "upload_not_received", f"{exc}; POST the file to the upload URL first") from None
+    return _accepted(result)
+
+
+# --- jobs ------------------------------------------------------------------------------------
 
 @bp.get("/jobs/<job_id>", endpoint="get_job")
 @login_required
@@ -89,16 +196,89 @@ def job_view(job_id: str):
     job = get_job(db_session(), job_id)
     if job is None or (job.user_id != g.principal.user_id and not g.principal.is_admin):
         raise ApiError(404, "job_not_found", f"no job {job_id}")
-    return jsonify(job_json(job, components().store))
+    return jsonify(job_json(job))
 
+
+# --- images ----------------------------------------------------------------------------------
 
 @bp.get("/images/<int:image_id>")
 @login_required
 def image(image_id: int):
     img = get_image(db_session(), image_id)
-    if img is None:
+    if img is None or img.status == ImageStatus.DELETING:
         raise ApiError(404, "image_not_found", f"no image {image_id}")
     return jsonify(image_json(img, components().store))
+
+
+@bp.patch("/images/<int:image_id>")
+@login_required
+def patch_image(image_id: int):
+    body = _json_body()
+    unknown = set(body) - {"position", "is_primary", "alt_text"}
+    if unknown:
+        raise ApiError(400, "invalid_parameter", f"unknown fields: {', '.join(sorted(unknown))}")
+    changes: dict = {}
+    if "position" in body:
+        if not isinstance(body["position"], int) or isinstance(body["position"], bool) or not 0 <= body["position"] <= 1_000_000:
+            raise ApiError(400, "invalid_parameter", "position must be an integer from 0 to 1000000")
+        changes["position"] = body["position"]
+    if "is_primary" in body:
+        if not isinstance(body["is_primary"], bool):
+            raise ApiError(400, "invalid_parameter", "is_primary must be true or false")
+        changes["is_primary"] = body["is_primary"]
+    if "alt_text" in body:
+        if body["alt_text"] is not None and not isinstance(body["alt_text"], str):
+            raise ApiError(400, "invalid_parameter", "alt_text must be a string or null")
+        if body["alt_text"] and len(body["alt_text"]) > manage.MAX_ALT_TEXT:
+            raise ApiError(400, "invalid_parameter", f"alt_text may be at most {manage.MAX_ALT_TEXT} characters")
+        changes["alt_text"] = body["alt_text"]
+    session = db_session()
+    img = manage.update_image(session, _owned(image_id), **changes)
+    session.commit()
+    return jsonify(image_json(get_image(session, img.id), components().store))
+
+
+@bp.delete("/images/<int:image_id>")
+@login_required
+def delete_image(image_id: int):
+    c, session = components(), db_session()
+    image = session.get(Image, image_id)
+    if image is not None and image.status == ImageStatus.DELETING and (
+            g.principal.is_admin or image.uploader_id == g.principal.user_id):
+        return _deleting(image_id)  # already being deleted: still pending
+    outcome = manage.delete_image(session, c.store, _owned(image_id))
+    if outcome == "deleted":
+        return "", 204
+    c.send_task(celeryconfig.DELETE_IMAGE_TASK, image_id)
+    return _deleting(image_id)
+
+
+def _deleting(image_id: int):
+    resp = jsonify({"id": image_id, "status": ImageStatus.DELETING})
+    resp.status_code = 202
+    return resp
+
+
+@bp.get("/images/<int:image_id>/url")
+@login_required
+def signed_image_url(image_id: int):
+    image = _owned(image_id)
+    c = components()
+    rendition = request.args.get("rendition", "original")
+    expires_in = _int_arg("expires_in", 300, 1, manage.MAX_SIGNED_URL_S)
+    if rendition == "original":
+        key = image.s3_key or image.staging_key
+        if not key or image.status == ImageStatus.LEGACY:
+            raise ApiError(409, "not_ready", "the original is not in the store yet")
+    else:
+        fmt = request.args.get("format")
+        matches = [r for r in image.renditions if r.name == rendition and (fmt is None or r.format == fmt)]
+        if not matches:
+            raise ApiError(404, "rendition_not_found",
+                           f"image {image_id} has no {rendition}{' ' + fmt if fmt else ''} rendition")
+        key = sorted(matches, key=lambda r: r.format != "webp")[0].key if fmt is None else matches[0].key
+    url, expires_at = manage.signed_url(c.settings, c.store, key, expires_in)
+    return jsonify({"url": url, "expires_at": iso(expires_at), "rendition": rendition})
 
 
 @bp.get("/<entity>/<int:entity_id>/images")
@@ -106,12 +286,37 @@ def image(image_id: int):
 def entity_images(entity: str, entity_id: int):
     entity = _entity(entity)
     limit = _int_arg("limit", 50, 1, MAX_LIST_LIMIT)
-    before_id = _int_arg("before_id", None, 1, 2**63 - 1)
-    images = list_images(db_session(), entity, entity_id, limit=limit, before_id=before_id)
+    cursor = request.args.get("cursor")
+    after = None
+    if cursor:
+        try:
+            position, _, last_id = cursor.partition(".")
+            after = (int(position), int(last_id))
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", "cursor must be a next_cursor value from a previous page") from None
+    images = list_images(db_session(), entity, entity_id, limit=limit, after=after)
     store = components().store
+    last = images[-1] if len(images) == limit else None
     return jsonify({
         "entity_type": entity,
         "entity_id": entity_id,
         "images": [image_json(i, store) for i in images],
-        "next_before_id": images[-1].id if len(images) == limit else None,
+        "next_cursor": f"{last.position or 0}.{last.id}" if last else None,
     })
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+@bp.get("/admin/images")
+@admin_required
+def admin_images():
+    """Images in one status across every entity (e.g. failed ones, for support)."""
+    status = request.args.get("status", ImageStatus.FAILED)
+    allowed = (ImageStatus.PENDING, ImageStatus.PROCESSING, ImageStatus.READY, ImageStatus.FAILED,
+               ImageStatus.DELETING, ImageStatus.LEGACY)
+    if status not in allowed:
+        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(allowed)}")
+    limit = _int_arg("limit", 50, 1, MAX_LIST_LIMIT)
+    rows = db_session().scalars(select(Image).where(Image.status == status).order_by(Image.id.desc()).limit(limit))
+    store = components().store
+    return jsonify({"status": status, "images": [image_json(i, store) for i in rows]})

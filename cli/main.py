@@ -25,9 +25,8 @@ def main() -> None:
 def check_config() -> None:
     """Validate the configuration from the environment and print it (secrets hidden)."""
     s = _settings()
-    hidden = {"jwt_secret", "signing_secret", "aws_secret_access_key"}
     for name, value in vars(s).items():
-        if name in hidden and value:
+        if "secret" in name and isinstance(value, str) and value:  # every *_secret field, present or future
             value = "(set)"
         click.echo(f"{name} = {value}")
     if s.jwt_secret_generated:

@@ -34,6 +34,7 @@ class ImageStatus:
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    DELETING = "deleting"  # hidden from listings; a task is removing its objects, then the row
     LEGACY = "legacy"  # a pre-S3 row with a local url, not yet migrated
 
 
@@ -44,6 +45,7 @@ class Image(Base):
         Index("ix_images_s3_key", "s3_key"),
         Index("ix_images_status", "status"),
         Index("ix_images_entity_sha256", "entity_type", "entity_id", "sha256"),
+        Index("ix_images_entity_position", "entity_type", "entity_id", "position", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -76,7 +78,8 @@ class Image(Base):
     copyright: Mapped[str | None] = mapped_column(String(200))
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
-    position: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # gallery order, ascending
+    alt_text: Mapped[str | None] = mapped_column(String(500))
     is_primary: Mapped[bool] = mapped_column(default=False)
     legacy_table: Mapped[str | None] = mapped_column(String(30))
     legacy_id: Mapped[int | None] = mapped_column(Integer)
@@ -123,6 +126,10 @@ class Job(Base):
     entity_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    callback_state: Mapped[str | None] = mapped_column(String(20))  # pending, sending, delivered, failed
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     images: Mapped[list[Image]] = relationship(secondary="job_images", order_by="Image.id")
 
@@ -132,3 +139,23 @@ class JobImage(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Upload(Base):
+    """A direct-to-store upload: created with a presigned POST, completed into an image + job."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    entity_type: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    staging_key: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

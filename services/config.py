@@ -63,6 +63,15 @@ class Settings:
     avif_quality: int = 60
     avif_effort: int = 0
 
+    upload_url_expires_s: int = 600
+    rate_limit_uploads_per_minute: int = 120
+    rate_limit_redis_url: str | None = None
+    callback_allowed_hosts: tuple[str, ...] = ()
+    callback_secret: str = ""
+    callback_max_attempts: int = 8
+    cloudfront_key_pair_id: str | None = None
+    cloudfront_private_key_path: Path | None = None
+
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 180
     task_max_retries: int = 5
@@ -138,6 +147,18 @@ class Settings:
             # setups stay one-variable while production may rotate them independently.
             signing_secret = "sign:" + jwt_secret
 
+        rate_redis = env.get("RATE_LIMIT_REDIS_URL") or env.get("REDIS_URL") or (
+            broker_url if broker_url.startswith(("redis://", "rediss://")) else None)
+        hosts = tuple(h.strip().lower() for h in (env.get("CALLBACK_ALLOWED_HOSTS") or "").split(",") if h.strip())
+        cf_key_id = env.get("AWS_CLOUDFRONT_KEY_PAIR_ID") or None
+        cf_key_path = Path(env["AWS_CLOUDFRONT_PRIVATE_KEY_PATH"]) if env.get("AWS_CLOUDFRONT_PRIVATE_KEY_PATH") else None
+        if bool(cf_key_id) != bool(cf_key_path):
+            problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID and AWS_CLOUDFRONT_PRIVATE_KEY_PATH must be set together")
+        elif cf_key_path and not cf_key_path.is_file():
+            problems.append(f"AWS_CLOUDFRONT_PRIVATE_KEY_PATH must name a PEM file, {str(cf_key_path)!r} does not exist")
+        if cf_key_id and not cloudfront:
+            problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID needs AWS_CLOUDFRONT_URL (the distribution the URLs are for)")
+
         settings = cls(
             env=mode,
             var_dir=var_dir,
@@ -171,6 +192,14 @@ class Settings:
             avif_enabled=p.boolean("AVIF_ENABLED", False),
             avif_quality=p.integer("AVIF_QUALITY", 60, 1, 100),
             avif_effort=p.integer("AVIF_EFFORT", 0, 0, 9),
+            upload_url_expires_s=p.integer("UPLOAD_URL_EXPIRES_S", 600, 60, 7 * 24 * 3600),
+            rate_limit_uploads_per_minute=p.integer("RATE_LIMIT_UPLOADS_PER_MINUTE", 120, 0, 1_000_000),
+            rate_limit_redis_url=rate_redis,
+            callback_allowed_hosts=hosts,
+            callback_secret=env.get("CALLBACK_SECRET") or "callback:" + jwt_secret,
+            callback_max_attempts=p.integer("CALLBACK_MAX_ATTEMPTS", 8, 1, 50),
+            cloudfront_key_pair_id=cf_key_id,
+            cloudfront_private_key_path=cf_key_path,
             task_soft_time_limit_s=p.integer("TASK_SOFT_TIME_LIMIT_S", 120, 1, 86400),
             task_time_limit_s=p.integer("TASK_TIME_LIMIT_S", 180, 1, 86400),
             task_max_retries=p.integer("TASK_MAX_RETRIES", 5, 0, 100),

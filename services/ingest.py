@@ -111,7 +111,7 @@ def _read_bounded(head: bytes, stream: BinaryIO, max_bytes: int) -> bytes:
     return data
 
 
-def _safe_filename(name: str | None) -> str | None:
+def safe_filename(name: str | None) -> str | None:
     if not name:
         return None
     name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -144,7 +144,7 @@ def ingest_upload(
     """Stage every acceptable file; list the others as rejected. Flushes, does not commit."""
     result = IngestResult(job=None)
     for incoming in files:
-        filename = _safe_filename(incoming.filename)
+        filename = safe_filename(incoming.filename)
         head = incoming.stream.read(SNIFF_BYTES)
         try:
             fmt = require_supported(head)
@@ -160,25 +160,40 @@ def ingest_upload(
         if existing is not None:
             result.duplicates.append(Duplicate(filename, existing))
             continue
-        image = Image(
-            entity_type=entity_type,
-            entity_id=entity_id,
-            status=ImageStatus.PENDING,
-            uploader_id=user_id,
-            original_filename=filename,
-            declared_content_type=(incoming.content_type or None),
-            staging_key=staging_key(uuid.uuid4().hex),
-            mime_type=MIME[fmt],
-            sha256=sha256,
-        )
-        session.add(image)
-        session.flush()  # the id goes into the object's metadata
+        image = new_pending_image(session, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+                                  filename=filename, declared=incoming.content_type, fmt=fmt, sha256=sha256,
+                                  staged_at=staging_key(uuid.uuid4().hex))
         _stage(store, image, body, fmt)
         result.images.append(image)
-    if result.images or result.duplicates:
-        job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id)
-        job.images = list(dict.fromkeys(result.images + [d.image for d in result.duplicates]))
-        session.add(job)
-        session.flush()
-        result.job = job
+    result.job = new_job(session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id)
     return result
+
+
+def new_pending_image(session: Session, *, entity_type: str, entity_id: int, user_id: int | None,
+                      filename: str | None, declared: str | None, fmt: str, sha256: str, staged_at: str) -> Image:
+    image = Image(
+        entity_type=entity_type,
+        entity_id=entity_id,
+        status=ImageStatus.PENDING,
+        uploader_id=user_id,
+        original_filename=filename,
+        declared_content_type=(declared or None),
+        staging_key=staged_at,
+        mime_type=MIME[fmt],
+        sha256=sha256,
+    )
+    session.add(image)
+    session.flush()  # the id goes into the object's metadata
+    return image
+
+
+def new_job(session: Session, result: IngestResult, *, entity_type: str, entity_id: int,
+            user_id: int | None) -> Job | None:
+    """The job of the new images and of the existing images the duplicates point at."""
+    if not (result.images or result.duplicates):
+        return None
+    job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id)
+    job.images = list(dict.fromkeys(result.images + [d.image for d in result.duplicates]))
+    session.add(job)
+    session.flush()
+    return job

@@ -14,8 +14,12 @@ def original_key(entity_type: str, entity_id: int, image_id: int, ext: str) -> s
     return f"originals/{entity_type}/{entity_id}/{image_id}.{ext}"
 
 
+def rendition_prefix(entity_type: str, entity_id: int, image_id: int) -> str:
+    return f"public/{entity_type}/{entity_id}/{image_id}/"
+
+
 def rendition_key(entity_type: str, entity_id: int, image_id: int, spec: RenditionSpec) -> str:
-    return f"public/{entity_type}/{entity_id}/{image_id}/{spec.filename}"
+    return rendition_prefix(entity_type, entity_id, image_id) + spec.filename
 
 
 def object_metadata(image: Image) -> dict[str, object]:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Rendition
@@ -50,21 +51,30 @@ def encoder_from(settings: Settings) -> EncoderSettings:
     )
 
 
-def mark_failed(session: Session, image: Image, code: str, message: str) -> None:
-    image.status = ImageStatus.FAILED
-    image.error_code = code
-    image.error_message = message[:2000]
-    image.processed_at = datetime.now(UTC)
+UNFINISHED = (ImageStatus.PENDING, ImageStatus.PROCESSING)
+
+
+def mark_failed(session: Session, image: Image, code: str, message: str) -> bool:
+    """Fail an unfinished image. A conditional UPDATE: an image a DELETE has meanwhile moved
+    to `deleting` (or removed) is left alone, so it can never come back as failed."""
+    result = session.execute(
+        update(Image)
+        .where(Image.id == image.id, Image.status.in_(UNFINISHED))
+        .values(status=ImageStatus.FAILED, error_code=code, error_message=message[:2000],
+                processed_at=datetime.now(UTC), updated_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    session.expire(image)  # sessions keep objects across commits: read the row's real state next time
+    return result.rowcount == 1
 
 
 def fail_unfinished(session: Session, image_id: int, code: str, message: str) -> bool:
     """Called when retries are exhausted: fail the image unless a run already finished it."""
     image = session.get(Image, image_id)
-    if image is None or image.status in (ImageStatus.READY, ImageStatus.FAILED):
+    if image is None or image.status not in UNFINISHED:
         return False
-    mark_failed(session, image, code, message)
-    return True
+    return mark_failed(session, image, code, message)
 
 
 def _load_source(store: ObjectStore, image: Image) -> bytes:
@@ -78,14 +88,20 @@ def _load_source(store: ObjectStore, image: Image) -> bytes:
 
 
 def process_image(session: Session, store: ObjectStore, settings: Settings, image_id: int) -> str:
-    """Returns what happened: ready, failed, skipped (already done) or missing (no such row)."""
-    image = session.get(Image, image_id)
+    """Returns what happened: ready, failed, skipped (already done, or being deleted),
+    deleted (a DELETE arrived mid-way) or missing (no such row)."""
+    claimed = session.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.status.in_(UNFINISHED))
+        .values(status=ImageStatus.PROCESSING, updated_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    image = session.get(Image, image_id, populate_existing=True)
     if image is None:
         return "missing"
-    if image.status in (ImageStatus.READY, ImageStatus.FAILED, ImageStatus.LEGACY):
+    if not claimed:  # ready, failed, legacy or deleting
         return "skipped"
-    image.status = ImageStatus.PROCESSING
-    session.commit()
 
     try:
         data = _load_source(store, image)
@@ -97,20 +113,33 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
         info = probe(data, limits_from(settings))
         result = render(data, info, encoder_from(settings))
     except ImageError as exc:
+        staged = image.staging_key
         mark_failed(session, image, exc.code, exc.message)
-        _discard_staging(store, image)
+        _discard_staging(store, staged)
         return "failed"
 
     meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
     store.put(orig_key, data, content_type=info.mime_type, cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
+    written = [orig_key]
+    for rendition in result.renditions:
+        key = rendition_key(image.entity_type, image.entity_id, image.id, rendition.spec)
+        store.put(key, rendition.data, content_type=rendition.spec.content_type,
+                  cache_control=IMMUTABLE_CACHE_CONTROL, metadata=meta)
+        written.append(key)
+
+    # A DELETE may have arrived while we rendered. Lock the row (PostgreSQL; SQLite serialises
+    # writers anyway) and look: if it is no longer ours to finish, take back what we wrote.
+    current = session.execute(select(Image.status).where(Image.id == image.id).with_for_update()).scalar()
+    if current != ImageStatus.PROCESSING:
+        session.rollback()
+        store.delete_many(written)
+        log.info("image %s was deleted while processing; its objects were removed", image.id)
+        return "deleted"
 
     existing = {(r.name, r.format): r for r in image.renditions}
-    for rendition in result.renditions:
+    for rendition, key in zip(result.renditions, written[1:], strict=True):
         spec = rendition.spec
-        key = rendition_key(image.entity_type, image.entity_id, image.id, spec)
-        store.put(key, rendition.data, content_type=spec.content_type,
-                  cache_control=IMMUTABLE_CACHE_CONTROL, metadata=meta)
         row = existing.get((spec.name, spec.format))
         if row is None:
             row = Rendition(name=spec.name, format=spec.format)
@@ -137,17 +166,18 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
     image.error_code = image.error_message = None
     image.status = ImageStatus.READY
     image.processed_at = datetime.now(UTC)
+    staged = image.staging_key
     session.commit()
-    _discard_staging(store, image)
+    _discard_staging(store, staged)
     return "ready"
 
 
-def _discard_staging(store: ObjectStore, image: Image) -> None:
+def _discard_staging(store: ObjectStore, key: str | None) -> None:
     # Best effort, after the commit: a leftover staging object is an orphan for the
     # cleanup job, never a reason to fail a finished image.
-    if not image.staging_key:
+    if not key:
         return
     try:
-        store.delete(image.staging_key)
+        store.delete(key)
     except StorageError as exc:
-        log.warning("could not delete staging object %s: %s", image.staging_key, exc)
+        log.warning("could not delete staging object %s: %s", key, exc)

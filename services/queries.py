@@ -1,7 +1,7 @@
 """Read-side use cases: images, listings, jobs and their derived status."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Image, ImageStatus, Job
@@ -22,16 +22,19 @@ def get_image(session: Session, image_id: int) -> Image | None:
 
 
 def list_images(session: Session, entity_type: str, entity_id: int, *, limit: int = 50,
-                before_id: int | None = None) -> list[Image]:
+                after: tuple[int, int] | None = None) -> list[Image]:
+    """A gallery in its order: `position` ascending, then newest first. `after` is the
+    (position, id) of the last image of the previous page. Images being deleted are gone."""
     query = (
         select(Image)
-        .where(Image.entity_type == entity_type, Image.entity_id == entity_id)
+        .where(Image.entity_type == entity_type, Image.entity_id == entity_id, Image.status != ImageStatus.DELETING)
         .options(selectinload(Image.renditions))
-        .order_by(Image.created_at.desc(), Image.id.desc())
+        .order_by(Image.position.asc(), Image.id.desc())
         .limit(limit)
     )
-    if before_id is not None:
-        query = query.where(Image.id < before_id)
+    if after is not None:
+        position, last_id = after
+        query = query.where(or_(Image.position > position, and_(Image.position == position, Image.id < last_id)))
     return list(session.scalars(query))
 
 

@@ -7,11 +7,12 @@ from .base import (
     ObjectNotFound,
     ObjectStore,
     PermanentStorageError,
+    PresignedPost,
     StorageError,
     TransientStorageError,
 )
 
 __all__ = [
     "IMMUTABLE_CACHE_CONTROL", "PRIVATE_CACHE_CONTROL", "PUBLIC_PREFIX", "DeleteResult", "ObjectInfo",
-    "ObjectNotFound", "ObjectStore", "PermanentStorageError", "StorageError", "TransientStorageError",
+    "ObjectNotFound", "ObjectStore", "PermanentStorageError", "PresignedPost", "StorageError", "TransientStorageError",
 ]

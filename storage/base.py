@@ -41,6 +41,14 @@ class ObjectInfo:
     etag: str | None = None
 
 
+@dataclass(frozen=True)
+class PresignedPost:
+    """An HTML-form upload: POST multipart/form-data to `url` with every field, file last."""
+
+    url: str
+    fields: Mapping[str, str]
+
+
 @dataclass
 class DeleteResult:
     deleted: list[str] = field(default_factory=list)
@@ -76,6 +84,11 @@ class ObjectStore(Protocol):
     def public_url(self, key: str) -> str: ...
 
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str: ...
+
+    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
+        """A browser upload of exactly `key`, of this content type, 1..max_bytes long, until expiry;
+        the store itself refuses anything else."""
+        ...
 
     def ping(self) -> None: ...
 

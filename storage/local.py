@@ -6,6 +6,7 @@ never sees half an object.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -14,11 +15,11 @@ import posixpath
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .base import DeleteResult, ObjectInfo, ObjectNotFound, PermanentStorageError, normalise_metadata
+from .base import DeleteResult, ObjectInfo, ObjectNotFound, PermanentStorageError, PresignedPost, normalise_metadata
 
 _META = ".meta"
 MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600
@@ -154,6 +155,33 @@ class LocalObjectStore:
         if int(expires) < time.time():
             return False
         return hmac.compare_digest(self._signature(key, int(expires)), signature)
+
+    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
+        """The same contract as S3's: a signed policy the /media/upload route enforces."""
+        self._path(key)
+        policy = base64.urlsafe_b64encode(json.dumps({
+            "key": key, "content_type": content_type, "max_bytes": int(max_bytes),
+            "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGN_EXPIRY_S)),
+        }, separators=(",", ":")).encode()).decode()
+        signature = hmac.new(self._secret, b"post\n" + policy.encode(), hashlib.sha256).hexdigest()
+        return PresignedPost(url=f"{self.public_base_url}/upload",
+                             fields={"key": key, "Content-Type": content_type, "policy": policy, "signature": signature})
+
+    def check_post_policy(self, fields: Mapping[str, str]) -> dict:
+        """The policy of a form upload if it is genuine and unexpired and the form agrees with
+        it; raises PermanentStorageError saying what is wrong."""
+        policy_b64, signature = fields.get("policy", ""), fields.get("signature", "")
+        expected = hmac.new(self._secret, b"post\n" + policy_b64.encode(), hashlib.sha256).hexdigest()
+        if not self._secret or not signature or not hmac.compare_digest(expected, signature):
+            raise PermanentStorageError("invalid upload signature")
+        policy = json.loads(base64.urlsafe_b64decode(policy_b64.encode()))
+        if policy["expires"] < time.time():
+            raise PermanentStorageError("the upload policy has expired")
+        if fields.get("key") != policy["key"]:
+            raise PermanentStorageError("the key does not match the upload policy")
+        if fields.get("Content-Type") != policy["content_type"]:
+            raise PermanentStorageError("the Content-Type does not match the upload policy")
+        return policy
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):

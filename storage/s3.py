@@ -22,6 +22,7 @@ from .base import (
     ObjectInfo,
     ObjectNotFound,
     PermanentStorageError,
+    PresignedPost,
     TransientStorageError,
     normalise_metadata,
 )
@@ -243,6 +244,17 @@ class S3ObjectStore:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
         )
+
+    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
+        # boto3 adds the bucket and exact-key conditions itself.
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in_s,
+        )
+        return PresignedPost(url=post["url"], fields=dict(post["fields"]))
 
     def ping(self) -> None:
         self._call(lambda: self.client.head_bucket(Bucket=self.bucket))

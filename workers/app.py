@@ -32,6 +32,14 @@ def _fresh_connections_after_fork(**_kwargs) -> None:
     runtime.reset()
 
 
+@signals.after_setup_logger.connect
+def _json_logs(**_kwargs) -> None:
+    # Celery keeps its own log format; imagepipe's loggers write JSON lines, as the API's do.
+    from services.logs import configure_json_logging
+
+    configure_json_logging()
+
+
 @signals.worker_process_init.connect
 def _small_libvips_cache(**_kwargs) -> None:
     import pyvips

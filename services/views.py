@@ -1,0 +1,85 @@
+"""The JSON shapes of images and jobs, shared by the API and the job callbacks (no Flask here)."""
+from __future__ import annotations
+
+from db.models import Image, ImageStatus, Job
+from storage import ObjectStore
+
+from .ingest import content_type_mismatch
+from .queries import job_status
+
+RENDITION_ORDER = {"thumbnail": 0, "medium": 1, "large": 2}
+
+
+def iso(dt) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def error_json(image: Image) -> dict | None:
+    return {"code": image.error_code, "message": image.error_message} if image.error_code else None
+
+
+def image_json(image: Image, store: ObjectStore) -> dict:
+    renditions: dict[str, dict] = {}
+    for r in sorted(image.renditions, key=lambda r: (RENDITION_ORDER.get(r.name, 9), r.format)):
+        renditions.setdefault(r.name, {})[r.format] = {
+            "url": store.public_url(r.key),
+            "width": r.width,
+            "height": r.height,
+            "bytes": r.bytes,
+            "content_type": r.content_type,
+        }
+    out = {
+        "id": image.id,
+        "entity_type": image.entity_type,
+        "entity_id": image.entity_id,
+        "status": image.status,
+        "filename": image.original_filename,
+        "width": image.width,
+        "height": image.height,
+        "file_size": image.file_size,
+        "mime_type": image.mime_type,
+        "declared_content_type": image.declared_content_type,
+        # The bytes decide the format; a client that declared something else is told so.
+        "content_type_mismatch": content_type_mismatch(image.declared_content_type, image.mime_type),
+        "sha256": image.sha256,
+        "has_alpha": image.has_alpha,
+        "animated": bool(image.frames and image.frames > 1),
+        "placeholder": {"blurhash": image.blurhash, "dominant_color": image.dominant_color}
+        if image.blurhash else None,
+        "position": image.position or 0,
+        "is_primary": bool(image.is_primary),
+        "alt_text": image.alt_text,
+        "renditions": renditions,
+        "created_at": iso(image.created_at),
+        "processed_at": iso(image.processed_at),
+        "error": error_json(image),
+    }
+    if image.url:
+        out["legacy_url"] = image.url
+    return out
+
+
+def job_json(job: Job) -> dict:
+    images = [i for i in job.images if i.status != ImageStatus.DELETING]
+    counts = {s: sum(1 for i in images if i.status == s) for s in (ImageStatus.READY, ImageStatus.FAILED)}
+    out = {
+        "id": job.id,
+        "status": job_status(images),
+        "status_url": f"/api/v1/jobs/{job.id}",
+        "entity_type": job.entity_type,
+        "entity_id": job.entity_id,
+        "created_at": iso(job.created_at),
+        "total": len(images),
+        "succeeded": counts[ImageStatus.READY],
+        "failed": counts[ImageStatus.FAILED],
+        "pending": len(images) - counts[ImageStatus.READY] - counts[ImageStatus.FAILED],
+        "images": [
+            {"id": i.id, "status": i.status, "filename": i.original_filename, "error": error_json(i)}
+            for i in images
+        ],
+        "callback": None,
+    }
+    if job.callback_url:
+        out["callback"] = {"url": job.callback_url, "state": job.callback_state, "attempts": job.callback_attempts,
+                           "delivered_at": iso(job.callback_delivered_at)}
+    return out
