@@ -153,6 +153,8 @@ def settings(database_url, seaweed):
         AWS_ACCESS_KEY_ID=seaweed.credentials.access_key_id,
         AWS_SECRET_ACCESS_KEY=seaweed.credentials.secret_access_key,
         AWS_S3_BUCKET=seaweed.bucket,
+        CALLBACK_ALLOWED_HOSTS="127.0.0.1",  # the tests' own callback receivers
+        RATE_LIMIT_UPLOADS_PER_MINUTE="0",  # off for the suite; tests/api/test_limits.py turns it on
     )
     return Settings.from_env(env)
 

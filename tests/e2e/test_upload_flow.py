@@ -11,28 +11,9 @@ from sqlalchemy import select
 from db.models import Image, Rendition
 from tests.conftest import corpus, new_entity_id
 from tests.support.containers import metadata_blocks
+from tests.support.http import upload, wait_for_job
 
 pytestmark = pytest.mark.e2e
-
-
-def upload(base: str, headers: dict, entity: str, entity_id: int, path, name: str | None = None):
-    with open(path, "rb") as fh:
-        return requests.post(f"{base}/api/v1/{entity}/{entity_id}/images", headers=headers,
-                             files={"file": (name or path.name, fh, "image/jpeg")}, timeout=30)
-
-
-def wait_for_job(base: str, headers: dict, status_url: str, timeout_s: float = 90.0) -> dict:
-    seen = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = requests.get(base + status_url, headers=headers, timeout=10).json()
-        if not seen or seen[-1] != body["status"]:
-            seen.append(body["status"])
-        if body["status"] in ("succeeded", "failed", "partial"):
-            body["_seen"] = seen
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"job did not finish in {timeout_s}s; statuses seen: {seen}")
 
 
 def test_photo_upload_is_processed_into_six_public_renditions(live_server, celery_worker, auth, store, session, settings):
