@@ -82,10 +82,12 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: E
 
     from .health import bp as health_bp
     from .media import bp as media_bp
+    from .openapi import bp as openapi_bp
     from .routes import bp as v1_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(v1_bp)
+    app.register_blueprint(openapi_bp)
     if settings.storage_backend == "local":
         app.register_blueprint(media_bp)
 

@@ -188,10 +188,22 @@ def celery_worker(settings, store):
 
 # -- The API over real HTTP -----------------------------------------------------------------
 @pytest.fixture(scope="session")
-def app(settings, store):
+def contract():
+    """Every JSON response of the apps it is attached to is validated against the OpenAPI
+    document; a violation fails the run at teardown, naming the route and the field."""
+    from api.openapi import spec
+    from tests.support.contract import ContractCheck
+
+    check = ContractCheck(spec())
+    yield check
+    assert not check.violations, "responses that break the OpenAPI contract:\n" + "\n".join(check.violations)
+
+
+@pytest.fixture(scope="session")
+def app(settings, store, contract):
     from api.app import create_app
 
-    return create_app(settings)
+    return contract.attach(create_app(settings))
 
 
 @pytest.fixture(scope="session")

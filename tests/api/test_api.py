@@ -17,9 +17,9 @@ def recorded():
 
 
 @pytest.fixture(scope="module")
-def client(settings, store, recorded):
+def client(settings, store, recorded, contract):
     small = settings.with_overrides(max_upload_bytes=200_000, max_files_per_request=3)
-    app = create_app(small, enqueue=recorded.extend)
+    app = contract.attach(create_app(small, enqueue=recorded.extend))
     return app.test_client()
 
 

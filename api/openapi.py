@@ -1,0 +1,240 @@
+"""The API contract, OpenAPI 3.1, served at /api/v1/openapi.json and rendered at /api/docs.
+
+Schemas are strict (`additionalProperties: false`): the test suite validates every JSON
+response it receives against them, so the document cannot drift from the code unnoticed.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, send_from_directory
+
+from pipeline.specs import RENDITION_WIDTHS
+from services.config import ENTITY_TYPES
+
+bp = Blueprint("openapi", __name__)
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: dict, optional: dict | None = None) -> dict:
+    props = {**required, **(optional or {})}
+    return {"type": "object", "properties": props, "required": list(required), "additionalProperties": False}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+TIME = {"type": "string", "format": "date-time"}
+IMAGE_STATUS = {"type": "string", "enum": ["pending", "processing", "ready", "failed", "deleting", "legacy"]}
+JOB_STATUS = {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "partial"]}
+
+SCHEMAS = {
+    "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
+    "ErrorDetail": _nullable(_obj({"code": STR, "message": STR})),
+    "Rendition": _obj({"url": STR, "width": INT, "height": INT, "bytes": INT, "content_type": STR}),
+    "Image": _obj({
+        "id": INT, "entity_type": {"type": "string", "enum": list(ENTITY_TYPES)}, "entity_id": INT,
+        "status": IMAGE_STATUS, "filename": _nullable(STR), "width": _nullable(INT), "height": _nullable(INT),
+        "file_size": _nullable(INT),
+        "mime_type": _nullable({"type": "string", "description": "the format read from the bytes"}),
+        "declared_content_type": _nullable(STR), "content_type_mismatch": BOOL, "sha256": _nullable(STR),
+        "has_alpha": _nullable(BOOL), "animated": BOOL,
+        "placeholder": _nullable(_obj({"blurhash": STR, "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}})),
+        "position": INT, "is_primary": BOOL, "alt_text": _nullable(STR),
+        "renditions": {
+            "type": "object",
+            "description": "by size name, then by format (jpeg or png, webp, avif when enabled)",
+            "propertyNames": {"enum": list(RENDITION_WIDTHS)},
+            "additionalProperties": {"type": "object", "propertyNames": {"enum": ["jpeg", "png", "webp", "avif"]},
+                                     "additionalProperties": _ref("Rendition")},
+        },
+        "created_at": _nullable(TIME), "processed_at": _nullable(TIME), "error": _ref("ErrorDetail"),
+    }, {"legacy_url": STR}),
+    "JobImage": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR), "error": _ref("ErrorDetail")}),
+    "Job": _obj({
+        "id": STR, "status": JOB_STATUS, "status_url": STR, "entity_type": STR, "entity_id": INT,
+        "created_at": _nullable(TIME), "total": INT, "succeeded": INT, "failed": INT,
+        "pending": {"type": "integer", "description": "pending or processing"},
+        "images": {"type": "array", "items": _ref("JobImage")},
+        "callback": _nullable(_obj({"url": STR, "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                                    "attempts": INT, "delivered_at": _nullable(TIME)})),
+    }),
+    "UploadAccepted": _obj({
+        "job": _obj({"id": STR, "status": JOB_STATUS, "status_url": STR}),
+        "images": {"type": "array", "items": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR)},
+                                                   {"duplicate_of": {"type": "integer", "description":
+                                                    "these bytes are already this image of the entity"}})},
+    }, {"rejected": {"type": "array", "items": _obj({"filename": _nullable(STR), "error": _ref("ErrorDetail")})}}),
+    "DirectUploadRequest": _obj({
+        "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "entity_id": {"type": "integer", "minimum": 1},
+        "content_type": {"type": "string", "enum": ["image/jpeg", "image/png", "image/webp", "image/avif",
+                                                    "image/heic", "image/heif"]},
+        "size": {"type": "integer", "minimum": 1},
+    }, {"filename": STR}),
+    "DirectUpload": _obj({
+        "upload_id": STR, "method": {"const": "POST"}, "url": STR,
+        "fields": {"type": "object", "additionalProperties": STR,
+                   "description": "send every field, then the file as `file`, as multipart/form-data"},
+        "max_bytes": INT, "expires_at": TIME, "complete_url": STR,
+    }),
+    "ImagePatch": {"type": "object", "additionalProperties": False, "minProperties": 0, "properties": {
+        "position": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+        "is_primary": BOOL, "alt_text": _nullable({"type": "string", "maxLength": 500})}},
+    "Deleting": _obj({"id": INT, "status": {"const": "deleting"}}),
+    "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
+    "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("Image")},
+                     "next_cursor": _nullable(STR)}),
+    "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
+    "Health": _obj({"status": {"const": "ok"}}),
+    "Ready": _obj({"status": {"const": "ok"}, "checks": {"type": "object", "additionalProperties": STR}}),
+    "NotReady": _obj({"status": {"const": "unavailable"}, "down": {"type": "array", "items": STR},
+                      "checks": {"type": "object", "additionalProperties": STR},
+                      "error": _obj({"code": {"const": "not_ready"}, "message": STR})}),
+}
+
+
+def _json(schema_name: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def _errors(*statuses: int) -> dict:
+    text = {400: "invalid request", 401: "no or invalid bearer token", 403: "not allowed", 404: "not found (or not yours)",
+            409: "conflict", 413: "too large", 415: "not a supported image format", 429: "rate limited (Retry-After)",
+            503: "a dependency is down (Retry-After)"}
+    return {str(s): _json("Error", text[s]) for s in statuses}
+
+
+def _path_param(name: str, schema: dict, description: str = "") -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+ENTITY = _path_param("entity", {"type": "string", "enum": list(ENTITY_TYPES)})
+ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0})
+IMAGE_ID = _path_param("image_id", {"type": "integer"})
+AUTH = [{"bearer": []}]
+ALWAYS = (401, 503)
+
+
+def spec() -> dict:
+    paths = {
+        "/api/v1/{entity}/{entity_id}/images": {
+            "parameters": [ENTITY, ENTITY_ID],
+            "post": {
+                "summary": "Upload one or more images (a batch job)", "operationId": "upload", "security": AUTH,
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "callback_url": {"type": "string", "format": "uri",
+                                         "description": "POSTed the final job JSON, signed; allowed hosts only"}}}}}},
+                "responses": {"202": _json("UploadAccepted", "accepted; poll the job"),
+                              **_errors(400, 404, 413, 415, 429, *ALWAYS)},
+            },
+            "get": {
+                "summary": "An entity's gallery, in order", "operationId": "listImages", "security": AUTH,
+                "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
+                               _query("cursor", STR, "next_cursor of the previous page")],
+                "responses": {"200": _json("Listing", "images by position, then newest first"),
+                              **_errors(400, 404, *ALWAYS)},
+            },
+        },
+        "/api/v1/uploads": {"post": {
+            "summary": "Start a direct upload: a presigned POST to the store", "operationId": "createUpload",
+            "security": AUTH,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DirectUploadRequest")}}},
+            "responses": {"201": _json("DirectUpload", "POST the file there, then call complete_url"),
+                          **_errors(400, 404, 413, 415, 429, *ALWAYS)},
+        }},
+        "/api/v1/uploads/{upload_id}/complete": {
+            "parameters": [_path_param("upload_id", STR)],
+            "post": {"summary": "Finish a direct upload (idempotent)", "operationId": "completeUpload",
+                     "security": AUTH,
+                     "responses": {"202": _json("UploadAccepted", "accepted; the same job every time"),
+                                   **_errors(404, 409, 413, 415, *ALWAYS)}},
+        },
+        "/api/v1/jobs/{job_id}": {
+            "parameters": [_path_param("job_id", STR)],
+            "get": {"summary": "A job's progress, from the database", "operationId": "getJob", "security": AUTH,
+                    "responses": {"200": _json("Job", "the job"), **_errors(404, *ALWAYS)}},
+        },
+        "/api/v1/images/{image_id}": {
+            "parameters": [IMAGE_ID],
+            "get": {"summary": "One image", "operationId": "getImage", "security": AUTH,
+                    "responses": {"200": _json("Image", "the image"), **_errors(404, *ALWAYS)}},
+            "patch": {"summary": "Gallery order, cover, alt text (uploader or admin)", "operationId": "patchImage",
+                      "security": AUTH,
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImagePatch")}}},
+                      "responses": {"200": _json("Image", "the image as changed"), **_errors(400, 404, *ALWAYS)}},
+            "delete": {"summary": "Delete the image and every object (uploader or admin)", "operationId": "deleteImage",
+                       "security": AUTH,
+                       "responses": {"204": {"description": "deleted"},
+                                     "202": _json("Deleting", "hidden now; a task finishes removing objects"),
+                                     **_errors(404, *ALWAYS)}},
+        },
+        "/api/v1/images/{image_id}/url": {
+            "parameters": [IMAGE_ID],
+            "get": {"summary": "A time-limited URL for the private original or a rendition",
+                    "operationId": "signedImageUrl", "security": AUTH,
+                    "parameters": [
+                        _query("rendition", {"type": "string", "enum": ["original", *RENDITION_WIDTHS]}, "default original"),
+                        _query("format", {"type": "string", "enum": ["jpeg", "png", "webp", "avif"]}, "for a rendition"),
+                        _query("expires_in", {"type": "integer", "minimum": 1, "maximum": 604800}, "seconds, default 300")],
+                    "responses": {"200": _json("SignedUrl", "the URL"), **_errors(400, 404, 409, *ALWAYS)}},
+        },
+        "/api/v1/admin/images": {"get": {
+            "summary": "Images in one status across all entities (admin)", "operationId": "adminImages",
+            "security": AUTH,
+            "parameters": [_query("status", IMAGE_STATUS, "default failed"),
+                           _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size")],
+            "responses": {"200": _json("AdminImages", "the images"), **_errors(400, 403, *ALWAYS)},
+        }},
+        "/api/v1/openapi.json": {"get": {
+            "summary": "This document", "operationId": "openapi",
+            "responses": {"200": {"description": "OpenAPI 3.1",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
+                             "responses": {"200": _json("Health", "the process is up")}}},
+        "/readyz": {"get": {"summary": "Readiness: database, broker, store", "operationId": "readyz",
+                            "responses": {"200": _json("Ready", "ready"), "503": _json("NotReady", "something is down")}}},
+        "/media/{key}": {
+            "parameters": [_path_param("key", STR, "object key")],
+            "get": {"summary": "Local store only: public/ objects, or private ones with a signature",
+                    "operationId": "media",
+                    "parameters": [_query("expires", INT, "from a signed URL"), _query("signature", STR, "from a signed URL")],
+                    "responses": {"200": {"description": "the object"}, **_errors(403, 404)}}},
+        "/media/upload": {"post": {
+            "summary": "Local store only: the presigned-POST equivalent", "operationId": "mediaUpload",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}},
+            "responses": {"204": {"description": "stored"}, **_errors(400, 403)}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "imagepipe", "version": "1",
+                 "description": "Listing photo uploads, processing and delivery. Errors are always "
+                                "{\"error\": {\"code\", \"message\"}}; codes are listed in docs/errors.md."},
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256)"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": paths,
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_json():
+    return jsonify(spec())
+
+
+@bp.get("/api/docs")
+def api_docs():
+    from .app import WEB_DIR
+
+    return send_from_directory(WEB_DIR, "apidocs.html")
