@@ -269,7 +269,7 @@ def signed_image_url(image_id: int):
     if rendition == "original":
         key = image.s3_key or image.staging_key
         if not key or image.status == ImageStatus.LEGACY:
-            raise ApiError(409, "not_ready", "the original is not in the store yet")
+            raise ApiError(409, "original_not_available", "this image has no original in the store (a legacy image)")
     else:
         fmt = request.args.get("format")
         matches = [r for r in image.renditions if r.name == rendition and (fmt is None or r.format == fmt)]
