@@ -46,7 +46,9 @@ def test_bad_tokens_are_401(client, settings):
     none_alg = jwt.encode({"sub": "42", "exp": int(time.time()) + 60}, None, algorithm="none")
     expired = jwt.encode({"sub": "42", "exp": int(time.time()) - 5}, settings.jwt_secret, algorithm="HS256")
     wrong_key = jwt.encode({"sub": "42", "exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256")
-    for token in (none_alg, expired, wrong_key, "garbage"):
+    other_alg = jwt.encode({"sub": "42", "exp": int(time.time()) + 60}, settings.jwt_secret, algorithm="HS512")
+    no_exp = jwt.encode({"sub": "42"}, settings.jwt_secret, algorithm="HS256")
+    for token in (none_alg, expired, wrong_key, other_alg, no_exp, "garbage"):
         _error(client.get("/api/v1/images/1", headers={"Authorization": f"Bearer {token}"}), 401, "invalid_token")
 
 

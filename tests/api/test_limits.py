@@ -69,6 +69,17 @@ def test_store_down_during_an_upload_is_503_with_retry_after(settings, auth):
     assert int(r.headers["Retry-After"]) > 0
 
 
+def test_database_down_is_503_with_retry_after(settings, auth):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(settings.with_overrides(database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{port}/x"),
+                     enqueue=lambda ids: None)
+    r = app.test_client().get("/api/v1/images/1", headers=auth)
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "database_unavailable"
+    assert int(r.headers["Retry-After"]) > 0
+
+
 def test_broker_down_is_503_and_the_image_does_not_hang_pending(settings, auth, session):
     from kombu.exceptions import OperationalError
 
