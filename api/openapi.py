@@ -73,7 +73,8 @@ SCHEMAS = {
         "content_type": {"type": "string", "enum": ["image/jpeg", "image/png", "image/webp", "image/avif",
                                                     "image/heic", "image/heif"]},
         "size": {"type": "integer", "minimum": 1},
-    }, {"filename": STR}),
+    }, {"filename": STR, "callback_url": {"type": "string", "format": "uri",
+                                          "description": "as on a form upload: the job's signed callback"}}),
     "DirectUpload": _obj({
         "upload_id": STR, "method": {"const": "POST"}, "url": STR,
         "fields": {"type": "object", "additionalProperties": STR,

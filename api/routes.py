@@ -63,6 +63,15 @@ def _rate_limit(cost: int) -> None:
                        {"Retry-After": str(retry_after)})
 
 
+def _callback_url(value) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return check_callback_url(str(value), components().settings)
+    except CallbackRejected as exc:
+        raise ApiError(400, "callback_not_allowed", str(exc)) from None
+
+
 def _owned(image_id: int) -> Image:
     image = manage.owned_image(db_session(), image_id, g.principal)
     if image is None:
@@ -118,12 +127,7 @@ def upload(entity: str, entity_id: int):
         raise ApiError(400, "missing_file", "send the image as a multipart form field named 'file' (or several 'files')")
     if len(parts) > c.settings.max_files_per_request:
         raise ApiError(400, "too_many_files", f"at most {c.settings.max_files_per_request} files per request")
-    callback_url = request.form.get("callback_url") or None
-    if callback_url:
-        try:
-            check_callback_url(callback_url, c.settings)
-        except CallbackRejected as exc:
-            raise ApiError(400, "callback_not_allowed", str(exc)) from None
+    callback_url = _callback_url(request.form.get("callback_url"))
     _rate_limit(len(parts))
 
     session = db_session()
@@ -154,11 +158,12 @@ def new_direct_upload():
     filename = body.get("filename")
     if filename is not None and not isinstance(filename, str):
         raise ApiError(400, "invalid_parameter", "filename must be a string")
+    callback_url = _callback_url(body.get("callback_url"))
     _rate_limit(1)
     c, session = components(), db_session()
     new = create_upload(session, c.store, c.settings, entity_type=entity, entity_id=entity_id,
                         user_id=g.principal.user_id, filename=filename,
-                        content_type=str(body.get("content_type") or ""), size=size)
+                        content_type=str(body.get("content_type") or ""), size=size, callback_url=callback_url)
     session.commit()
     up = new.upload
     resp = jsonify({
@@ -276,7 +281,8 @@ def signed_image_url(image_id: int):
         if not matches:
             raise ApiError(404, "rendition_not_found",
                            f"image {image_id} has no {rendition}{' ' + fmt if fmt else ''} rendition")
-        key = sorted(matches, key=lambda r: r.format != "webp")[0].key if fmt is None else matches[0].key
+        # Without a format, the universally decodable one (JPEG, or PNG for transparent images).
+        key = sorted(matches, key=lambda r: r.format not in ("jpeg", "png"))[0].key
     url, expires_at = manage.signed_url(c.settings, c.store, key, expires_in)
     return jsonify({"url": url, "expires_at": iso(expires_at), "rendition": rendition})
 

@@ -43,7 +43,8 @@ class NewUpload:
 
 
 def create_upload(session: Session, store: ObjectStore, settings: Settings, *, entity_type: str, entity_id: int,
-                  user_id: int | None, filename: str | None, content_type: str, size: int) -> NewUpload:
+                  user_id: int | None, filename: str | None, content_type: str, size: int,
+                  callback_url: str | None = None) -> NewUpload:
     declared = (content_type or "").split(";", 1)[0].strip().lower()
     if declared not in DECLARABLE_TYPES:
         raise UnsupportedMediaType(f"content_type must be one of {', '.join(sorted(DECLARABLE_TYPES))}")
@@ -51,6 +52,7 @@ def create_upload(session: Session, store: ObjectStore, settings: Settings, *, e
     upload_id = uuid.uuid4().hex
     upload = Upload(id=upload_id, staging_key=staging_key(upload_id), entity_type=entity_type, entity_id=entity_id,
                     user_id=user_id, filename=safe_filename(filename), content_type=declared, size=size,
+                    callback_url=callback_url,
                     expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_expires_s))
     session.add(upload)
     session.flush()
@@ -98,6 +100,8 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, up
         result.images.append(image)
     result.job = new_job(session, result, entity_type=upload.entity_type, entity_id=upload.entity_id,
                          user_id=upload.user_id)
+    if upload.callback_url:
+        result.job.callback_url, result.job.callback_state = upload.callback_url, "pending"
     upload.job_id = result.job.id
     upload.image_id = (result.images or [d.image for d in result.duplicates])[0].id
     upload.completed_at = datetime.now(UTC)

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(100), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("staging_key", sa.String(500), nullable=False),
+        sa.Column("callback_url", sa.String(2000), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.current_timestamp()),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),

@@ -14,6 +14,7 @@ from api.app import create_app
 from db.models import Upload
 from tests.conftest import corpus, new_entity_id
 from tests.support.http import wait_for_job
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +61,17 @@ def test_direct_upload_end_to_end_and_completing_twice(live_server, celery_worke
     assert again.status_code == 202 and again.json()["job"]["id"] == done.json()["job"]["id"]
     row = session.scalars(select(Upload).where(Upload.id == up["upload_id"])).one()
     assert row.completed_at and row.image_id == job["images"][0]["id"]
+
+
+def test_direct_upload_takes_a_callback_url_too(live_server, celery_worker, auth):
+    receiver = Receiver()
+    assert _create(live_server, auth, callback_url="http://example.com/x").json()["error"]["code"] == \
+        "callback_not_allowed"
+    up = _create(live_server, auth, callback_url=receiver.url).json()
+    _post_to_store(up, corpus("photos", PHOTO).read_bytes())
+    done = requests.post(live_server + up["complete_url"], headers=auth, timeout=10).json()
+    receiver.wait(1)
+    assert b'"status":"succeeded"' in receiver.calls[0][1] and done["job"]["id"].encode() in receiver.calls[0][1]
 
 
 def test_store_itself_refuses_oversize_wrong_type_other_key_and_expired_uploads(store):

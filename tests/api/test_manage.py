@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -16,6 +14,7 @@ from sqlalchemy import select
 from db.models import Image
 from tests.conftest import corpus, new_entity_id
 from tests.support.http import upload, wait_for_job
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -72,36 +71,6 @@ def test_too_many_files_in_one_request_is_refused_before_anything_is_stored(live
 
 
 # --- callbacks -------------------------------------------------------------------------------
-
-class Receiver:
-    """A webhook receiver on loopback that answers 500 to the first `fail_first` calls."""
-
-    def __init__(self, fail_first: int = 0):
-        self.calls: list[tuple[dict, bytes]] = []
-        self.fail_first = fail_first
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(500 if len(receiver.calls) <= receiver.fail_first else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/images"
-
-    def wait(self, n: int, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.calls) < n and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(self.calls) >= n, f"{len(self.calls)} callbacks arrived, expected {n}"
-
 
 def test_callback_is_signed_retried_and_recorded(live_server, celery_worker, auth, settings):
     receiver = Receiver(fail_first=1)
