@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Job
@@ -78,6 +78,12 @@ ACTIVE_STATUSES = (ImageStatus.PENDING, ImageStatus.PROCESSING, ImageStatus.READ
 
 
 def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: str) -> Image | None:
+    """The entity's live image with these bytes. On PostgreSQL, first take a transaction-scoped
+    advisory lock on (entity, sha256): a second request with the same bytes (a double submit)
+    waits here until the first commits, then finds its image instead of storing a copy."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{entity_type}:{entity_id}:{sha256}".encode()).digest()
+        session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
     return session.scalars(
         select(Image)
         .where(Image.entity_type == entity_type, Image.entity_id == entity_id, Image.sha256 == sha256,

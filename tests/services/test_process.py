@@ -124,3 +124,40 @@ def test_duplicate_bytes_for_the_same_entity_are_not_stored_twice(session, store
     session.commit()
     third = _ingest(session, store, settings, path, entity_id=entity_id)
     assert len(third.images) == 1 and third.duplicates == []
+
+
+def test_a_double_submit_of_the_same_bytes_stores_one_image(engine, store, settings):
+    """Two requests with identical bytes at once: the second waits for the first's commit and
+    gets its image back (PostgreSQL advisory lock on entity + sha256)."""
+    import threading
+
+    from db.session import make_session_factory
+
+    sessions = make_session_factory(engine)
+    entity_id = new_entity_id()
+    data = corpus("photos", "waterfall_progressive_orient6_308x231.jpg").read_bytes()
+
+    def ingest(session):
+        return ingest_upload(session, store, settings, entity_type="projects", entity_id=entity_id, user_id=3,
+                             files=[IncomingFile(io.BytesIO(data), "a.jpg", "image/jpeg")])
+
+    first_session, second_session = sessions(), sessions()
+    first = ingest(first_session)  # not committed yet: holds the lock
+    second_result, finished = {}, threading.Event()
+
+    def second():
+        second_result["r"] = ingest(second_session)
+        finished.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    assert not finished.wait(1.0), "the second request should wait for the first to commit"
+    first_session.commit()
+    t.join(10)
+    second_session.commit()
+    r = second_result["r"]
+    assert r.images == [] and [d.image.id for d in r.duplicates] == [first.images[0].id]
+    count = first_session.scalar(select(func.count()).select_from(Image).where(Image.entity_id == entity_id))
+    assert count == 1
+    first_session.close()
+    second_session.close()
