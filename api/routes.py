@@ -247,11 +247,12 @@ def patch_image(image_id: int):
 @login_required
 def delete_image(image_id: int):
     c, session = components(), db_session()
-    image = session.get(Image, image_id)
-    if image is not None and image.status == ImageStatus.DELETING and (
-            g.principal.is_admin or image.uploader_id == g.principal.user_id):
+    image = manage.owned_image(session, image_id, g.principal, deleting_too=True)
+    if image is None:
+        raise ApiError(404, "image_not_found", f"no image {image_id}")
+    if image.status == ImageStatus.DELETING:
         return _deleting(image_id)  # already being deleted: still pending
-    outcome = manage.delete_image(session, c.store, _owned(image_id))
+    outcome = manage.delete_image(session, c.store, image)
     if outcome == "deleted":
         return "", 204
     c.send_task(celeryconfig.DELETE_IMAGE_TASK, image_id)

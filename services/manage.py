@@ -26,11 +26,12 @@ MAX_SIGNED_URL_S = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 MAX_ALT_TEXT = 500
 
 
-def owned_image(session: Session, image_id: int, who: Principal) -> Image | None:
+def owned_image(session: Session, image_id: int, who: Principal, *, deleting_too: bool = False) -> Image | None:
     """The image if `who` may change it (its uploader or an admin) and it is not being
-    deleted; None otherwise, so callers answer 404 and never reveal that it exists."""
+    deleted (unless `deleting_too`); None otherwise, so callers answer 404 and never reveal
+    that it exists."""
     image = session.get(Image, image_id)
-    if image is None or image.status == ImageStatus.DELETING:
+    if image is None or (image.status == ImageStatus.DELETING and not deleting_too):
         return None
     if not who.is_admin and image.uploader_id != who.user_id:
         return None

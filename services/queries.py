@@ -45,7 +45,8 @@ def get_job(session: Session, job_id: str) -> Job | None:
 
 
 def job_status(images: list[Image]) -> str:
-    statuses = [i.status for i in images]
+    """Derived from the images; one being deleted no longer counts."""
+    statuses = [i.status for i in images if i.status != ImageStatus.DELETING]
     if not statuses or all(s == ImageStatus.PENDING for s in statuses):
         return JobStatus.QUEUED
     if any(s in (ImageStatus.PENDING, ImageStatus.PROCESSING) for s in statuses):
