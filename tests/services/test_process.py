@@ -161,3 +161,47 @@ def test_a_double_submit_of_the_same_bytes_stores_one_image(engine, store, setti
     assert count == 1
     first_session.close()
     second_session.close()
+
+
+class _DeleteArrivesDuringUpload:
+    """The real store, with a DELETE (another session) landing as the worker starts uploading."""
+
+    def __init__(self, store, on_first_put):
+        self._store, self._on_first_put, self.fired = store, on_first_put, False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def put(self, key, *args, **kwargs):
+        if not self.fired:
+            self.fired = True
+            self._on_first_put()
+        return self._store.put(key, *args, **kwargs)
+
+
+def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, store, settings):
+    from db.session import make_session_factory
+    from services.keys import rendition_prefix
+    from services.manage import mark_deleting
+
+    res = _ingest(session, store, settings, corpus("photos", "nikon-p6000_small_640x480.jpg"))
+    image_id = res.images[0].id
+
+    def delete_now():
+        other = make_session_factory(engine)()
+        mark_deleting(other, other.get(Image, image_id))
+        other.close()
+
+    racing = _DeleteArrivesDuringUpload(store, delete_now)
+    assert process_image(session, racing, settings, image_id) == "deleted"
+    assert racing.fired
+    image = session.get(Image, image_id, populate_existing=True)
+    assert image.status == "deleting" and image.renditions == []  # never came back as ready
+    assert list(store.list(rendition_prefix(image.entity_type, image.entity_id, image_id))) == []
+    assert list(store.list(f"originals/{image.entity_type}/{image.entity_id}/")) == []
+    # ...and a failure arriving after the delete does not resurrect it either.
+    from services.process import fail_unfinished, mark_failed
+
+    assert not mark_failed(session, image, "processing_error", "late")
+    assert not fail_unfinished(session, image_id, "processing_error", "late")
+    assert session.get(Image, image_id, populate_existing=True).status == "deleting"
