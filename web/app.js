@@ -40,12 +40,14 @@ async function showGallery(entity, id, token) {
       fallback.src = main.url;
       fallback.width = main.width;
       fallback.height = main.height;
-      fallback.alt = img.filename || `image ${img.id}`;
+      fallback.alt = img.alt_text || img.filename || `image ${img.id}`;
+      // The dominant colour fills the box until the bytes arrive (BlurHash needs a decoder).
+      if (img.placeholder) fallback.style.background = img.placeholder.dominant_color;
       pic.append(source, fallback);
       fig.append(pic);
     }
     const cap = document.createElement("figcaption");
-    cap.textContent = `#${img.id} ${img.status}${img.error ? ` (${img.error.code})` : ""}`;
+    cap.textContent = `#${img.id} ${img.status}${img.is_primary ? " (cover)" : ""}${img.error ? ` (${img.error.code})` : ""}`;
     fig.append(cap);
     return fig;
   }));
