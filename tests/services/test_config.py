@@ -76,3 +76,16 @@ def test_encoder_settings_from_the_environment(tmp_path):
         Settings.from_env({**base, "JPEG_PROGRESSIVE": "huge", "AVIF_ENABLED": "maybe", "AVIF_EFFORT": "12"})
     text = str(err.value)
     assert "JPEG_PROGRESSIVE" in text and "AVIF_ENABLED" in text and "AVIF_EFFORT" in text
+
+
+def test_every_variable_the_code_reads_is_documented():
+    """Keeps .env.example and docs/configuration.md true to services/config.py."""
+    import re
+
+    source = (ROOT / "services" / "config.py").read_text()
+    names = set(re.findall(r'(?:env\.get|env\[|p\.(?:integer|choice|boolean|names))\("([A-Z0-9_]+)"', source))
+    assert len(names) > 30  # the pattern still finds them
+    example = (ROOT / ".env.example").read_text()
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    assert sorted(n for n in names if n not in example) == []
+    assert sorted(n for n in names if f"`{n}`" not in docs) == []
