@@ -240,7 +240,7 @@ def patch_image(image_id: int):
     session = db_session()
     img = manage.update_image(session, _owned(image_id), **changes)
     session.commit()
-    return jsonify(image_json(get_image(session, img.id), components().store))
+    return jsonify(image_json(img, components().store))
 
 
 @bp.delete("/images/<int:image_id>")

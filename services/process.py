@@ -115,7 +115,7 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
     except ImageError as exc:
         staged = image.staging_key
         mark_failed(session, image, exc.code, exc.message)
-        _discard_staging(store, staged)
+        discard_staging(store, staged)
         return "failed"
 
     meta = object_metadata(image)
@@ -168,13 +168,13 @@ def process_image(session: Session, store: ObjectStore, settings: Settings, imag
     image.processed_at = datetime.now(UTC)
     staged = image.staging_key
     session.commit()
-    _discard_staging(store, staged)
+    discard_staging(store, staged)
     return "ready"
 
 
-def _discard_staging(store: ObjectStore, key: str | None) -> None:
-    # Best effort, after the commit: a leftover staging object is an orphan for the
-    # cleanup job, never a reason to fail a finished image.
+def discard_staging(store: ObjectStore, key: str | None) -> None:
+    """Best effort: a leftover staging object is an orphan for the cleanup job, never a
+    reason to fail a finished image or a client's request."""
     if not key:
         return
     try:

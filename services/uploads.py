@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from db.models import Job, Upload
 from pipeline.errors import FileTooLarge, ImageError, UnsupportedMediaType
 from pipeline.probe import SNIFF_BYTES, check_size, require_supported
-from storage import ObjectNotFound, ObjectStore, PresignedPost, StorageError
+from storage import ObjectNotFound, ObjectStore, PresignedPost
 
 from .config import Settings
 from .ingest import Duplicate, IngestResult, find_duplicate, new_job, new_pending_image, safe_filename
 from .keys import staging_key
-from .process import limits_from
+from .process import discard_staging, limits_from
 
 # What a client may declare; the bytes are checked again at completion.
 DECLARABLE_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/avif", "image/heic", "image/heif"}
@@ -85,14 +85,14 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, up
             raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
         fmt = require_supported(data[:SNIFF_BYTES])
     except ImageError:
-        _discard(store, upload.staging_key)
+        discard_staging(store, upload.staging_key)
         raise
     sha256 = hashlib.sha256(data).hexdigest()
     result = IngestResult(job=None)
     existing = find_duplicate(session, upload.entity_type, upload.entity_id, sha256)
     if existing is not None:
         result.duplicates.append(Duplicate(upload.filename, existing))
-        _discard(store, upload.staging_key)
+        discard_staging(store, upload.staging_key)
     else:
         image = new_pending_image(session, entity_type=upload.entity_type, entity_id=upload.entity_id,
                                   user_id=upload.user_id, filename=upload.filename, declared=upload.content_type,
@@ -108,9 +108,3 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, up
     session.flush()
     return result
 
-
-def _discard(store: ObjectStore, key: str) -> None:
-    try:
-        store.delete(key)
-    except StorageError:
-        pass  # an orphan in staging/ for the cleanup job; the answer to the client stands
