@@ -96,7 +96,7 @@ def reference(data: bytes, enc: EncoderSettings = DEFAULT_ENCODER) -> int:
         if alpha:
             total += len(img.pngsave_buffer(compression=enc.png_compression, keep="none"))
         else:
-            total += len(img.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=True, keep="none",
+            total += len(img.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=enc.jpeg_optimize_coding, keep="none",
                                              interlace=name in enc.jpeg_progressive,
                                              subsample_mode=enc.jpeg_subsample))
         total += len(img.webpsave_buffer(Q=enc.webp_quality, effort=enc.webp_effort, keep="none"))
@@ -129,7 +129,8 @@ def pillow_careful(data: bytes, enc: EncoderSettings = DEFAULT_ENCODER) -> int:
         if alpha:
             im.save(buf, "PNG", compress_level=enc.png_compression)
         else:
-            im.save(buf, "JPEG", quality=enc.jpeg_quality, optimize=True, progressive=name in enc.jpeg_progressive,
+            im.save(buf, "JPEG", quality=enc.jpeg_quality, optimize=enc.jpeg_optimize_coding,
+                    progressive=name in enc.jpeg_progressive,
                     subsampling={"auto": 2 if enc.jpeg_quality < 90 else 0, "on": 2, "off": 0}[enc.jpeg_subsample])
         total += buf.tell()
         buf = io.BytesIO()

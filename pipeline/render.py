@@ -131,7 +131,7 @@ def decode_for_renditions(data: bytes, probe: ProbeResult, max_width: int) -> py
 def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> bytes:
     if spec.format == "jpeg":
         return img.jpegsave_buffer(
-            Q=spec.quality, optimize_coding=True, interlace=spec.name in enc.jpeg_progressive,
+            Q=spec.quality, optimize_coding=enc.jpeg_optimize_coding, interlace=spec.name in enc.jpeg_progressive,
             subsample_mode=enc.jpeg_subsample, keep="none",
         )
     if spec.format == "webp":

@@ -57,8 +57,10 @@ class Settings:
     jpeg_quality: int = 82
     jpeg_progressive: tuple[str, ...] = ("large",)
     jpeg_subsample: str = "auto"
+    jpeg_optimize_coding: bool = True
     webp_quality: int = 80
     webp_effort: int = 4
+    png_compression: int = 6
     avif_enabled: bool = False
     avif_quality: int = 60
     avif_effort: int = 0
@@ -188,7 +190,9 @@ class Settings:
             webp_quality=p.integer("WEBP_QUALITY", 80, 1, 100),
             jpeg_progressive=p.names("JPEG_PROGRESSIVE", ("thumbnail", "medium", "large"), ("large",)),
             jpeg_subsample=p.choice("JPEG_SUBSAMPLE", ("auto", "on", "off"), "auto"),
+            jpeg_optimize_coding=p.boolean("JPEG_OPTIMIZE_CODING", True),
             webp_effort=p.integer("WEBP_EFFORT", 4, 0, 6),
+            png_compression=p.integer("PNG_COMPRESSION", 6, 0, 9),
             avif_enabled=p.boolean("AVIF_ENABLED", False),
             avif_quality=p.integer("AVIF_QUALITY", 60, 1, 100),
             avif_effort=p.integer("AVIF_EFFORT", 0, 0, 9),

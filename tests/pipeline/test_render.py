@@ -342,6 +342,56 @@ def test_only_large_is_progressive_by_default_and_settings_change_it():
     assert {_load(r.data).get("jpeg-chroma-subsample") for r in jpegs} == {"4:4:4"}
 
 
+
+# JPEG Annex K's standard luminance DC table: its 16 code-length counts. An encoder that does
+# not optimise Huffman coding writes exactly these; an optimised one writes the image's own.
+_ANNEX_K_LUMA_DC_BITS = bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+
+
+def _luma_dc_bits(data: bytes) -> bytes:
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xC4:  # DHT: one or more (class/id, 16 counts, symbols) tables
+            j = i + 4
+            while j < i + 2 + length:
+                table, bits = data[j], data[j + 1:j + 17]
+                if table == 0x00:  # DC, table 0
+                    return bytes(bits)
+                j += 17 + sum(bits)
+        i += 2 + length
+    raise AssertionError("no luminance DC Huffman table")
+
+
+def test_huffman_optimisation_is_a_setting():
+    data = corpus("photos", "flickr-saw_2725x2225.jpg").read_bytes()
+    info = probe(data)
+    plain = EncoderSettings(jpeg_progressive=(), jpeg_optimize_coding=False)
+    tuned = EncoderSettings(jpeg_progressive=())
+    standard = {r.spec.name: r.data for r in render(data, info, plain).renditions if r.spec.format == "jpeg"}
+    optimised = {r.spec.name: r.data for r in render(data, info, tuned).renditions if r.spec.format == "jpeg"}
+    for name in ("large", "medium", "thumbnail"):
+        assert _luma_dc_bits(standard[name]) == _ANNEX_K_LUMA_DC_BITS
+        assert _luma_dc_bits(optimised[name]) != _ANNEX_K_LUMA_DC_BITS
+        assert len(optimised[name]) < len(standard[name])
+        # Lossless step: the same pixels either way.
+        assert _load(standard[name]).avg() == _load(optimised[name]).avg()
+
+
+def test_png_compression_is_a_setting_and_lossless():
+    data = corpus("photos", "paper_alpha_2048x1536.png").read_bytes()
+    info = probe(data)
+    fast = {r.spec.name: r.data for r in render(data, info, EncoderSettings(png_compression=1)).renditions
+            if r.spec.format == "png"}
+    small = {r.spec.name: r.data for r in render(data, info, EncoderSettings(png_compression=9)).renditions
+             if r.spec.format == "png"}
+    assert set(fast) == {"large", "medium", "thumbnail"}
+    for name in fast:
+        assert len(small[name]) < len(fast[name])
+        a, b = _load(fast[name]), _load(small[name])
+        assert a.bands == 4 and (a - b).abs().max() == 0
+
+
 # --- placeholders and capture metadata ----------------------------------------------------
 
 @pytest.mark.parametrize("name", ["flickr-saw_2725x2225.jpg", "tree_1024x772.webp", "canon-300d_cmyk_500x333.jpg"])

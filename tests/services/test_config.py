@@ -72,10 +72,19 @@ def test_encoder_settings_from_the_environment(tmp_path):
     assert (s.jpeg_progressive, s.jpeg_subsample, s.avif_enabled, s.avif_quality, s.avif_effort) == (
         ("medium", "large"), "off", True, 45, 0)
     assert Settings.from_env({**base, "JPEG_PROGRESSIVE": "none"}).jpeg_progressive == ()
+    assert (s.jpeg_optimize_coding, s.png_compression) == (True, 6)
+    s = Settings.from_env({**base, "JPEG_OPTIMIZE_CODING": "false", "PNG_COMPRESSION": "9"})
+    assert (s.jpeg_optimize_coding, s.png_compression) == (False, 9)
+    from services.process import encoder_from
+
+    enc = encoder_from(s)
+    assert (enc.jpeg_optimize_coding, enc.png_compression) == (False, 9)
     with pytest.raises(ConfigError) as err:
-        Settings.from_env({**base, "JPEG_PROGRESSIVE": "huge", "AVIF_ENABLED": "maybe", "AVIF_EFFORT": "12"})
+        Settings.from_env({**base, "JPEG_PROGRESSIVE": "huge", "AVIF_ENABLED": "maybe", "AVIF_EFFORT": "12",
+                           "JPEG_OPTIMIZE_CODING": "sometimes", "PNG_COMPRESSION": "10"})
     text = str(err.value)
-    assert "JPEG_PROGRESSIVE" in text and "AVIF_ENABLED" in text and "AVIF_EFFORT" in text
+    for name in ("JPEG_PROGRESSIVE", "AVIF_ENABLED", "AVIF_EFFORT", "JPEG_OPTIMIZE_CODING", "PNG_COMPRESSION"):
+        assert name in text
 
 
 def test_every_variable_the_code_reads_is_documented():
