@@ -31,6 +31,14 @@ class ImageTooSmall(ImageError):
     http_status = 422
 
 
+class ImageTooComplex(ImageError):
+    """Valid, but costlier to decode than any real photo: a progressive JPEG's decode cost
+    grows with scans x pixels, and a few hundred bytes per scan can buy seconds of CPU."""
+
+    code = "image_too_complex"
+    http_status = 422
+
+
 class CorruptImage(ImageError):
     code = "corrupt_image"
     http_status = 422

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from .errors import CorruptImage, FileTooLarge, ImageTooLarge, ImageTooSmall, UnsupportedMediaType
+from .errors import CorruptImage, FileTooLarge, ImageTooComplex, ImageTooLarge, ImageTooSmall, UnsupportedMediaType
 from .specs import FORMAT_EXT as EXTENSION
 from .specs import FORMAT_MIME as MIME
 
@@ -71,6 +71,7 @@ class ImageLimits:
     max_pixels: int = 120_000_000
     max_side_px: int = 20_000
     min_side_px: int = 64
+    max_jpeg_scans: int = 100  # cameras write 1, progressive encoders about 10
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,36 @@ def require_supported(head: bytes) -> str:
     return fmt
 
 
+# A JPEG marker that starts a segment with a length: SOFn, DHT, DAC (C0-CF), SOS (DA), DQT,
+# DNL, DRI, DHP, EXP, APPn, JPGn, COM (DB-FE). Entropy-coded data never holds one: a 0xFF
+# byte there is followed by 0x00 (stuffing), a restart marker (D0-D7) or another 0xFF (fill).
+_SEGMENT = re.compile(rb"\xff[\xc0-\xcf\xda-\xfe]")
+
+
+def jpeg_scans(data: bytes) -> int:
+    """Start-of-scan segments in a JPEG file, counted by walking its segments (their payloads,
+    EXIF thumbnails included, are skipped) and searching the entropy-coded data between them.
+    It goes on past the first EOI, so an appended image (an Ultra HDR gain map) counts too."""
+    count, pos, end = 0, 2, len(data)
+    while (m := _SEGMENT.search(data, pos)) is not None and m.start() + 4 <= end:
+        if data[m.start() + 1] == 0xDA:
+            count += 1
+        pos = m.start() + 2 + max(int.from_bytes(data[m.start() + 2:m.start() + 4], "big"), 2)
+    return count
+
+
+def check_jpeg_scans(data: bytes, limits: ImageLimits) -> None:
+    # Each scan of a progressive JPEG is one more pass over every 8x8 block: 1 000 scans of a
+    # few bytes each (long end-of-band runs) cost libjpeg seconds of CPU on a 16 MP image and
+    # minutes at 120 MP (the "LJT-01-003" issue in libjpeg-turbo's report on the standard).
+    # libjpeg has no limit of its own and libvips sets none, so count before libvips sees it.
+    scans = jpeg_scans(data)
+    if scans > limits.max_jpeg_scans:
+        raise ImageTooComplex(
+            f"JPEG has {scans} scans; at most {limits.max_jpeg_scans} are accepted "
+            "(cameras write 1, progressive encoders about 10): re-save it as a baseline JPEG")
+
+
 def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
     if width > limits.max_side_px or height > limits.max_side_px:
         raise ImageTooLarge(f"image is {width}x{height} px; no side may exceed {limits.max_side_px} px")
@@ -142,6 +173,8 @@ def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> ProbeResult:
     """Read the header only and enforce every limit; no pixel is decoded here."""
     check_size(len(data), limits)
     fmt = require_supported(data[:SNIFF_BYTES])
+    if fmt == "jpeg":
+        check_jpeg_scans(data, limits)
     try:
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = header.get("vips-loader")

@@ -53,6 +53,7 @@ class Settings:
     max_pixels: int = 120_000_000
     max_side_px: int = 20_000
     min_side_px: int = 64
+    max_jpeg_scans: int = 100
 
     jpeg_quality: int = 82
     jpeg_progressive: tuple[str, ...] = ("large",)
@@ -186,6 +187,7 @@ class Settings:
             max_pixels=p.integer("MAX_PIXELS", 120_000_000, 1, 10**10),
             max_side_px=p.integer("MAX_SIDE_PX", 20_000, 1, 10_000_000),
             min_side_px=p.integer("MIN_SIDE_PX", 64, 1, 10_000),
+            max_jpeg_scans=p.integer("MAX_JPEG_SCANS", 100, 1, 100_000),
             jpeg_quality=p.integer("JPEG_QUALITY", 82, 1, 100),
             webp_quality=p.integer("WEBP_QUALITY", 80, 1, 100),
             jpeg_progressive=p.names("JPEG_PROGRESSIVE", ("thumbnail", "medium", "large"), ("large",)),

@@ -35,6 +35,7 @@ def limits_from(settings: Settings) -> ImageLimits:
         max_pixels=settings.max_pixels,
         max_side_px=settings.max_side_px,
         min_side_px=settings.min_side_px,
+        max_jpeg_scans=settings.max_jpeg_scans,
     )
 
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 import pytest
 import pyvips
 
-from pipeline.errors import CorruptImage, FileTooLarge, ImageTooLarge, ImageTooSmall, UnsupportedMediaType
-from pipeline.probe import ImageLimits, probe, sniff
+from pipeline.errors import (
+    CorruptImage,
+    FileTooLarge,
+    ImageTooComplex,
+    ImageTooLarge,
+    ImageTooSmall,
+    UnsupportedMediaType,
+)
+from pipeline.probe import ImageLimits, jpeg_scans, probe, sniff
 from pipeline.render import render
 from pipeline.specs import EncoderSettings, RenditionSpec, specs_for
 from tests.conftest import corpus
 from tests.support.containers import metadata_blocks
+from tests.support.jpeg_bombs import scan_bomb
 
 
 def _load(data: bytes) -> pyvips.Image:
@@ -116,6 +124,41 @@ def test_limits_are_checked_before_decoding():
         probe(data, ImageLimits(min_side_px=481))
     with pytest.raises(ImageTooLarge):
         probe(data, ImageLimits(max_side_px=639))
+
+
+
+def test_jpeg_scans_are_counted_from_the_structure():
+    photo = corpus("photos", "iphone6_3264x2448.jpg").read_bytes()  # carries an EXIF thumbnail
+    assert jpeg_scans(photo) == 1  # the thumbnail's own scan inside APP1 is not counted
+    img = pyvips.Image.new_from_buffer(photo, "")
+    assert jpeg_scans(img.jpegsave_buffer(interlace=True)) == 10  # libjpeg's progression for YCbCr
+    assert jpeg_scans(img.colourspace("b-w").jpegsave_buffer(interlace=True)) == 6
+    assert jpeg_scans(img.jpegsave_buffer(restart_interval=2)) == 1  # RST markers are not segments
+    assert jpeg_scans(corpus("photos", "waterfall_progressive_orient6_308x231.jpg").read_bytes()) == 10
+    # Ultra HDR: the primary image and its gain map appended after the first EOI.
+    assert jpeg_scans(corpus("accept", "libvips-ultra-hdr.jpg").read_bytes()) == 2
+    assert jpeg_scans(scan_bomb(256, 256, 500)) == 500
+
+
+def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
+    # The bomb is a real JPEG: libvips decodes a small one without complaint.
+    small = scan_bomb(64, 64, 150)
+    assert pyvips.Image.new_from_buffer(small, "", fail_on="error").avg() == 128
+    # 3 000 scans over 100 MP in 0.7 MB: about a minute of CPU for libjpeg. Never reaches it.
+    bomb = scan_bomb(10_000, 10_000, 3000)
+    assert len(bomb) < 1024 * 1024
+    with pytest.raises(ImageTooComplex) as err:
+        probe(bomb)
+    assert err.value.code == "image_too_complex" and err.value.http_status == 422
+    assert "3000 scans" in err.value.message and "at most 100" in err.value.message
+    # A hidden bomb appended after a real photo's EOI counts as well.
+    photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+    with pytest.raises(ImageTooComplex):
+        probe(photo + scan_bomb(1024, 1024, 200))
+    # The limit is a setting: a file within it is probed as usual.
+    assert probe(small, ImageLimits(min_side_px=1, max_jpeg_scans=150)).format == "jpeg"
+    with pytest.raises(ImageTooComplex):
+        probe(small, ImageLimits(min_side_px=1, max_jpeg_scans=149))
 
 
 def test_sniff_reads_magic_bytes_only():

@@ -72,8 +72,11 @@ def test_encoder_settings_from_the_environment(tmp_path):
     assert (s.jpeg_progressive, s.jpeg_subsample, s.avif_enabled, s.avif_quality, s.avif_effort) == (
         ("medium", "large"), "off", True, 45, 0)
     assert Settings.from_env({**base, "JPEG_PROGRESSIVE": "none"}).jpeg_progressive == ()
-    assert (s.jpeg_optimize_coding, s.png_compression) == (True, 6)
-    s = Settings.from_env({**base, "JPEG_OPTIMIZE_CODING": "false", "PNG_COMPRESSION": "9"})
+    assert (s.jpeg_optimize_coding, s.png_compression, s.max_jpeg_scans) == (True, 6, 100)
+    s = Settings.from_env({**base, "JPEG_OPTIMIZE_CODING": "false", "PNG_COMPRESSION": "9", "MAX_JPEG_SCANS": "20"})
+    from services.process import limits_from
+
+    assert limits_from(s).max_jpeg_scans == 20
     assert (s.jpeg_optimize_coding, s.png_compression) == (False, 9)
     from services.process import encoder_from
 

@@ -73,6 +73,22 @@ def test_image_too_small_fails_permanently_without_renditions(session, store, se
     assert list(store.list(f"public/properties/{image.entity_id}/")) == []
 
 
+
+def test_jpeg_scan_bomb_fails_permanently_without_being_decoded(session, store, settings):
+    from tests.support.jpeg_bombs import scan_bomb
+
+    bomb = scan_bomb(8000, 8000, 2000)  # ~30 s of libjpeg CPU in under half a megabyte
+    res = ingest_upload(session, store, settings, entity_type="properties", entity_id=new_entity_id(), user_id=7,
+                        files=[IncomingFile(io.BytesIO(bomb), "listing.jpg", "image/jpeg")])
+    session.commit()
+    image_id = res.images[0].id
+    assert process_image(session, store, settings, image_id) == "failed"
+    image = session.get(Image, image_id)
+    assert (image.status, image.error_code) == ("failed", "image_too_complex")
+    assert "2000 scans" in image.error_message
+    assert image.renditions == [] and list(store.list(f"public/properties/{image.entity_id}/")) == []
+
+
 def _processed(session, store, settings, path) -> Image:
     """Ingest and process one file; the image as the database now has it."""
     image_id = _ingest(session, store, settings, path).images[0].id
