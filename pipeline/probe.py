@@ -72,6 +72,7 @@ class ImageLimits:
     max_side_px: int = 20_000
     min_side_px: int = 64
     max_jpeg_scans: int = 100  # cameras write 1, progressive encoders about 10
+    max_decode_bytes: int = 512 * 2**20  # what a decoder that cannot stream may hold at once
 
 
 @dataclass(frozen=True)
@@ -131,33 +132,116 @@ def require_supported(head: bytes) -> str:
 
 
 # A JPEG marker that starts a segment with a length: SOFn, DHT, DAC (C0-CF), SOS (DA), DQT,
-# DNL, DRI, DHP, EXP, APPn, JPGn, COM (DB-FE). Entropy-coded data never holds one: a 0xFF
-# byte there is followed by 0x00 (stuffing), a restart marker (D0-D7) or another 0xFF (fill).
-_SEGMENT = re.compile(rb"\xff[\xc0-\xcf\xda-\xfe]")
+# DNL, DRI, DHP, EXP, APPn, JPGn, COM (DB-FE); and EOI (D9), which has none. Entropy-coded
+# data never holds one: a 0xFF byte there is followed by 0x00 (stuffing), a restart marker
+# (D0-D7) or another 0xFF (fill).
+_MARKER = re.compile(rb"\xff[\xc0-\xcf\xd9-\xfe]")
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG and DAC share the range
+_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+
+@dataclass(frozen=True)
+class JpegLayout:
+    scans: int  # start-of-scan segments in the whole file, appended images included
+    buffered: bool  # the first image needs libjpeg's whole-image coefficient buffer
+    samples_per_pixel: float  # of the first image: 3 for YCbCr 4:4:4, 1.5 for 4:2:0, 1 for grey
+
+
+def jpeg_layout(data: bytes) -> JpegLayout:
+    """Walk a JPEG's segments (their payloads, EXIF thumbnails included, are skipped) and search
+    the entropy-coded data between them for the next marker. It goes on past the first EOI, so
+    an appended image (an Ultra HDR gain map) counts towards the scans."""
+    scans = first_scans = 0
+    progressive, samples, first_done = False, 3.0, False
+    pos, end = 2, len(data)
+    while (m := _MARKER.search(data, pos)) is not None and m.start() + 2 <= end:
+        at, marker = m.start(), data[m.start() + 1]
+        if marker == 0xD9:  # EOI
+            first_done, pos = True, at + 2
+            continue
+        if at + 4 > end:
+            break
+        length = max(int.from_bytes(data[at + 2:at + 4], "big"), 2)
+        if marker == 0xDA:
+            scans += 1
+            first_scans += not first_done
+        elif marker in _SOF and not first_done and at + 10 <= end:
+            progressive = marker in _PROGRESSIVE_SOF
+            factors = [(b >> 4, b & 15) for b in data[at + 11:at + 2 + length:3][:data[at + 9]]]
+            if factors and all(h and v for h, v in factors):
+                hmax, vmax = max(h for h, _ in factors), max(v for _, v in factors)
+                samples = sum(h * v for h, v in factors) / (hmax * vmax)
+        pos = at + 2 + length
+    return JpegLayout(scans, progressive or first_scans > 1, samples)
 
 
 def jpeg_scans(data: bytes) -> int:
-    """Start-of-scan segments in a JPEG file, counted by walking its segments (their payloads,
-    EXIF thumbnails included, are skipped) and searching the entropy-coded data between them.
-    It goes on past the first EOI, so an appended image (an Ultra HDR gain map) counts too."""
-    count, pos, end = 0, 2, len(data)
-    while (m := _SEGMENT.search(data, pos)) is not None and m.start() + 4 <= end:
-        if data[m.start() + 1] == 0xDA:
-            count += 1
-        pos = m.start() + 2 + max(int.from_bytes(data[m.start() + 2:m.start() + 4], "big"), 2)
-    return count
+    return jpeg_layout(data).scans
 
 
-def check_jpeg_scans(data: bytes, limits: ImageLimits) -> None:
+def check_jpeg_scans(layout: JpegLayout, limits: ImageLimits) -> None:
     # Each scan of a progressive JPEG is one more pass over every 8x8 block: 1 000 scans of a
     # few bytes each (long end-of-band runs) cost libjpeg seconds of CPU on a 16 MP image and
     # minutes at 120 MP (the "LJT-01-003" issue in libjpeg-turbo's report on the standard).
     # libjpeg has no limit of its own and libvips sets none, so count before libvips sees it.
-    scans = jpeg_scans(data)
-    if scans > limits.max_jpeg_scans:
+    if layout.scans > limits.max_jpeg_scans:
         raise ImageTooComplex(
-            f"JPEG has {scans} scans; at most {limits.max_jpeg_scans} are accepted "
+            f"JPEG has {layout.scans} scans; at most {limits.max_jpeg_scans} are accepted "
             "(cameras write 1, progressive encoders about 10): re-save it as a baseline JPEG")
+
+
+# Most decoders stream: a baseline JPEG, a non-interlaced PNG or a lossy WebP is read a strip
+# at a time into the shrinking pipeline, whatever its size. These hold the whole frame first;
+# bytes per pixel of peak RSS growth, measured (VmHWM) on 9 and 36 MP images with pyvips-binary
+# 8.18 and pi-heif 1.4, rounded up (tests/pipeline/test_corpus.py keeps them honest):
+AVIF_BYTES_PER_PIXEL = 16  # libheif + dav1d inside libvips: 14.4 (RGB), 15.7 (RGBA)
+HEIC_BYTES_PER_PIXEL = 8  # libheif + libde265 in pi-heif, then handed to libvips: 6 (RGB)
+LOSSLESS_WEBP_BYTES_PER_PIXEL = 4  # VP8L decodes the whole ARGB frame: 3.9
+JPEG_COEFFICIENT_BYTES = 2  # per sample: a progressive JPEG keeps every DCT coefficient: 2.9 at 4:2:0
+INTERLACED_PNG_OVERHEAD = 1.25  # Adam7 decodes whole; x bands x bytes per sample: 3.5 for RGB8
+
+
+def _webp_lossless(data: bytes) -> bool:
+    """Whether the first image bitstream of a WebP file is VP8L (lossless)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        fourcc, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if fourcc in (b"VP8 ", b"VP8L"):
+            return fourcc == b"VP8L"
+        if fourcc == b"ANMF":  # a frame: 16 bytes of frame header, then its own chunks
+            pos += 8 + 16
+            continue
+        pos += 8 + size + (size & 1)
+    return False
+
+
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
+
+
+def decode_memory(fmt: str, header: pyvips.Image, data: bytes, pixels: int,
+                  jpeg: JpegLayout | None = None) -> tuple[int, str]:
+    """Bytes a decoder must hold at once for this image beyond the streaming pipeline, and why."""
+    if fmt == "jpeg" and jpeg is not None and jpeg.buffered:
+        return (int(pixels * jpeg.samples_per_pixel * JPEG_COEFFICIENT_BYTES),
+                "a progressive JPEG keeps every DCT coefficient until its last scan")
+    if fmt == "png" and _int_field(header, "interlaced", 0):
+        per_pixel = header.bands * _SAMPLE_BYTES.get(header.format, 1) * INTERLACED_PNG_OVERHEAD
+        return int(pixels * per_pixel), "an interlaced (Adam7) PNG is decoded whole"
+    if fmt == "webp" and _webp_lossless(data):
+        return pixels * LOSSLESS_WEBP_BYTES_PER_PIXEL, "a lossless WebP is decoded whole"
+    if fmt == "avif":
+        return pixels * AVIF_BYTES_PER_PIXEL, "an AVIF is decoded whole"
+    if fmt == "heic":
+        return pixels * HEIC_BYTES_PER_PIXEL, "a HEIC is decoded whole"
+    return 0, "streamed"
+
+
+def check_decode_memory(need: int, why: str, fmt: str, limits: ImageLimits) -> None:
+    if need > limits.max_decode_bytes:
+        mib, limit = -(-need // 2**20), limits.max_decode_bytes // 2**20
+        raise ImageTooLarge(
+            f"decoding this {fmt.upper()} needs about {mib} MB of memory at once ({why}); "
+            f"the limit is {limit} MB: downscale it, or save it as a baseline JPEG")
 
 
 def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
@@ -173,8 +257,9 @@ def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> ProbeResult:
     """Read the header only and enforce every limit; no pixel is decoded here."""
     check_size(len(data), limits)
     fmt = require_supported(data[:SNIFF_BYTES])
-    if fmt == "jpeg":
-        check_jpeg_scans(data, limits)
+    jpeg = jpeg_layout(data) if fmt == "jpeg" else None
+    if jpeg is not None:
+        check_jpeg_scans(jpeg, limits)
     try:
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = header.get("vips-loader")
@@ -195,6 +280,7 @@ def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> ProbeResult:
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     check_dimensions(width, height, limits)
+    check_decode_memory(*decode_memory(fmt, header, data, width * height, jpeg), fmt, limits)
     return ProbeResult(fmt, width, height, orientation if 1 <= orientation <= 8 else 1,
                        header.bands, len(data), max(pages, 1), capture_info(header), embedded_profile(header))
 

@@ -36,6 +36,7 @@ def limits_from(settings: Settings) -> ImageLimits:
         max_side_px=settings.max_side_px,
         min_side_px=settings.min_side_px,
         max_jpeg_scans=settings.max_jpeg_scans,
+        max_decode_bytes=settings.max_decode_mb * 2**20,
     )
 
 

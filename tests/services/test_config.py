@@ -77,6 +77,8 @@ def test_encoder_settings_from_the_environment(tmp_path):
     from services.process import limits_from
 
     assert limits_from(s).max_jpeg_scans == 20
+    assert limits_from(s).max_decode_bytes == 512 * 2**20
+    assert limits_from(Settings.from_env({**base, "MAX_DECODE_MB": "1024"})).max_decode_bytes == 2**30
     assert (s.jpeg_optimize_coding, s.png_compression) == (False, 9)
     from services.process import encoder_from
 
