@@ -25,10 +25,14 @@ def build(settings: Settings) -> dict:
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
-        # Ack after the task body: a worker killed mid-image gets the message redelivered,
-        # which is safe because process_image is idempotent.
+        # Ack after the task body: a worker killed mid-image (OOM killer, a crash in a decoder,
+        # a cold shutdown) gets it run again, which is safe because process_image is
+        # idempotent. Run again as a *retry*, counted against the task's max_retries, not as a
+        # plain redelivery: a file that kills its worker every time would otherwise loop for
+        # ever. When the retries are spent the image is failed (workers/tasks.py).
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
+        "task_retry_on_worker_lost": True,
+        "task_reject_on_worker_lost": True,  # only if sending that retry fails
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,

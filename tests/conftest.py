@@ -143,9 +143,9 @@ def seaweed():
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, seaweed):
-    from services.config import Settings
-
+def settings_env(database_url, seaweed) -> dict[str, str]:
+    """The suite's environment: what `settings` is read from, and what a worker or API started
+    as a separate process gets."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
@@ -156,7 +156,14 @@ def settings(database_url, seaweed):
         CALLBACK_ALLOWED_HOSTS="127.0.0.1",  # the tests' own callback receivers
         RATE_LIMIT_UPLOADS_PER_MINUTE="0",  # off for the suite; tests/api/test_limits.py turns it on
     )
-    return Settings.from_env(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(settings_env):
+    from services.config import Settings
+
+    return Settings.from_env(settings_env)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from billiard.exceptions import WorkerLostError
+from celery import Task, signals
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
@@ -21,12 +22,33 @@ log = logging.getLogger(__name__)
 class ProcessImageTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         # Retries are exhausted (or the error was not transient): never leave an image spinning.
-        code = "processing_timeout" if isinstance(exc, SoftTimeLimitExceeded) else (
-            "storage_unavailable" if isinstance(exc, TransientStorageError) else "processing_error")
-        with session_scope(runtime.get().sessions) as session:
-            if process.fail_unfinished(session, args[0], code, f"{type(exc).__name__}: {exc}"):
-                log.error("image %s failed for good: %s", args[0], exc)
-            _notify_jobs(session, args[0])
+        # Celery also calls this in the worker's main process when the hard time limit killed
+        # the child (libvips busy in C code cannot see the soft limit's signal).
+        if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+            code, message = "processing_timeout", f"processing took longer than its time limit ({exc})"
+        elif isinstance(exc, TransientStorageError):
+            code, message = "storage_unavailable", f"{type(exc).__name__}: {exc}"
+        else:
+            code, message = "processing_error", f"{type(exc).__name__}: {exc}"
+        _fail_for_good(args[0], code, message)
+
+
+def _fail_for_good(image_id: int, code: str, message: str) -> None:
+    with session_scope(runtime.get().sessions) as session:
+        if process.fail_unfinished(session, image_id, code, message):
+            log.error("image %s failed for good: %s", image_id, message, extra={"code": code})
+        _notify_jobs(session, image_id)
+
+
+@signals.task_failure.connect
+def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, **_kwargs) -> None:
+    """The worker process died under this image on every try (task_retry_on_worker_lost spent
+    the retries): Celery reports it from the main process, without calling on_failure."""
+    if getattr(sender, "name", None) != celeryconfig.PROCESS_IMAGE_TASK or not isinstance(exception, WorkerLostError):
+        return
+    _fail_for_good(args[0], "processing_error",
+                   "the worker process died on every try at this image (killed for memory, a crash in a "
+                   f"decoder, or a shutdown): {exception}")
 
 
 @celery_app.task(
@@ -37,6 +59,7 @@ class ProcessImageTask(Task):
     retry_backoff_max=120,
     retry_jitter=True,
     max_retries=celeryconfig.get_settings().task_max_retries,
+    default_retry_delay=5,  # after a lost worker process (transient errors back off on their own)
 )
 def process_image(image_id: int) -> str:
     rt = runtime.get()

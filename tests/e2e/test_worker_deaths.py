@@ -1,0 +1,152 @@
+"""A worker process that dies under an image (killed for memory, a crash in a decoder, the
+hard time limit) must neither leave the image spinning nor loop on it for ever.
+
+A real prefork worker (`celery worker -P prefork`, what `imagepipe worker` runs) in its own
+process group on the real Redis broker; its pool process is really killed. The image it chokes
+on is a progressive-JPEG scan bomb with the scan limit raised for this worker, so libvips sits
+in libjpeg's C code for ~20 s: long enough to be killed, and deaf to the soft time limit.
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from db.models import Image
+from services.ingest import IncomingFile, ingest_upload
+from tests.conftest import REDIS_URL, ROOT, corpus, new_entity_id
+from tests.support.jpeg_bombs import scan_bomb
+
+pytestmark = pytest.mark.e2e
+PROCESS_IMAGE_TASK = "imagepipe.process_image"
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen
+    queue: str
+    log: Path
+
+    def children(self) -> list[int]:
+        """The pool processes: processes whose parent is the worker's main process."""
+        out = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    out.append(int(entry.name))
+        return out
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture(scope="module")
+def prefork_worker(settings_env, store, tmp_path_factory):
+    queue = f"images-deaths-{uuid.uuid4().hex[:8]}"
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {**settings_env, "CELERY_QUEUE": queue, "TASK_MAX_RETRIES": "1", "MAX_JPEG_SCANS": "100000",
+           "TASK_SOFT_TIME_LIMIT_S": "60", "TASK_TIME_LIMIT_S": "90", "VIPS_CONCURRENCY": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "prefork", "-c", "1", "-Q", queue,
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Worker(proc, queue, log)
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text(errors="replace"):
+        assert proc.poll() is None and time.monotonic() < deadline, f"worker did not start:\n{worker.tail()}"
+        time.sleep(0.2)
+    yield worker
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).delete(queue)
+
+
+@pytest.fixture(scope="module")
+def producer():
+    app = Celery("imagepipe-test-producer", broker=REDIS_URL)
+    yield app
+    app.close()
+
+
+def _ingest(session, store, settings, data: bytes, name: str) -> int:
+    result = ingest_upload(session, store, settings, entity_type="properties", entity_id=new_entity_id(),
+                           user_id=7, files=[IncomingFile(io.BytesIO(data), name, "image/jpeg")])
+    session.commit()
+    return result.images[0].id
+
+
+def _image(session, image_id: int) -> Image:
+    session.expire_all()
+    return session.get(Image, image_id)
+
+
+def _wait_for(session, image_id: int, worker: Worker, predicate, timeout_s: float, what: str) -> Image:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        image = _image(session, image_id)
+        if predicate(image):
+            return image
+        assert worker.proc.poll() is None, f"the worker itself exited:\n{worker.tail()}"
+        time.sleep(0.2)
+    raise AssertionError(f"image {image_id} never {what} (status {image.status}):\n{worker.tail()}")
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return scan_bomb(8000, 8000, 2000)  # ~20 s inside libjpeg
+
+
+def test_hard_time_limit_fails_the_image_and_the_worker_carries_on(prefork_worker, producer, session, store,
+                                                                     settings, bomb):
+    image_id = _ingest(session, store, settings, bomb, "slow.jpg")
+    producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=prefork_worker.queue,
+                       soft_time_limit=1, time_limit=3)
+    image = _wait_for(session, image_id, prefork_worker, lambda i: i.status == "failed", 60, "failed")
+    assert image.error_code == "processing_timeout"
+    assert "time limit" in image.error_message
+    assert "Hard time limit" in prefork_worker.log.read_text()  # it was the kill, not the soft limit
+
+    # The pool replaced its killed process: the next image is processed as usual.
+    photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+    ok_id = _ingest(session, store, settings, photo, "photo.jpg")
+    producer.send_task(PROCESS_IMAGE_TASK, args=[ok_id], queue=prefork_worker.queue)
+    assert _wait_for(session, ok_id, prefork_worker, lambda i: i.status == "ready", 60, "ready").renditions
+
+
+def test_a_file_that_kills_its_worker_every_time_is_retried_then_failed(prefork_worker, producer, session, store,
+                                                                          settings, bomb):
+    image_id = _ingest(session, store, settings, bomb + b"\x00", "deadly.jpg")  # not a duplicate of the last test
+    producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=prefork_worker.queue)
+    claimed_at = None
+    for attempt in range(2):  # TASK_MAX_RETRIES=1: the first run and one retry
+        image = _wait_for(session, image_id, prefork_worker,
+                          lambda i, seen=claimed_at: i.status == "processing" and i.updated_at != seen,
+                          60, f"claimed (attempt {attempt + 1})")
+        claimed_at = image.updated_at
+        time.sleep(0.5)  # inside libjpeg by now
+        (child,) = prefork_worker.children()
+        os.kill(child, signal.SIGKILL)  # what the kernel's OOM killer does
+    image = _wait_for(session, image_id, prefork_worker, lambda i: i.status == "failed", 60, "failed")
+    assert image.error_code == "processing_error"
+    assert "worker process died" in image.error_message
+    assert image.renditions == []
