@@ -15,10 +15,32 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """`TIMESTAMP WITH TIME ZONE` that always comes back timezone-aware, in UTC.
+
+    PostgreSQL returns aware values; SQLite (the embedded default) keeps no offset and
+    returns naive ones, which would reach the API without an offset (not RFC 3339) and fail
+    comparisons with aware times. Values are stored in UTC and read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 def new_job_id() -> str:
@@ -83,9 +105,9 @@ class Image(Base):
     is_primary: Mapped[bool] = mapped_column(default=False)
     legacy_table: Mapped[str | None] = mapped_column(String(30))
     legacy_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="Rendition.id"
@@ -109,7 +131,7 @@ class Rendition(Base):
     height: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(50))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     image: Mapped[Image] = relationship(back_populates="renditions")
 
@@ -125,11 +147,11 @@ class Job(Base):
     entity_type: Mapped[str] = mapped_column(String(20))
     entity_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
     callback_state: Mapped[str | None] = mapped_column(String(20))  # pending, sending, delivered, failed
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    callback_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    callback_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     images: Mapped[list[Image]] = relationship(secondary="job_images", order_by="Image.id")
 
@@ -155,8 +177,8 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     staging_key: Mapped[str] = mapped_column(String(500))
     callback_url: Mapped[str | None] = mapped_column(String(2000))  # given to the job at completion
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
