@@ -138,11 +138,15 @@ def require_supported(head: bytes) -> str:
 _MARKER = re.compile(rb"\xff[\xc0-\xcf\xd9-\xfe]")
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG and DAC share the range
 _PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+# A photo has a few dozen segments (Ultra HDR and split extended XMP a few hundred); 25 MB of
+# empty 4-byte comments would be 6 million, seconds of Python for the walk below. Stop there.
+MAX_JPEG_SEGMENTS = 10_000
 
 
 @dataclass(frozen=True)
 class JpegLayout:
     scans: int  # start-of-scan segments in the whole file, appended images included
+    segments: int  # segments walked; the walk stops past MAX_JPEG_SEGMENTS
     buffered: bool  # the first image needs libjpeg's whole-image coefficient buffer
     samples_per_pixel: float  # of the first image: 3 for YCbCr 4:4:4, 1.5 for 4:2:0, 1 for grey
 
@@ -151,10 +155,13 @@ def jpeg_layout(data: bytes) -> JpegLayout:
     """Walk a JPEG's segments (their payloads, EXIF thumbnails included, are skipped) and search
     the entropy-coded data between them for the next marker. It goes on past the first EOI, so
     an appended image (an Ultra HDR gain map) counts towards the scans."""
-    scans = first_scans = 0
+    scans = first_scans = segments = 0
     progressive, samples, first_done = False, 3.0, False
     pos, end = 2, len(data)
     while (m := _MARKER.search(data, pos)) is not None and m.start() + 2 <= end:
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            break
         at, marker = m.start(), data[m.start() + 1]
         if marker == 0xD9:  # EOI
             first_done, pos = True, at + 2
@@ -172,7 +179,7 @@ def jpeg_layout(data: bytes) -> JpegLayout:
                 hmax, vmax = max(h for h, _ in factors), max(v for _, v in factors)
                 samples = sum(h * v for h, v in factors) / (hmax * vmax)
         pos = at + 2 + length
-    return JpegLayout(scans, progressive or first_scans > 1, samples)
+    return JpegLayout(scans, segments, progressive or first_scans > 1, samples)
 
 
 def jpeg_scans(data: bytes) -> int:
@@ -184,6 +191,8 @@ def check_jpeg_scans(layout: JpegLayout, limits: ImageLimits) -> None:
     # few bytes each (long end-of-band runs) cost libjpeg seconds of CPU on a 16 MP image and
     # minutes at 120 MP (the "LJT-01-003" issue in libjpeg-turbo's report on the standard).
     # libjpeg has no limit of its own and libvips sets none, so count before libvips sees it.
+    if layout.segments > MAX_JPEG_SEGMENTS:
+        raise ImageTooComplex(f"JPEG has more than {MAX_JPEG_SEGMENTS} segments; a photo has a few dozen")
     if layout.scans > limits.max_jpeg_scans:
         raise ImageTooComplex(
             f"JPEG has {layout.scans} scans; at most {limits.max_jpeg_scans} are accepted "
@@ -202,9 +211,12 @@ INTERLACED_PNG_OVERHEAD = 1.25  # Adam7 decodes whole; x bands x bytes per sampl
 
 
 def _webp_lossless(data: bytes) -> bool:
-    """Whether the first image bitstream of a WebP file is VP8L (lossless)."""
+    """Whether the first image bitstream of a WebP file is VP8L (lossless). Past 1 000 chunks
+    before any bitstream (a real file has a handful), assume the worst."""
     pos = 12
-    while pos + 8 <= len(data):
+    for _ in range(1000):
+        if pos + 8 > len(data):
+            return False
         fourcc, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
         if fourcc in (b"VP8 ", b"VP8L"):
             return fourcc == b"VP8L"
@@ -212,7 +224,7 @@ def _webp_lossless(data: bytes) -> bool:
             pos += 8 + 16
             continue
         pos += 8 + size + (size & 1)
-    return False
+    return True
 
 
 _SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}

@@ -188,7 +188,7 @@ class Settings:
             max_pixels=p.integer("MAX_PIXELS", 120_000_000, 1, 10**10),
             max_side_px=p.integer("MAX_SIDE_PX", 20_000, 1, 10_000_000),
             min_side_px=p.integer("MIN_SIDE_PX", 64, 1, 10_000),
-            max_jpeg_scans=p.integer("MAX_JPEG_SCANS", 100, 1, 100_000),
+            max_jpeg_scans=p.integer("MAX_JPEG_SCANS", 100, 1, 10_000),
             max_decode_mb=p.integer("MAX_DECODE_MB", 512, 16, 1_048_576),
             jpeg_quality=p.integer("JPEG_QUALITY", 82, 1, 100),
             webp_quality=p.integer("WEBP_QUALITY", 80, 1, 100),

@@ -57,7 +57,7 @@ class Worker:
 def prefork_worker(settings_env, store, tmp_path_factory):
     queue = f"images-deaths-{uuid.uuid4().hex[:8]}"
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**settings_env, "CELERY_QUEUE": queue, "TASK_MAX_RETRIES": "1", "MAX_JPEG_SCANS": "100000",
+    env = {**settings_env, "CELERY_QUEUE": queue, "TASK_MAX_RETRIES": "1", "MAX_JPEG_SCANS": "10000",
            "TASK_SOFT_TIME_LIMIT_S": "60", "TASK_TIME_LIMIT_S": "90", "VIPS_CONCURRENCY": "1"}
     with open(log, "w") as out:
         proc = subprocess.Popen(

@@ -125,3 +125,18 @@ def test_the_decode_memory_limit_applies_to_every_whole_frame_decoder():
         probe(CASES["photo.heic"](), ImageLimits(max_decode_bytes=32 * MIB))
     # Streaming decoders need no whole frame: a 12 MP baseline JPEG passes a 1 MB limit.
     assert probe(CASES["baseline.jpg"](), ImageLimits(max_decode_bytes=1 * MIB)).format == "jpeg"
+
+
+def test_webp_bitstream_kind_is_read_from_its_chunks():
+    from pipeline.probe import _webp_lossless
+
+    still = _gradient(400, 300)
+    frames = still.join(still.flip("horizontal"), "vertical").copy()
+    frames.set_type(pyvips.GValue.gint_type, "page-height", 300)
+    frames.set_type(pyvips.GValue.array_int_type, "delay", [100, 100])
+    assert not _webp_lossless(still.webpsave_buffer(Q=80))
+    assert _webp_lossless(still.webpsave_buffer(lossless=True))
+    assert _webp_lossless(_gradient(400, 300, 4).webpsave_buffer(lossless=True))  # VP8X + VP8L
+    assert not _webp_lossless(frames.webpsave_buffer(Q=80))  # ANMF frames holding VP8
+    assert _webp_lossless(frames.webpsave_buffer(lossless=True))  # ANMF frames holding VP8L
+

@@ -161,6 +161,20 @@ def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
         probe(small, ImageLimits(min_side_px=1, max_jpeg_scans=149))
 
 
+
+def test_a_flood_of_empty_jpeg_segments_is_refused_without_walking_it_all():
+    from pipeline.probe import MAX_JPEG_SEGMENTS, jpeg_layout
+
+    photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+    flood = photo[:2] + b"\xff\xfe\x00\x02" * 6_000_000 + photo[2:]  # 23 MB of empty comments
+    assert len(flood) < ImageLimits().max_bytes
+    assert jpeg_layout(flood).segments == MAX_JPEG_SEGMENTS + 1  # the walk stopped there
+    with pytest.raises(ImageTooComplex, match="segments"):
+        probe(flood)
+    # A photo with many (but a plausible number of) comment segments is fine.
+    assert probe(photo[:2] + b"\xff\xfe\x00\x02" * 500 + photo[2:]).format == "jpeg"
+
+
 def test_sniff_reads_magic_bytes_only():
     assert sniff(b"\xff\xd8\xff\xe0") == "jpeg"
     assert sniff(b"\x89PNG\r\n\x1a\n") == "png"
