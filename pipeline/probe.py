@@ -182,11 +182,7 @@ def jpeg_layout(data: bytes) -> JpegLayout:
     return JpegLayout(scans, segments, progressive or first_scans > 1, samples)
 
 
-def jpeg_scans(data: bytes) -> int:
-    return jpeg_layout(data).scans
-
-
-def check_jpeg_scans(layout: JpegLayout, limits: ImageLimits) -> None:
+def check_jpeg_layout(layout: JpegLayout, limits: ImageLimits) -> None:
     # Each scan of a progressive JPEG is one more pass over every 8x8 block: 1 000 scans of a
     # few bytes each (long end-of-band runs) cost libjpeg seconds of CPU on a 16 MP image and
     # minutes at 120 MP (the "LJT-01-003" issue in libjpeg-turbo's report on the standard).
@@ -202,7 +198,7 @@ def check_jpeg_scans(layout: JpegLayout, limits: ImageLimits) -> None:
 # Most decoders stream: a baseline JPEG, a non-interlaced PNG or a lossy WebP is read a strip
 # at a time into the shrinking pipeline, whatever its size. These hold the whole frame first;
 # bytes per pixel of peak RSS growth, measured (VmHWM) on 9 and 36 MP images with pyvips-binary
-# 8.18 and pi-heif 1.4, rounded up (tests/pipeline/test_corpus.py keeps them honest):
+# 8.18 and pi-heif 1.4, rounded up (tests/pipeline/test_memory.py keeps them honest):
 AVIF_BYTES_PER_PIXEL = 16  # libheif + dav1d inside libvips: 14.4 (RGB), 15.7 (RGBA)
 HEIC_BYTES_PER_PIXEL = 8  # libheif + libde265 in pi-heif, then handed to libvips: 6 (RGB)
 LOSSLESS_WEBP_BYTES_PER_PIXEL = 4  # VP8L decodes the whole ARGB frame: 3.9
@@ -271,7 +267,7 @@ def probe(data: bytes, limits: ImageLimits = ImageLimits()) -> ProbeResult:
     fmt = require_supported(data[:SNIFF_BYTES])
     jpeg = jpeg_layout(data) if fmt == "jpeg" else None
     if jpeg is not None:
-        check_jpeg_scans(jpeg, limits)
+        check_jpeg_layout(jpeg, limits)
     try:
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = header.get("vips-loader")

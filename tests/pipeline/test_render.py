@@ -12,7 +12,7 @@ from pipeline.errors import (
     ImageTooSmall,
     UnsupportedMediaType,
 )
-from pipeline.probe import ImageLimits, jpeg_scans, probe, sniff
+from pipeline.probe import ImageLimits, jpeg_layout, probe, sniff
 from pipeline.render import render
 from pipeline.specs import EncoderSettings, RenditionSpec, specs_for
 from tests.conftest import corpus
@@ -127,17 +127,23 @@ def test_limits_are_checked_before_decoding():
 
 
 
-def test_jpeg_scans_are_counted_from_the_structure():
+def test_jpeg_layout_is_read_from_the_structure():
     photo = corpus("photos", "iphone6_3264x2448.jpg").read_bytes()  # carries an EXIF thumbnail
-    assert jpeg_scans(photo) == 1  # the thumbnail's own scan inside APP1 is not counted
+    assert jpeg_layout(photo).scans == 1  # the thumbnail's own scan inside APP1 is not counted
     img = pyvips.Image.new_from_buffer(photo, "")
-    assert jpeg_scans(img.jpegsave_buffer(interlace=True)) == 10  # libjpeg's progression for YCbCr
-    assert jpeg_scans(img.colourspace("b-w").jpegsave_buffer(interlace=True)) == 6
-    assert jpeg_scans(img.jpegsave_buffer(restart_interval=2)) == 1  # RST markers are not segments
-    assert jpeg_scans(corpus("photos", "waterfall_progressive_orient6_308x231.jpg").read_bytes()) == 10
+    assert jpeg_layout(img.jpegsave_buffer(interlace=True)).scans == 10  # libjpeg's progression for YCbCr
+    assert jpeg_layout(img.colourspace("b-w").jpegsave_buffer(interlace=True)).scans == 6
+    assert jpeg_layout(img.jpegsave_buffer(restart_interval=2)).scans == 1  # RST markers are not segments
+    assert jpeg_layout(corpus("photos", "waterfall_progressive_orient6_308x231.jpg").read_bytes()).scans == 10
     # Ultra HDR: the primary image and its gain map appended after the first EOI.
-    assert jpeg_scans(corpus("accept", "libvips-ultra-hdr.jpg").read_bytes()) == 2
-    assert jpeg_scans(scan_bomb(256, 256, 500)) == 500
+    assert jpeg_layout(corpus("accept", "libvips-ultra-hdr.jpg").read_bytes()).scans == 2
+    assert jpeg_layout(scan_bomb(256, 256, 500)).scans == 500
+    # What decoding will hold: progressive (or multi-scan) files buffer every coefficient.
+    assert (jpeg_layout(photo).buffered, jpeg_layout(photo).samples_per_pixel) == (False, 1.5)  # 4:2:0
+    progressive = jpeg_layout(img.jpegsave_buffer(interlace=True, Q=95))
+    assert (progressive.buffered, progressive.samples_per_pixel) == (True, 3.0)  # 4:4:4 at Q >= 90
+    assert jpeg_layout(corpus("photos", "canon-300d_cmyk_500x333.jpg").read_bytes()).samples_per_pixel == 4.0
+    assert not jpeg_layout(corpus("accept", "libvips-ultra-hdr.jpg").read_bytes()).buffered  # two baseline images
 
 
 def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
@@ -163,7 +169,7 @@ def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
 
 
 def test_a_flood_of_empty_jpeg_segments_is_refused_without_walking_it_all():
-    from pipeline.probe import MAX_JPEG_SEGMENTS, jpeg_layout
+    from pipeline.probe import MAX_JPEG_SEGMENTS
 
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
     flood = photo[:2] + b"\xff\xfe\x00\x02" * 6_000_000 + photo[2:]  # 23 MB of empty comments
