@@ -1,4 +1,5 @@
-"""WSGI entry point: `gunicorn api.wsgi:app`. imagepipe's log lines are JSON here."""
+"""WSGI entry point: `gunicorn api.wsgi:app`. Every log line of the process is JSON here (gunicorn's
+own with `--logger-class api.gunicorn_log.JsonLogger`, as `imagepipe serve` runs it)."""
 from services.logs import configure_json_logging
 
 from .app import create_app

@@ -85,7 +85,8 @@ def run_all() -> int:
         flower_port = int(env.get("FLOWER_PORT", FLOWER_PORT_DEFAULT))
         specs = [
             ("api", [py, "-m", "gunicorn", "-w", "2", "-b", f"{settings.host}:{settings.port}",
-                     "--access-logfile", "-", "api.wsgi:app"]),
+                     "--access-logfile", "-", "--logger-class", "api.gunicorn_log.JsonLogger",
+                     "--no-control-socket", "api.wsgi:app"]),
             ("worker", [py, "-m", "celery", "-A", "workers.app", "worker", "-Q", settings.task_queue,
                         "-c", env.get("WORKER_CONCURRENCY", "2"), "-E", "--loglevel", "INFO"]),
             ("flower", [py, "-m", "celery", "-A", "workers.app", "flower", "--address=127.0.0.1",

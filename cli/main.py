@@ -75,7 +75,8 @@ def serve(workers: int) -> None:
 
     s = _settings()
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"{s.host}:{s.port}",
-                               "--access-logfile", "-", "api.wsgi:app"])
+                               "--access-logfile", "-",
+                               "--logger-class", "api.gunicorn_log.JsonLogger", "--no-control-socket", "api.wsgi:app"])
 
 
 @main.command()

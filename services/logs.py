@@ -1,13 +1,20 @@
-"""One JSON object per log line, with the request's context, for log pipelines to index."""
+"""One JSON object per log line, with the request's or task's context, for log pipelines to
+index. Every process imagepipe starts writes them: the API under gunicorn (its error and access
+logs included, api/gunicorn_log.py), the worker (Celery's own lines included, workers/app.py)."""
 from __future__ import annotations
 
 import json
 import logging
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 # Attributes a record may carry (via `extra=`) that belong in the line.
 CONTEXT_FIELDS = ("request_id", "method", "path", "status", "code", "category", "user_id",
                   "entity_type", "entity_id", "image_id", "job_id", "upload_id")
+# gunicorn's access-log atoms (the record's args) and the names they get in the line.
+ACCESS_ATOMS = {"h": "remote", "m": "method", "U": "path", "q": "query", "s": "status", "B": "bytes",
+                "M": "duration_ms", "{x-request-id}o": "request_id", "a": "user_agent"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,21 +25,64 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            line.update(_access_fields(record.args))
+            line["msg"] = f"{line.get('method', '-')} {line.get('path', '-')} {line.get('status', '-')}"
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
+        line.update(_task_fields())
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
+def _access_fields(atoms: Mapping) -> dict:
+    out = {}
+    for atom, name in ACCESS_ATOMS.items():
+        value = atoms.get(atom)
+        if value in (None, "-", ""):
+            continue
+        out[name] = int(value) if name in ("status", "bytes", "duration_ms") and str(value).isdigit() else value
+    return out
+
+
+def _task_fields() -> dict:
+    """The Celery task a worker line was written in, if any."""
+    if "celery" not in sys.modules:
+        return {}
+    from celery._state import get_current_task
+
+    task = get_current_task()
+    if task is None or task.request is None or not task.request.id:
+        return {}
+    return {"task": task.name, "task_id": task.request.id}
+
+
+def use_json(logger: logging.Logger) -> None:
+    """JSON lines from the handlers a framework (Celery, gunicorn) has set on `logger`."""
+    for handler in logger.handlers:
+        if not isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(JsonFormatter())
+
+
+# Libraries whose INFO lines are debugging chatter (libvips narrates every resize).
+CHATTY = {"pyvips": logging.WARNING}
+
+
+def quiet_chatty_libraries() -> None:
+    for name, level in CHATTY.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def configure_json_logging(level: int = logging.INFO) -> None:
-    """imagepipe's own loggers write JSON lines to stderr (idempotent)."""
-    logger = logging.getLogger("imagepipe")
-    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+    """Every log line of this process as JSON on stderr: imagepipe's own loggers and the
+    libraries' alike (idempotent)."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level)
+        root.addHandler(handler)
+    root.setLevel(level)
+    quiet_chatty_libraries()

@@ -33,11 +33,18 @@ def _fresh_connections_after_fork(**_kwargs) -> None:
 
 
 @signals.after_setup_logger.connect
-def _json_logs(**_kwargs) -> None:
-    # Celery keeps its own log format; imagepipe's loggers write JSON lines, as the API's do.
-    from services.logs import configure_json_logging
+@signals.after_setup_task_logger.connect
+def _json_logs(logger=None, **_kwargs) -> None:
+    # Celery's own lines, the pool's (billiard's multiprocessing logger), the tasks' and
+    # imagepipe's: all JSON, as the API's are.
+    from celery.utils.log import get_multiprocessing_logger
 
-    configure_json_logging()
+    from services.logs import quiet_chatty_libraries, use_json
+
+    for target in (logger, get_multiprocessing_logger()):
+        if target is not None:
+            use_json(target)
+    quiet_chatty_libraries()
 
 
 @signals.worker_process_init.connect

@@ -9,6 +9,7 @@ in libjpeg's C code for ~20 s: long enough to be killed, and deaf to the soft ti
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -124,13 +125,28 @@ def test_hard_time_limit_fails_the_image_and_the_worker_carries_on(prefork_worke
     image = _wait_for(session, image_id, prefork_worker, lambda i: i.status == "failed", 60, "failed")
     assert image.error_code == "processing_timeout"
     assert "time limit" in image.error_message
-    assert "Hard time limit" in prefork_worker.log.read_text()  # it was the kill, not the soft limit
 
     # The pool replaced its killed process: the next image is processed as usual.
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
     ok_id = _ingest(session, store, settings, photo, "photo.jpg")
-    producer.send_task(PROCESS_IMAGE_TASK, args=[ok_id], queue=prefork_worker.queue)
+    task = producer.send_task(PROCESS_IMAGE_TASK, args=[ok_id], queue=prefork_worker.queue)
     assert _wait_for(session, ok_id, prefork_worker, lambda i: i.status == "ready", 60, "ready").renditions
+
+    # Every line the worker logged since it was ready is one JSON object, Celery's own and the
+    # pool's included. The kill was the hard limit (not the soft one), the line that failed the
+    # image says so with its code, and lines written inside a task name it.
+    deadline = time.monotonic() + 10
+    while f"{task.id}] succeeded" not in prefork_worker.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = prefork_worker.log.read_text()
+    lines = [json.loads(line) for line in text[text.index('{"ts"'):].splitlines() if line.strip()]
+    assert any(r["logger"] == "celery.worker.request" and r["msg"].startswith("Hard time limit") for r in lines)
+    assert any("exited with 'signal 9 (SIGKILL)'" in r["msg"] for r in lines)  # billiard's own line
+    [failed] = [r for r in lines if r["logger"] == "workers.tasks" and f"image {image_id} failed" in r["msg"]]
+    assert (failed["level"], failed["code"]) == ("error", "processing_timeout")
+    [done] = [r for r in lines if r["logger"] == "celery.app.trace" and "succeeded" in r["msg"]]
+    assert (done["task"], done["task_id"]) == (PROCESS_IMAGE_TASK, task.id)
+    assert not any(r["logger"] == "pyvips" for r in lines)  # libvips' INFO chatter stays out
 
 
 def test_a_file_that_kills_its_worker_every_time_is_retried_then_failed(prefork_worker, producer, session, store,
