@@ -78,7 +78,7 @@ def budget() -> None:
     from renditions import TARGET_VS_PILLOW, imagepipe_core, pillow_careful
 
     from pipeline.probe import probe
-    from pipeline.render import VIPS_MAX_COORD, decode_for_renditions, encode
+    from pipeline.render import MAX_RENDITION_HEIGHT, decode_for_renditions, encode
     from pipeline.specs import DEFAULT_ENCODER, specs_for
 
     data = PHOTO.read_bytes()
@@ -95,7 +95,7 @@ def budget() -> None:
         for spec in specs:
             if spec.width not in sized:
                 if img.width > spec.width:
-                    img = img.thumbnail_image(spec.width, height=VIPS_MAX_COORD, size="down").copy_memory()
+                    img = img.thumbnail_image(spec.width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
                 sized[spec.width] = img
         a = median_ms(lambda enc=enc: imagepipe_core(data, enc), 5)
         c = median_ms(lambda enc=enc: pillow_careful(data, enc), 5)

@@ -22,7 +22,10 @@ from .placeholders import Placeholders, placeholders
 from .probe import ProbeResult, vips_reason
 from .specs import DEFAULT_ENCODER, EncoderSettings, RenditionSpec, specs_for
 
-VIPS_MAX_COORD = 10_000_000  # "unbounded" height: widths drive every rendition
+# Widths drive every rendition; heights are bounded only by WebP, which cannot encode a side
+# over 16 383 px: a taller picture (a long floor plan, an infographic) is fitted within that,
+# narrower than its target width, the JPEG/PNG twin alike.
+MAX_RENDITION_HEIGHT = 16_383
 # Loaders must not paper over damage: a truncated JPEG would otherwise come out grey-bottomed
 # and a PNG with a bad chunk CRC would decode whatever the bytes say.
 LOAD_OPTIONS = "fail_on=error"
@@ -109,15 +112,15 @@ def decode_for_renditions(data: bytes, probe: ProbeResult, max_width: int) -> py
     options = _colour_options(probe)
     try:
         if probe.format == "heic":
-            img = _heic_image(data).thumbnail_image(target, height=VIPS_MAX_COORD, size="down", **options)
+            img = _heic_image(data).thumbnail_image(target, height=MAX_RENDITION_HEIGHT, size="down", **options)
         elif probe.format == "jpeg" and (shrink := jpeg_shrink(probe.width, target)) > 1:
             loaded = pyvips.Image.new_from_buffer(data, LOAD_OPTIONS, shrink=shrink, access="sequential")
             # thumbnail_image does the rest as thumbnail_buffer would: orientation, CMYK, profile.
-            img = loaded.thumbnail_image(target, height=VIPS_MAX_COORD, size="down", **options)
+            img = loaded.thumbnail_image(target, height=MAX_RENDITION_HEIGHT, size="down", **options)
         else:
             # Animated input: loaders read the first frame only (n=1 is the default).
             img = pyvips.Image.thumbnail_buffer(
-                data, target, height=VIPS_MAX_COORD, size="down", option_string=LOAD_OPTIONS, **options
+                data, target, height=MAX_RENDITION_HEIGHT, size="down", option_string=LOAD_OPTIONS, **options
             )
         img = _to_display_space(img)
         # Materialise once: every rendition below reads this buffer, not the file again.
@@ -158,7 +161,7 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
         for spec in specs:  # widest first
             if spec.width not in sized:
                 if current.width > spec.width:
-                    current = current.thumbnail_image(spec.width, height=VIPS_MAX_COORD, size="down").copy_memory()
+                    current = current.thumbnail_image(spec.width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
                 sized[spec.width] = current
             img = sized[spec.width]
             out.append(Rendition(spec, encode(img, spec, enc), img.width, img.height))

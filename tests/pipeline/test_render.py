@@ -48,6 +48,25 @@ def test_small_image_is_never_upscaled():
     assert widths == {"large": 640, "medium": 640, "thumbnail": 300}
 
 
+@pytest.mark.parametrize("width,height", [(1000, 20_000), (300, 17_000)])
+def test_very_tall_pictures_fit_webp_and_keep_their_aspect(width, height):
+    # A long floor plan or an infographic: valid, within MAX_SIDE_PX, taller than WebP allows.
+    img = (pyvips.Image.black(width, height) + [120, 60, 30]).cast("uchar").copy(interpretation="srgb")
+    data = img.draw_rect([250, 250, 250], 0, 0, width, height // 2, fill=True).jpegsave_buffer()
+    result = render(data, probe(data))
+    assert len(result.renditions) == 6
+    by_name: dict[str, set] = {}
+    for r in result.renditions:
+        out = _load(r.data)
+        assert (out.width, out.height) == (r.width, r.height)
+        assert r.height <= 16_383 and r.width <= r.spec.width
+        assert abs(r.width / r.height - width / height) < 0.002  # aspect kept
+        by_name.setdefault(r.spec.name, set()).add((r.width, r.height))
+    assert all(len(sizes) == 1 for sizes in by_name.values())  # JPEG and WebP twins match
+    assert max(h for sizes in by_name.values() for _, h in sizes) == 16_383
+
+
+
 @pytest.mark.parametrize("name", ["canon-sx60_orient6_2048x1536.jpg", "waterfall_progressive_orient6_308x231.jpg"])
 def test_exif_orientation_6_comes_out_upright(name):
     data = corpus("photos", name).read_bytes()
