@@ -154,18 +154,18 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
         source = source.extract_band(0, n=source.bands - 1)  # opaque alpha: JPEG, smaller files
     specs = specs_for(has_alpha, enc)
 
+    # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
+    # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a
+    # processing_error and logs it).
     out: list[Rendition] = []
     current = source
     sized: dict[int, pyvips.Image] = {}
-    try:
-        for spec in specs:  # widest first
-            if spec.width not in sized:
-                if current.width > spec.width:
-                    current = current.thumbnail_image(spec.width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
-                sized[spec.width] = current
-            img = sized[spec.width]
-            out.append(Rendition(spec, encode(img, spec, enc), img.width, img.height))
-        marks = placeholders(current)  # from the smallest size: cheap, whatever the upload
-    except pyvips.Error as exc:
-        raise CorruptImage(f"image data cannot be decoded: {vips_reason(exc)}") from exc
+    for spec in specs:  # widest first
+        if spec.width not in sized:
+            if current.width > spec.width:
+                current = current.thumbnail_image(spec.width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
+            sized[spec.width] = current
+        img = sized[spec.width]
+        out.append(Rendition(spec, encode(img, spec, enc), img.width, img.height))
+    marks = placeholders(current)  # from the smallest size: cheap, whatever the upload
     return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks)

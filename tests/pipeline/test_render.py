@@ -474,6 +474,17 @@ def test_png_compression_is_a_setting_and_lossless():
         assert a.bands == 4 and (a - b).abs().max() == 0
 
 
+
+def test_an_encoder_failure_is_not_blamed_on_the_upload():
+    # Every pixel is decoded before the first encode; what fails after that is not the file's
+    # fault and must not come back as corrupt_image (the worker reports processing_error).
+    data = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+    with pytest.raises(pyvips.Error) as err:
+        render(data, probe(data), EncoderSettings(jpeg_subsample="bogus"))  # jpegsave refuses it
+    assert "bogus" in str(err.value)
+    assert not isinstance(err.value, CorruptImage)
+
+
 # --- placeholders and capture metadata ----------------------------------------------------
 
 @pytest.mark.parametrize("name", ["flickr-saw_2725x2225.jpg", "tree_1024x772.webp", "canon-300d_cmyk_500x333.jpg"])
