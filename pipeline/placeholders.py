@@ -87,11 +87,13 @@ def blurhash_encode(rgb: bytes, width: int, height: int, x_components: int = 4, 
     return out
 
 
-def dominant_color(rgb: bytes, alpha: bytes | None = None) -> str:
-    """The centre of the most populated 4-bit-per-channel colour box, ignoring transparent pixels."""
+def dominant_color(rgb: bytes, alpha: bytes | None = None, min_alpha: int = 128) -> str:
+    """The centre of the most populated 4-bit-per-channel colour box, ignoring transparent
+    pixels. A picture with no pixel at least half opaque (a faint watermark, a tinted overlay)
+    is judged by every pixel that is not fully transparent."""
     boxes: dict[int, list[int]] = {}
     for n in range(len(rgb) // 3):
-        if alpha is not None and alpha[n] < 128:
+        if alpha is not None and alpha[n] < min_alpha:
             continue
         r, g, b = rgb[3 * n], rgb[3 * n + 1], rgb[3 * n + 2]
         box = boxes.setdefault((r >> 4) << 8 | (g >> 4) << 4 | (b >> 4), [0, 0, 0, 0])
@@ -100,7 +102,7 @@ def dominant_color(rgb: bytes, alpha: bytes | None = None) -> str:
         box[2] += g
         box[3] += b
     if not boxes:
-        return "#000000"
+        return dominant_color(rgb, alpha, 1) if alpha is not None and min_alpha > 1 else "#000000"
     count, r, g, b = max(boxes.values())
     return "#{:02x}{:02x}{:02x}".format(*(round(v / count) for v in (r, g, b)))
 
@@ -118,13 +120,18 @@ def components_for(width: int, height: int) -> tuple[int, int]:
 def placeholders(img: pyvips.Image) -> Placeholders:
     """From a display-ready (sRGB or grey, 8-bit) image of any size."""
     small = img.thumbnail_image(SAMPLE_PX, height=SAMPLE_PX) if max(img.width, img.height) > SAMPLE_PX else img
-    alpha = None
-    if small.hasalpha():
-        alpha = bytes(small[small.bands - 1].write_to_memory())
-        small = small.flatten(background=[255] * (small.bands - 1))  # BlurHash has no alpha: on white
-    if small.bands < 3:
-        small = small.colourspace("srgb")
-    small = small.cast("uchar")[0:3] if small.bands > 3 else small.cast("uchar")
-    rgb = bytes(small.write_to_memory())
+    small = small.cast("uchar")
+    if small.bands < 3:  # grey (+ alpha) to RGB (+ alpha), exactly: the grey level thrice
+        small = small[0].bandjoin([small[0], small[0], *([small[1]] if small.bands == 2 else [])])
+    small = small.copy(interpretation="srgb")
+    colour, alpha = small[0:3], None
+    if small.bands == 4:
+        alpha = bytes(small[3].write_to_memory())
+        # The dominant colour is the object's own (a half-transparent red logo is red); BlurHash
+        # has no alpha, so it pictures the image as a page would show it: on white.
+        shown = small.flatten(background=[255, 255, 255]).cast("uchar")
+    else:
+        shown = colour
     x, y = components_for(small.width, small.height)
-    return Placeholders(blurhash_encode(rgb, small.width, small.height, x, y), dominant_color(rgb, alpha))
+    return Placeholders(blurhash_encode(bytes(shown.write_to_memory()), small.width, small.height, x, y),
+                        dominant_color(bytes(colour.write_to_memory()), alpha))

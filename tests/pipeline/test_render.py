@@ -515,6 +515,12 @@ def test_placeholders_describe_the_picture():
         (pyvips.Image.black(20, 20) + [255, 0, 0]).cast("uchar"), 0, 0).bandjoin(alpha).copy(interpretation="srgb")
     dominant = placeholders(rgba).dominant_color
     assert int(dominant[1:3], 16) > 240 and int(dominant[3:5], 16) < 16 and int(dominant[5:7], 16) < 16, dominant
+    # A faint overlay (no pixel even half opaque) still has its colour, grey + alpha included.
+    faint = (pyvips.Image.black(100, 100, bands=2) + [120, 60]).cast("uchar").copy(interpretation="b-w")
+    grey = placeholders(faint).dominant_color
+    assert all(abs(int(grey[i:i + 2], 16) - 120) <= 1 for i in (1, 3, 5)), grey  # resizing premultiplies: +-1
+    clear = (pyvips.Image.black(100, 100, bands=4) + [200, 10, 10, 0]).cast("uchar").copy(interpretation="srgb")
+    assert placeholders(clear).dominant_color == "#000000"  # fully transparent: no colour to speak of
 
 
 def test_capture_metadata_is_read_for_the_database_only():
