@@ -34,6 +34,9 @@ def build(settings: Settings) -> dict:
         "task_retry_on_worker_lost": True,
         "task_reject_on_worker_lost": True,  # only if sending that retry fails
         "worker_prefetch_multiplier": 1,
+        # A pool process still holding this much after a task (a leak, heap fragmentation
+        # after a big decode) is replaced by a fresh one; 0 turns it off.
+        "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024 or None,
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
         "task_default_queue": settings.task_queue,

@@ -79,6 +79,7 @@ class Settings:
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 180
     task_max_retries: int = 5
+    worker_max_memory_mb: int = 512
 
     @property
     def is_production(self) -> bool:
@@ -211,6 +212,7 @@ class Settings:
             task_soft_time_limit_s=p.integer("TASK_SOFT_TIME_LIMIT_S", 120, 1, 86400),
             task_time_limit_s=p.integer("TASK_TIME_LIMIT_S", 180, 1, 86400),
             task_max_retries=p.integer("TASK_MAX_RETRIES", 5, 0, 100),
+            worker_max_memory_mb=p.integer("WORKER_MAX_MEMORY_MB", 512, 0, 1_048_576),
         )
         if settings.task_time_limit_s <= settings.task_soft_time_limit_s:
             problems.append(

@@ -166,3 +166,41 @@ def test_a_file_that_kills_its_worker_every_time_is_retried_then_failed(prefork_
     assert image.error_code == "processing_error"
     assert "worker process died" in image.error_message
     assert image.renditions == []
+
+
+def test_a_pool_process_over_its_memory_limit_is_replaced_after_its_task(settings_env, store, producer, session,
+                                                                        settings, tmp_path):
+    """WORKER_MAX_MEMORY_MB: a process that stays big after a task gives way to a fresh one.
+    With a 1 MB limit every process is over it after any image, so each image gets a new one."""
+    queue = f"images-recycle-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    env = {**settings_env, "CELERY_QUEUE": queue, "WORKER_MAX_MEMORY_MB": "1", "VIPS_CONCURRENCY": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "prefork", "-c", "1", "-Q", queue,
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Worker(proc, queue, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, worker.tail()
+            time.sleep(0.2)
+        photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
+        pids = []
+        for n in range(2):
+            image_id = _ingest(session, store, settings, photo + bytes([n]), f"photo{n}.jpg")
+            producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=queue)
+            _wait_for(session, image_id, worker, lambda i: i.status == "ready", 60, "ready")
+            deadline = time.monotonic() + 20  # the replacement is started after the task
+            while (children := worker.children()) in ([], pids[-1:]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            pids.append(children[0])
+        assert pids[0] != pids[1]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).delete(queue)
+
