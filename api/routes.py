@@ -59,8 +59,10 @@ def _rate_limit(cost: int) -> None:
     retry_after = components().limiter.hit(f"uploads:{g.principal.user_id}", cost)
     if retry_after is not None:
         per_minute = components().settings.rate_limit_uploads_per_minute
-        raise ApiError(429, "rate_limited", f"at most {per_minute} uploads a minute; try again in {retry_after} s",
-                       {"Retry-After": str(retry_after)})
+        message = (f"this request has {cost} files and at most {per_minute} uploads a minute are allowed: "
+                   "send fewer files per request") if cost > per_minute else (
+            f"at most {per_minute} uploads a minute; try again in {retry_after} s")
+        raise ApiError(429, "rate_limited", message, {"Retry-After": str(retry_after)})
 
 
 def _callback_url(value) -> str | None:

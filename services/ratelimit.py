@@ -1,5 +1,11 @@
-"""Per-user upload rate limit: a fixed one-minute window counted in Redis (shared by every API
-process) or, without Redis, in this process only.
+"""Per-user upload rate limit: a sliding one-minute window counted in Redis (shared by every
+API process) or, without Redis, in this process only.
+
+The window is the usual sliding-window counter: counts are kept per fixed minute, and a hit
+is judged by this minute's count plus the previous minute's weighted by how much of it still
+lies within the last 60 seconds. A fixed window would let a client send the limit at 0:59
+and the limit again at 1:00; this one does not, at two counters per user. A refused hit is
+not counted, so a client that waits `Retry-After` seconds gets through.
 
 Fails open: if Redis does not answer, the request goes through and a warning is logged; an
 outage of the limiter must not become an outage of uploads.
@@ -10,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -17,48 +24,77 @@ WINDOW_S = 60
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, redis_url: str | None = None, *, prefix: str = "imagepipe:ratelimit"):
-        self.per_minute, self.prefix = per_minute, prefix
+    def __init__(self, per_minute: int, redis_url: str | None = None, *, prefix: str = "imagepipe:ratelimit",
+                 clock: Callable[[], float] = time.time):
+        self.per_minute, self.prefix, self.clock = per_minute, prefix, clock
         self._redis = None
         if redis_url and per_minute:
             import redis
 
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._lock = threading.Lock()
-        self._local: dict[str, tuple[int, int]] = {}
+        self._local: dict[tuple[str, int], int] = {}
 
     @property
     def backend(self) -> str:
         return "redis" if self._redis is not None else "memory"
 
     def hit(self, key: str, cost: int = 1) -> int | None:
-        """Count `cost` against `key`. Over the limit: the seconds to wait (for Retry-After)."""
+        """Count `cost` against `key`. Over the limit: not counted, and the seconds to wait
+        (for Retry-After) until the same hit would pass."""
         if not self.per_minute:
             return None
-        now = time.time()
+        now = self.clock()
         window = int(now // WINDOW_S)
-        retry_after = max(1, math.ceil((window + 1) * WINDOW_S - now))
-        count = self._count_redis(key, window, cost) if self._redis is not None else None
-        if count is None:
-            count = self._count_local(key, window, cost)
-        return retry_after if count > self.per_minute else None
+        elapsed = (now - window * WINDOW_S) / WINDOW_S  # 0 .. 1 into this minute
+        counts = self._redis_hit(key, window, cost, elapsed) if self._redis is not None else None
+        if counts is None:
+            counts = self._local_hit(key, window, cost, elapsed)
+        previous, current, allowed = counts
+        return None if allowed else self._retry_after(previous, current, cost, elapsed)
 
-    def _count_redis(self, key: str, window: int, cost: int) -> int | None:
+    def _over(self, previous: int, current: int, elapsed: float) -> bool:
+        return previous * (1 - elapsed) + current > self.per_minute
+
+    def _retry_after(self, previous: int, current: int, cost: int, elapsed: float) -> int:
+        """Seconds until previous * (1 - elapsed') + current + cost <= limit, no other hits."""
+        if cost > self.per_minute:  # more than the whole limit in one go never passes
+            return 2 * WINDOW_S
+        room = self.per_minute - current - cost
+        if room >= 0 and previous:
+            wait = (1 - room / previous) - elapsed  # still within this minute
+        else:
+            # This minute's own hits are too many: wait for the next one, where they count
+            # as `previous` and must decay enough to leave room for `cost`.
+            then = current
+            need = 1 - (self.per_minute - cost) / then if then else 0
+            wait = (1 - elapsed) + max(0.0, need)
+        return max(1, math.ceil(wait * WINDOW_S))
+
+    def _redis_hit(self, key: str, window: int, cost: int, elapsed: float) -> tuple[int, int, bool] | None:
         name = f"{self.prefix}:{key}:{window}"
         try:
             pipe = self._redis.pipeline()
             pipe.incrby(name, cost)
-            pipe.expire(name, WINDOW_S + 5)
-            return int(pipe.execute()[0])
+            pipe.expire(name, 2 * WINDOW_S + 5)  # it is the previous minute for one more minute
+            pipe.get(f"{self.prefix}:{key}:{window - 1}")
+            current, _, previous = pipe.execute()
+            previous, current = int(previous or 0), int(current)
+            if self._over(previous, current, elapsed):
+                self._redis.decrby(name, cost)  # a refused hit does not count
+                return previous, current - cost, False
+            return previous, current, True
         except Exception as exc:  # redis.RedisError and socket errors alike: fail open
             log.warning("rate limiter: Redis unavailable (%s); counting in this process only", exc)
             return None
 
-    def _count_local(self, key: str, window: int, cost: int) -> int:
+    def _local_hit(self, key: str, window: int, cost: int, elapsed: float) -> tuple[int, int, bool]:
         with self._lock:
-            seen_window, count = self._local.get(key, (window, 0))
-            count = count + cost if seen_window == window else cost
-            self._local[key] = (window, count)
-            if len(self._local) > 100_000:  # bounded memory: drop finished windows
-                self._local = {k: v for k, v in self._local.items() if v[0] == window}
-            return count
+            previous = self._local.get((key, window - 1), 0)
+            current = self._local.get((key, window), 0)
+            if self._over(previous, current + cost, elapsed):
+                return previous, current, False
+            self._local[(key, window)] = current + cost
+            if len(self._local) > 100_000:  # bounded memory: keep the two live minutes only
+                self._local = {k: v for k, v in self._local.items() if k[1] >= window - 1}
+            return previous, current + cost, True
