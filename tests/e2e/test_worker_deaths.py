@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,32 +55,41 @@ class Worker:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-@pytest.fixture(scope="module")
-def prefork_worker(settings_env, store, tmp_path_factory):
-    queue = f"images-deaths-{uuid.uuid4().hex[:8]}"
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**settings_env, "CELERY_QUEUE": queue, "TASK_MAX_RETRIES": "1", "MAX_JPEG_SCANS": "10000",
-           "TASK_SOFT_TIME_LIMIT_S": "60", "TASK_TIME_LIMIT_S": "90", "VIPS_CONCURRENCY": "1"}
+@contextmanager
+def running_worker(settings_env: dict, log: Path, **env):
+    """A prefork worker with one pool process on a queue of its own, `env` on top of the suite's."""
+    queue = f"images-worker-{uuid.uuid4().hex[:8]}"
+    full_env = {**settings_env, "CELERY_QUEUE": queue, "VIPS_CONCURRENCY": "1", **env}
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "prefork", "-c", "1", "-Q", queue,
              "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     worker = Worker(proc, queue, log)
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text(errors="replace"):
-        assert proc.poll() is None and time.monotonic() < deadline, f"worker did not start:\n{worker.tail()}"
-        time.sleep(0.2)
-    yield worker
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    import redis
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, f"worker did not start:\n{worker.tail()}"
+            time.sleep(0.2)
+        yield worker
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        import redis
 
-    redis.Redis.from_url(REDIS_URL).delete(queue)
+        redis.Redis.from_url(REDIS_URL).delete(queue)
+
+
+@pytest.fixture(scope="module")
+def prefork_worker(settings_env, store, tmp_path_factory):
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with running_worker(settings_env, log, TASK_MAX_RETRIES="1", MAX_JPEG_SCANS="10000",
+                        TASK_SOFT_TIME_LIMIT_S="60", TASK_TIME_LIMIT_S="90") as worker:
+        yield worker
 
 
 @pytest.fixture(scope="module")
@@ -172,35 +182,15 @@ def test_a_pool_process_over_its_memory_limit_is_replaced_after_its_task(setting
                                                                         settings, tmp_path):
     """WORKER_MAX_MEMORY_MB: a process that stays big after a task gives way to a fresh one.
     With a 1 MB limit every process is over it after any image, so each image gets a new one."""
-    queue = f"images-recycle-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "worker.log"
-    env = {**settings_env, "CELERY_QUEUE": queue, "WORKER_MAX_MEMORY_MB": "1", "VIPS_CONCURRENCY": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "prefork", "-c", "1", "-Q", queue,
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = Worker(proc, queue, log)
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text(errors="replace"):
-            assert proc.poll() is None and time.monotonic() < deadline, worker.tail()
-            time.sleep(0.2)
+    with running_worker(settings_env, tmp_path / "worker.log", WORKER_MAX_MEMORY_MB="1") as worker:
         photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
         pids = []
         for n in range(2):
             image_id = _ingest(session, store, settings, photo + bytes([n]), f"photo{n}.jpg")
-            producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=queue)
+            producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=worker.queue)
             _wait_for(session, image_id, worker, lambda i: i.status == "ready", 60, "ready")
             deadline = time.monotonic() + 20  # the replacement is started after the task
             while (children := worker.children()) in ([], pids[-1:]) and time.monotonic() < deadline:
                 time.sleep(0.1)
             pids.append(children[0])
         assert pids[0] != pids[1]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-        import redis
-
-        redis.Redis.from_url(REDIS_URL).delete(queue)
-
