@@ -78,7 +78,7 @@ def budget() -> None:
     from renditions import TARGET_VS_PILLOW, imagepipe_core, pillow_careful
 
     from pipeline.probe import probe
-    from pipeline.render import MAX_RENDITION_HEIGHT, decode_for_renditions, encode
+    from pipeline.render import cascade, decode_for_renditions, encode
     from pipeline.specs import DEFAULT_ENCODER, specs_for
 
     data = PHOTO.read_bytes()
@@ -90,13 +90,8 @@ def budget() -> None:
         enc = replace(DEFAULT_ENCODER, webp_effort=effort)
         specs = specs_for(False, enc)
 
-        sized = {}  # the six renditions' pixels, made as render() makes them
-        img = decode_for_renditions(data, info, specs[0].width)
-        for spec in specs:
-            if spec.width not in sized:
-                if img.width > spec.width:
-                    img = img.thumbnail_image(spec.width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
-                sized[spec.width] = img
+        # the six renditions' pixels, made as render() makes them
+        sized = cascade(decode_for_renditions(data, info, specs[0].width), [s.width for s in specs])
         a = median_ms(lambda enc=enc: imagepipe_core(data, enc), 5)
         c = median_ms(lambda enc=enc: pillow_careful(data, enc), 5)
         e = median_ms(lambda enc=enc, specs=specs, sized=sized: [encode(sized[s.width], s, enc) for s in specs], 5)

@@ -157,15 +157,20 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
     # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a
     # processing_error and logs it).
-    out: list[Rendition] = []
-    current = source
-    sized: dict[int, pyvips.Image] = {}
-    for spec in specs:  # widest first
-        if spec.width not in sized:
-            if current.width > spec.width:
-                current = current.thumbnail_image(spec.width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
-            sized[spec.width] = current
-        img = sized[spec.width]
-        out.append(Rendition(spec, encode(img, spec, enc), img.width, img.height))
-    marks = placeholders(current)  # from the smallest size: cheap, whatever the upload
+    sized = cascade(source, [spec.width for spec in specs])
+    out = [Rendition(spec, encode(sized[spec.width], spec, enc), sized[spec.width].width, sized[spec.width].height)
+           for spec in specs]
+    marks = placeholders(sized[min(sized)])  # from the smallest size: cheap, whatever the upload
     return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks)
+
+
+def cascade(source: pyvips.Image, widths: list[int]) -> dict[int, pyvips.Image]:
+    """Each width (widest first) resized in memory from the one before it; never upscaled."""
+    sized: dict[int, pyvips.Image] = {}
+    current = source
+    for width in widths:
+        if width not in sized:
+            if current.width > width:
+                current = current.thumbnail_image(width, height=MAX_RENDITION_HEIGHT, size="down").copy_memory()
+            sized[width] = current
+    return sized

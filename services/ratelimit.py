@@ -64,11 +64,9 @@ class RateLimiter:
         if room >= 0 and previous:
             wait = (1 - room / previous) - elapsed  # still within this minute
         else:
-            # This minute's own hits are too many: wait for the next one, where they count
-            # as `previous` and must decay enough to leave room for `cost`.
-            then = current
-            need = 1 - (self.per_minute - cost) / then if then else 0
-            wait = (1 - elapsed) + max(0.0, need)
+            # This minute's own hits are too many (current > limit - cost >= 0): wait for the
+            # next minute, where they count as `previous` and must decay to leave room for `cost`.
+            wait = (1 - elapsed) + (1 - (self.per_minute - cost) / current)
         return max(1, math.ceil(wait * WINDOW_S))
 
     def _redis_hit(self, key: str, window: int, cost: int, elapsed: float) -> tuple[int, int, bool] | None:
