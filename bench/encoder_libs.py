@@ -92,9 +92,9 @@ def budget() -> None:
 
         # the six renditions' pixels, made as render() makes them
         sized = cascade(decode_for_renditions(data, info, specs[0].width), [s.width for s in specs])
-        a = median_ms(lambda enc=enc: imagepipe_core(data, enc), 5)
-        c = median_ms(lambda enc=enc: pillow_careful(data, enc), 5)
-        e = median_ms(lambda enc=enc, specs=specs, sized=sized: [encode(sized[s.width], s, enc) for s in specs], 5)
+        a = median_ms(lambda enc=enc: imagepipe_core(data, enc))
+        c = median_ms(lambda enc=enc: pillow_careful(data, enc))
+        e = median_ms(lambda enc=enc, specs=specs, sized=sized: [encode(sized[s.width], s, enc) for s in specs])
         allowed = c / TARGET_VS_PILLOW
         print(f"{effort:<12} {a:7.0f} {c:7.0f} {c / a:5.2f} {allowed:7.0f} {e:13.0f} {allowed - e:18.0f} {a - e:13.0f}")
 
