@@ -1,15 +1,18 @@
-"""Celery configuration, derived from the one settings object.
-
-`build(settings)` is what the worker, the API's producer and the tests use; the module-level
-names make `config_from_object("celeryconfig")` work for the plain `celery` command too.
-"""
+"""Celery configuration, derived from the one settings object: `build(settings)` is what the
+worker's factory (workers/app.py) and the API's producer (api/queue.py) use. Nothing here runs
+at import. The task names are the contract between the API and the workers: the API sends
+messages by name and never imports the worker's code."""
 from __future__ import annotations
 
-from services.config import Settings, get_settings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.config import Settings
 
 PROCESS_IMAGE_TASK = "imagepipe.process_image"
 DELETE_IMAGE_TASK = "imagepipe.delete_image"
 DELIVER_CALLBACK_TASK = "imagepipe.deliver_callback"
+TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
 
 
 def build(settings: Settings) -> dict:
@@ -40,16 +43,13 @@ def build(settings: Settings) -> dict:
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
         "task_default_queue": settings.task_queue,
-        "task_routes": {name: {"queue": settings.task_queue}
-                        for name in (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)},
+        "task_routes": {name: {"queue": settings.task_queue} for name in TASK_NAMES},
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
     }
     if settings.broker_url.startswith("filesystem"):
         base = settings.var_dir / "broker"
-        for sub in ("queue", "processed", "control"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
             "data_folder_in": str(base / "queue"),
             "data_folder_out": str(base / "queue"),
@@ -63,4 +63,8 @@ def build(settings: Settings) -> dict:
     return conf
 
 
-globals().update(build(get_settings()))
+def prepare_broker(settings: Settings) -> None:
+    """The filesystem transport needs its folders before the first message (development only)."""
+    if settings.broker_url.startswith("filesystem"):
+        for sub in ("queue", "processed", "control"):
+            (settings.var_dir / "broker" / sub).mkdir(parents=True, exist_ok=True)

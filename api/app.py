@@ -1,87 +1,81 @@
-"""The Flask application factory."""
+"""The Flask application factory, and the request's unit of work."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
 
 from flask import Flask, g, send_from_directory
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from db.session import make_engine, make_session_factory
-from services.config import Settings, get_settings
+from db.unit import commit, discard
+from services.config import Settings
+from services.ingest import fail_unqueued
+from services.queue import QueueUnavailable, TaskQueue
 from services.ratelimit import RateLimiter
-from services.stores import make_store
-from storage import ObjectStore
+from services.runtime import Runtime, build_runtime
 
-from .errors import register_error_handlers, register_request_ids
-from .queue import CeleryProducer
+from .errors import ApiError, register_error_handlers, register_request_ids
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # multipart framing per file on top of the file bytes themselves
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
-
-Enqueue = Callable[[list[int]], None]
-SendTask = Callable[..., None]
+log = logging.getLogger("imagepipe.api")
 
 
 @dataclass
 class Components:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    enqueue: Enqueue
-    send_task: SendTask
-    broker_ping: Callable[[], None]
+    runtime: Runtime
     limiter: RateLimiter
 
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
 
-def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: Enqueue | None = None,
-               send_task: SendTask | None = None) -> Flask:
+    @property
+    def store(self):
+        return self.runtime.store
+
+    @property
+    def queue(self) -> TaskQueue:
+        return self.runtime.queue
+
+
+@dataclass(frozen=True)
+class AfterCommit:
+    """A view's answer that can only be written once the request has committed (DELETE: 204 when
+    the purge that follows the commit removed everything, 202 otherwise)."""
+
+    present: Callable[[], object]
+
+
+def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: TaskQueue | None = None) -> Flask:
     """`config`: a Settings object, a mapping of environment-style variables, or None for the
-    process environment. `enqueue` and `send_task` replace the Celery producer (used by tests of
-    the API alone)."""
-    if config is None:
-        settings = get_settings()
-    elif isinstance(config, Settings):
-        settings = config
-    else:
-        settings = Settings.from_env(config)
+    process environment. `queue` replaces the Celery producer (tests of the API alone)."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(config)
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * settings.max_files_per_request + _MULTIPART_OVERHEAD_BYTES
     app.json.sort_keys = False
-
-    engine = make_engine(settings.database_url)
-    producer = CeleryProducer(settings)
-    components = Components(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        store=make_store(settings),
-        enqueue=enqueue or producer.enqueue,
-        send_task=send_task or producer.send,
-        broker_ping=producer.ping,
+    app.extensions["imagepipe"] = Components(
+        runtime=build_runtime(settings, queue=queue),
         limiter=RateLimiter(settings.rate_limit_uploads_per_minute, settings.rate_limit_redis_url),
     )
-    app.extensions["imagepipe"] = components
 
     @app.teardown_appcontext
     def _close_session(exc):
         session = g.pop("db_session", None)
         if session is not None:
             if exc is not None:
-                session.rollback()
+                discard(session)
             session.close()
 
     register_error_handlers(app)
     register_request_ids(app)
 
     from .health import bp as health_bp
-    from .media import bp as media_bp
     from .openapi import bp as openapi_bp
     from .routes import bp as v1_bp
 
@@ -89,6 +83,8 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: E
     app.register_blueprint(v1_bp)
     app.register_blueprint(openapi_bp)
     if settings.storage_backend == "local":
+        from .local_media import bp as media_bp
+
         app.register_blueprint(media_bp)
 
     @app.get("/")
@@ -99,8 +95,33 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, enqueue: E
     def web_asset(name: str):
         return send_from_directory(WEB_DIR, name)
 
+    for endpoint, view in list(app.view_functions.items()):
+        app.view_functions[endpoint] = _in_unit_of_work(view)
     logging.getLogger("imagepipe").setLevel(logging.INFO)
     return app
+
+
+def _in_unit_of_work(view):
+    """Every request is one unit of work: the view parses, calls a service and returns its answer;
+    then the request commits once and runs what had to wait for the commit."""
+
+    @wraps(view)
+    def run(*args, **kwargs):
+        answer = view(*args, **kwargs)
+        session = g.get("db_session")
+        if session is not None:
+            try:
+                commit(session)
+            except QueueUnavailable as exc:
+                discard(session)
+                log.error("broker unavailable, %d images not queued: %s", len(exc.image_ids), exc)
+                fail_unqueued(session, exc)
+                commit(session)
+                raise ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
+                               {"Retry-After": "10"}, category="broker") from exc
+        return answer.present() if isinstance(answer, AfterCommit) else answer
+
+    return run
 
 
 def components() -> Components:
@@ -111,5 +132,5 @@ def components() -> Components:
 
 def db_session() -> Session:
     if "db_session" not in g:
-        g.db_session = components().sessions()
+        g.db_session = components().runtime.sessions()
     return g.db_session

@@ -17,8 +17,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    c = components()
-    checks = {"database": lambda: db_ping(c.engine), "broker": c.broker_ping, "store": c.store.ping}
+    rt = components().runtime
+    checks = {"database": lambda: db_ping(rt.engine), "broker": rt.queue.ping, "store": rt.store.ping}
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, send_from_directory
 
+from db.models import CallbackState, ImageStatus, JobStatus
 from pipeline.specs import RENDITION_WIDTHS
 from services.config import ENTITY_TYPES
 
@@ -28,8 +29,9 @@ def _nullable(schema: dict) -> dict:
 
 STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
-IMAGE_STATUS = {"type": "string", "enum": ["pending", "processing", "ready", "failed", "deleting", "legacy"]}
-JOB_STATUS = {"type": "string", "enum": ["queued", "processing", "succeeded", "failed", "partial"]}
+IMAGE_STATUS = {"type": "string", "enum": [s.value for s in ImageStatus]}
+JOB_STATUS = {"type": "string", "enum": [s.value for s in JobStatus]}
+CALLBACK_STATE = {"type": "string", "enum": [s.value for s in CallbackState]}
 
 SCHEMAS = {
     "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
@@ -59,7 +61,7 @@ SCHEMAS = {
         "created_at": _nullable(TIME), "total": INT, "succeeded": INT, "failed": INT,
         "pending": {"type": "integer", "description": "pending or processing"},
         "images": {"type": "array", "items": _ref("JobImage")},
-        "callback": _nullable(_obj({"url": STR, "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+        "callback": _nullable(_obj({"url": STR, "state": CALLBACK_STATE,
                                     "attempts": INT, "delivered_at": _nullable(TIME)})),
     }),
     "UploadAccepted": _obj({
@@ -84,7 +86,7 @@ SCHEMAS = {
     "ImagePatch": {"type": "object", "additionalProperties": False, "minProperties": 0, "properties": {
         "position": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
         "is_primary": BOOL, "alt_text": _nullable({"type": "string", "maxLength": 500})}},
-    "Deleting": _obj({"id": INT, "status": {"const": "deleting"}}),
+    "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
     "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
     "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("Image")},
                      "next_cursor": _nullable(STR)}),

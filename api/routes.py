@@ -4,21 +4,19 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, g, jsonify, request, url_for
-from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import select
 
-import celeryconfig
 from db.models import Image, ImageStatus
-from services import manage
+from services import access, manage
 from services.callbacks import CallbackRejected, check_callback_url
 from services.config import ENTITY_TYPES
-from services.ingest import IncomingFile, IngestResult, ingest_upload
-from services.process import mark_failed
-from services.queries import JobStatus, get_image, get_job, job_status, list_images
-from services.uploads import UploadNotReceived, complete_upload, create_upload, get_upload
+from services.ingest import IncomingFile, IngestResult, accept, ingest_upload
+from services.jobs import job_status
+from services.queries import get_image, images_in_status, list_images
+from services.uploads import UploadNotReceived, complete_upload, create_upload
 from services.views import image_json, iso, job_json
+from storage import MAX_PRESIGNED_URL_S
 
-from .app import components, db_session
+from .app import AfterCommit, components, db_session
 from .auth import admin_required, login_required
 from .errors import ApiError
 
@@ -26,7 +24,6 @@ bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 log = logging.getLogger("imagepipe.api")
 
 MAX_LIST_LIMIT = 200
-TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL)
 
 
 def _entity(entity: str) -> str:
@@ -74,31 +71,16 @@ def _callback_url(value) -> str | None:
         raise ApiError(400, "callback_not_allowed", str(exc)) from None
 
 
-def _owned(image_id: int) -> Image:
-    image = manage.owned_image(db_session(), image_id, g.principal)
+def _owned(image_id: int, *, deleting_too: bool = False) -> Image:
+    image = access.image_for(db_session(), image_id, g.principal, deleting_too=deleting_too)
     if image is None:
         raise ApiError(404, "image_not_found", f"no image {image_id}")
     return image
 
 
 def _accepted(result: IngestResult, rejected: list | None = None):
-    """Commit, enqueue the new images (a Celery group for a batch), answer 202 with the job."""
-    c, session = components(), db_session()
-    session.commit()
-    # Only now that the rows are committed may a worker look for them.
-    new_ids = [i.id for i in result.images]
-    try:
-        c.enqueue(new_ids)
-    except BrokerError as exc:
-        log.error("broker unavailable, %d images not queued: %s", len(new_ids), exc)
-        for image in result.images:
-            mark_failed(session, image, "queue_unavailable", "the task queue was not reachable; upload again")
-        raise ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
-                       {"Retry-After": "10"}, category="broker") from exc
+    """202 with the job; the request's commit then enqueues the new images (ingest.accept)."""
     job = result.job
-    if job.callback_url and job_status(job.images) in TERMINAL:  # e.g. only duplicates of ready images
-        c.send_task(celeryconfig.DELIVER_CALLBACK_TASK, job.id)
-
     images = [{"id": i.id, "status": i.status, "filename": i.original_filename} for i in result.images]
     # The same bytes already belong to this entity: point at that image instead of a copy.
     images += [{"id": d.image.id, "status": d.image.status, "filename": d.filename, "duplicate_of": d.image.id}
@@ -136,15 +118,13 @@ def upload(entity: str, entity_id: int):
     result = ingest_upload(
         session, c.store, c.settings,
         entity_type=entity, entity_id=entity_id, user_id=g.principal.user_id,
-        files=[IncomingFile(p.stream, p.filename, p.mimetype) for p in parts],
+        files=[IncomingFile(p.stream, p.filename, p.mimetype) for p in parts], callback_url=callback_url,
     )
     if result.job is None:
         # Nothing acceptable: answer with the (first) file's own error, 413 or 415.
         first = result.rejected[0].error
         raise ApiError(first.http_status, first.code, first.message)
-    if callback_url:
-        result.job.callback_url, result.job.callback_state = callback_url, "pending"
-    return _accepted(result, result.rejected)
+    return _accepted(accept(session, c.queue, result), result.rejected)
 
 
 @bp.post("/uploads")
@@ -166,7 +146,6 @@ def new_direct_upload():
     new = create_upload(session, c.store, c.settings, entity_type=entity, entity_id=entity_id,
                         user_id=g.principal.user_id, filename=filename,
                         content_type=str(body.get("content_type") or ""), size=size, callback_url=callback_url)
-    session.commit()
     up = new.upload
     resp = jsonify({
         "upload_id": up.id,
@@ -185,11 +164,11 @@ def new_direct_upload():
 @login_required
 def complete_direct_upload(upload_id: str):
     c, session = components(), db_session()
-    up = get_upload(session, upload_id, for_update=True)
-    if up is None or (up.user_id != g.principal.user_id and not g.principal.is_admin):
+    up = access.upload_for(session, upload_id, g.principal)
+    if up is None:
         raise ApiError(404, "upload_not_found", f"no upload {upload_id}")
     try:
-        result = complete_upload(session, c.store, c.settings, up)
+        result = complete_upload(session, c.store, c.settings, c.queue, up)
     except UploadNotReceived as exc:
         raise ApiError(409, "upload_not_received", f"{exc}; POST the file to the upload URL first") from None
     return _accepted(result)
@@ -200,8 +179,8 @@ def complete_direct_upload(upload_id: str):
 @bp.get("/jobs/<job_id>", endpoint="get_job")
 @login_required
 def job_view(job_id: str):
-    job = get_job(db_session(), job_id)
-    if job is None or (job.user_id != g.principal.user_id and not g.principal.is_admin):
+    job = access.job_for(db_session(), job_id, g.principal)
+    if job is None:
         raise ApiError(404, "job_not_found", f"no job {job_id}")
     return jsonify(job_json(job))
 
@@ -239,26 +218,19 @@ def patch_image(image_id: int):
         if body["alt_text"] and len(body["alt_text"]) > manage.MAX_ALT_TEXT:
             raise ApiError(400, "invalid_parameter", f"alt_text may be at most {manage.MAX_ALT_TEXT} characters")
         changes["alt_text"] = body["alt_text"]
-    session = db_session()
-    img = manage.update_image(session, _owned(image_id), **changes)
-    session.commit()
+    img = manage.update_image(db_session(), _owned(image_id), **changes)
     return jsonify(image_json(img, components().store))
 
 
 @bp.delete("/images/<int:image_id>")
 @login_required
 def delete_image(image_id: int):
-    c, session = components(), db_session()
-    image = manage.owned_image(session, image_id, g.principal, deleting_too=True)
-    if image is None:
-        raise ApiError(404, "image_not_found", f"no image {image_id}")
+    c = components()
+    image = _owned(image_id, deleting_too=True)
     if image.status == ImageStatus.DELETING:
         return _deleting(image_id)  # already being deleted: still pending
-    outcome = manage.delete_image(session, c.store, image)
-    if outcome == "deleted":
-        return "", 204
-    c.send_task(celeryconfig.DELETE_IMAGE_TASK, image_id)
-    return _deleting(image_id)
+    deletion = manage.delete_image(db_session(), c.store, c.queue, image)
+    return AfterCommit(lambda: ("", 204) if deletion.done else _deleting(image_id))
 
 
 def _deleting(image_id: int):
@@ -273,7 +245,7 @@ def signed_image_url(image_id: int):
     image = _owned(image_id)
     c = components()
     rendition = request.args.get("rendition", "original")
-    expires_in = _int_arg("expires_in", 300, 1, manage.MAX_SIGNED_URL_S)
+    expires_in = _int_arg("expires_in", 300, 1, MAX_PRESIGNED_URL_S)
     if rendition == "original":
         key = image.s3_key or image.staging_key
         if not key or image.status == ImageStatus.LEGACY:
@@ -320,12 +292,10 @@ def entity_images(entity: str, entity_id: int):
 @admin_required
 def admin_images():
     """Images in one status across every entity (e.g. failed ones, for support)."""
-    status = request.args.get("status", ImageStatus.FAILED)
-    allowed = (ImageStatus.PENDING, ImageStatus.PROCESSING, ImageStatus.READY, ImageStatus.FAILED,
-               ImageStatus.DELETING, ImageStatus.LEGACY)
-    if status not in allowed:
-        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(allowed)}")
-    limit = _int_arg("limit", 50, 1, MAX_LIST_LIMIT)
-    rows = db_session().scalars(select(Image).where(Image.status == status).order_by(Image.id.desc()).limit(limit))
+    raw = request.args.get("status", ImageStatus.FAILED)
+    if raw not in set(ImageStatus):
+        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(ImageStatus)}")
+    status = ImageStatus(raw)
+    rows = images_in_status(db_session(), status, _int_arg("limit", 50, 1, MAX_LIST_LIMIT))
     store = components().store
     return jsonify({"status": status, "images": [image_json(i, store) for i in rows]})

@@ -1,8 +1,15 @@
-"""WSGI entry point: `gunicorn api.wsgi:app`. Every log line of the process is JSON here (gunicorn's
-own with `--logger-class api.gunicorn_log.JsonLogger`, as `imagepipe serve` runs it)."""
-from services.logs import configure_json_logging
+"""WSGI entry point: gunicorn calls `api.wsgi:app_from_environment()` (cli/commands.py) in each
+process it starts. Every log line of the process is JSON (gunicorn's own with
+`--logger-class api.gunicorn_log.JsonLogger`)."""
+from __future__ import annotations
 
-from .app import create_app
+from flask import Flask
 
-configure_json_logging()
-app = create_app()
+
+def app_from_environment() -> Flask:
+    from services.logs import configure_json_logging
+
+    from .app import create_app
+
+    configure_json_logging()
+    return create_app()

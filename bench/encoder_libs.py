@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PHOTO = ROOT.parent / "shared" / "corpus" / "photos" / "olympus-ep3_4032x3024.jpg"
+PHOTO = ROOT / "tests" / "corpus" / "photos" / "olympus-ep3_4032x3024.jpg"
 
 
 def median_ms(fn, n: int = 9) -> float:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/encoder_settings.py [--rounds N]
 
-For every photo in ../shared/corpus/photos of at least 1 MP, each rendition width (1600, 800,
+For every photo in tests/corpus/photos of at least 1 MP, each rendition width (1600, 800,
 300) is made once in float precision without compression loss (the "full-quality resize");
 each candidate setting encodes it, decodes it back and scores it with SSIM (Gaussian window,
 sigma 1.5, on luminance) against that reference. Reported per setting: total bytes of the
@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import pyvips  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "photos"
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "photos"
 WIDTHS = (1600, 800, 300)
 
 

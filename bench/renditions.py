@@ -2,7 +2,7 @@
 
     make bench            # or: .venv/bin/python bench/renditions.py [--rounds N] [--no-thumbor]
 
-Inputs: every photo of ../shared/corpus/photos plus a 50-megapixel JPEG made (once, under
+Inputs: every photo of tests/corpus/photos plus a 50-megapixel JPEG made (once, under
 var/bench/) from the 12 MP Olympus photo. For each photo, runs are interleaved (a, b, c, d,
 then rotated) so machine noise hits all alike; read the ratios, not the milliseconds.
 
@@ -50,7 +50,7 @@ from pipeline.probe import probe  # noqa: E402
 from pipeline.render import render  # noqa: E402
 from pipeline.specs import DEFAULT_ENCODER, EncoderSettings  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
+CORPUS = ROOT / "tests" / "corpus" / "photos"
 BENCH_DIR = ROOT / "var" / "bench"
 BIG_SOURCE = "olympus-ep3_4032x3024.jpg"  # the 12 MP photo; also the seed of the 50 MP one
 BIG_NAME = "olympus-50mp_8192x6144.jpg"
@@ -227,7 +227,7 @@ class Thumbor:
 def make_50mp(folder: Path) -> Path:
     out = folder / BIG_NAME
     if not out.exists():
-        # Buffer loaders only: pipeline.probe blocks every file loader in this process.
+        # Buffer loaders only: the first probe blocks every file loader in this process.
         src = pyvips.Image.new_from_buffer((CORPUS / BIG_SOURCE).read_bytes(), "")
         big = src.resize(8192 / src.width, kernel="lanczos3")
         out.write_bytes(big.jpegsave_buffer(Q=90, keep="none"))

@@ -15,8 +15,6 @@ import time
 
 from services.config import ConfigError, Settings
 
-FLOWER_PORT_DEFAULT = 5555
-
 
 def _say(msg: str) -> None:
     print(f"imagepipe | {msg}", flush=True)
@@ -59,10 +57,10 @@ def run_all() -> int:
             from .seaweed import S3Credentials, SeaweedServer
 
             creds = S3Credentials.load_or_create(settings.var_dir / "secrets" / "s3_credentials.json")
-            s3_port = int(env.get("SEAWEEDFS_S3_PORT", "8333"))
+            s3_port = settings.seaweedfs_s3_port
             _say(f"starting SeaweedFS (S3 on 127.0.0.1:{s3_port}, data in {settings.var_dir / 's3'}) ...")
             weed = SeaweedServer(settings.var_dir / "s3", bucket=settings.aws_s3_bucket, credentials=creds,
-                                 s3_port=s3_port, base_port=int(env.get("SEAWEEDFS_BASE_PORT", "18330")),
+                                 s3_port=s3_port, base_port=settings.seaweedfs_base_port,
                                  log_path=settings.var_dir / "seaweedfs.log").start()
             env.update(AWS_S3_ENDPOINT_URL=weed.endpoint_url, AWS_ACCESS_KEY_ID=creds.access_key_id,
                        AWS_SECRET_ACCESS_KEY=creds.secret_access_key)
@@ -74,6 +72,8 @@ def run_all() -> int:
         from db.migrate import upgrade
         from services.stores import make_store
 
+        from .commands import api_command, flower_command, worker_command
+
         _say(f"migrating {settings.database_url.split('@')[-1]} to head ...")
         upgrade(settings.database_url)
         if embedded_s3:
@@ -81,17 +81,9 @@ def run_all() -> int:
             store.ensure_bucket()
             store.allow_anonymous_read("public/")  # only renditions are anonymously readable
 
-        py = sys.executable
-        flower_port = int(env.get("FLOWER_PORT", FLOWER_PORT_DEFAULT))
-        specs = [
-            ("api", [py, "-m", "gunicorn", "-w", "2", "-b", f"{settings.host}:{settings.port}",
-                     "--access-logfile", "-", "--logger-class", "api.gunicorn_log.JsonLogger",
-                     "--no-control-socket", "api.wsgi:app"]),
-            ("worker", [py, "-m", "celery", "-A", "workers.app", "worker", "-Q", settings.task_queue,
-                        "-c", env.get("WORKER_CONCURRENCY", "2"), "-E", "--loglevel", "INFO"]),
-            ("flower", [py, "-m", "celery", "-A", "workers.app", "flower", "--address=127.0.0.1",
-                        f"--port={flower_port}"]),
-        ]
+        flower_port = settings.flower_port
+        specs = [("api", api_command(settings)), ("worker", worker_command(settings)),
+                 ("flower", flower_command(settings))]
         for name, cmd in specs:
             children.append((name, subprocess.Popen(cmd, env=env)))
         base = f"http://{settings.host}:{settings.port}"

@@ -1,11 +1,15 @@
 """The `imagepipe` command."""
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import click
 
-from services.config import ConfigError, Settings
+from services.config import GROUPS, ConfigError, Settings, docs_table, env_example, redacted, render_docs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings() -> Settings:
@@ -25,13 +29,41 @@ def main() -> None:
 def check_config() -> None:
     """Validate the configuration from the environment and print it (secrets hidden)."""
     s = _settings()
-    for name, value in vars(s).items():
-        if "secret" in name and isinstance(value, str) and value:  # every *_secret field, present or future
-            value = "(set)"
-        click.echo(f"{name} = {value}")
+    for group, title in GROUPS.items():
+        click.echo(f"# {title}")
+        for variable, value, in_group in redacted(s):
+            if in_group == group:
+                click.echo(f"{variable} = {value}")
     if s.jwt_secret_generated:
         click.echo(f"note: JWT_SECRET not set; development mode uses the generated secret in {s.var_dir / 'secrets'}")
     click.echo("configuration OK")
+
+
+@main.group()
+def config() -> None:
+    """What is generated from the settings' declarations (services/config.py)."""
+
+
+@config.command("generate")
+@click.option("--check", is_flag=True, help="only report whether the files are up to date (exit 1 if not)")
+def config_generate(check: bool) -> None:
+    """Write .env.example and the settings table of docs/configuration.md."""
+    targets = {ROOT / ".env.example": env_example(),
+               ROOT / "docs" / "configuration.md": render_docs((ROOT / "docs" / "configuration.md").read_text())}
+    stale = [path for path, text in targets.items() if path.read_text() != text]
+    if check:
+        for path in stale:
+            click.echo(f"stale: {path.relative_to(ROOT)} (run: imagepipe config generate)")
+        sys.exit(1 if stale else 0)
+    for path in stale:
+        path.write_text(targets[path])
+        click.echo(f"wrote {path.relative_to(ROOT)}")
+
+
+@config.command("table")
+def config_table() -> None:
+    """Print the settings table (Markdown)."""
+    click.echo(docs_table())
 
 
 @main.command()
@@ -68,26 +100,24 @@ def db_downgrade(revision: str) -> None:
 
 
 @main.command()
-@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
-def serve(workers: int) -> None:
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default: API_WORKERS)")
+def serve(workers: int | None) -> None:
     """Run the API with gunicorn on HOST:PORT (127.0.0.1:8000 by default)."""
-    import os
+    from .commands import api_command
 
-    s = _settings()
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"{s.host}:{s.port}",
-                               "--access-logfile", "-",
-                               "--logger-class", "api.gunicorn_log.JsonLogger", "--no-control-socket", "api.wsgi:app"])
+    cmd = api_command(_settings(), workers=workers)
+    os.execvp(cmd[0], cmd)
 
 
 @main.command()
-@click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes (one per core is best)")
-def worker(concurrency: int) -> None:
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="worker processes, one per core is best (default: WORKER_CONCURRENCY)")
+def worker(concurrency: int | None) -> None:
     """Run a Celery worker on the images queue."""
-    import os
+    from .commands import worker_command
 
-    s = _settings()
-    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", s.task_queue,
-                               "-c", str(concurrency), "-E", "--loglevel", "INFO"])
+    cmd = worker_command(_settings(), concurrency=concurrency)
+    os.execvp(cmd[0], cmd)
 
 
 @main.command()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -51,13 +52,35 @@ class Base(DeclarativeBase):
     pass
 
 
-class ImageStatus:
+class ImageStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
     DELETING = "deleting"  # hidden from listings; a task is removing its objects, then the row
     LEGACY = "legacy"  # a pre-S3 row with a local url, not yet migrated
+
+
+UNFINISHED = (ImageStatus.PENDING, ImageStatus.PROCESSING)
+
+
+class JobStatus(StrEnum):
+    """Derived from a job's images (services/jobs.py), never stored."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL})
+
+
+class CallbackState(StrEnum):
+    PENDING = "pending"  # due once the job ends
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt spent, or the URL is no longer allowed
 
 
 class Image(Base):
@@ -73,7 +96,7 @@ class Image(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     entity_type: Mapped[str] = mapped_column(String(20))
     entity_id: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(20), default=ImageStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(20), default=ImageStatus.PENDING)  # an ImageStatus
     uploader_id: Mapped[int | None] = mapped_column(BigInteger)
     original_filename: Mapped[str | None] = mapped_column(String(255))
     declared_content_type: Mapped[str | None] = mapped_column(String(100))
@@ -149,7 +172,7 @@ class Job(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
-    callback_state: Mapped[str | None] = mapped_column(String(20))  # pending, sending, delivered, failed
+    callback_state: Mapped[str | None] = mapped_column(String(20))  # a CallbackState
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 

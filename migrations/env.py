@@ -15,9 +15,9 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from services.config import get_settings
+    from services.config import Settings
 
-    return get_settings().database_url
+    return Settings.from_env().database_url
 
 
 def run_migrations_offline() -> None:

@@ -19,7 +19,7 @@ import pyvips
 
 from .errors import CorruptImage
 from .placeholders import Placeholders, placeholders
-from .probe import ProbeResult, vips_reason
+from .probe import ProbeResult, apply_loader_policy, vips_reason
 from .specs import DEFAULT_ENCODER, EncoderSettings, RenditionSpec, specs_for
 
 # Widths drive every rendition; heights are bounded only by WebP, which cannot encode a side
@@ -108,6 +108,7 @@ def jpeg_shrink(display_width: int, target: int) -> int:
 
 
 def decode_for_renditions(data: bytes, probe: ProbeResult, max_width: int) -> pyvips.Image:
+    apply_loader_policy()
     target = min(max_width, probe.width)
     options = _colour_options(probe)
     try:

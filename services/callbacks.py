@@ -18,20 +18,21 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from urllib.parse import urlparse
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from db.models import Image, Job, JobImage
+from db.models import CallbackState, Image, Job
+from db.unit import Units
 
 from .config import Settings
-from .queries import JobStatus, job_status
 
 log = logging.getLogger(__name__)
 
-TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.PARTIAL)
 TIMEOUT_S = 10
 
 
@@ -60,17 +61,6 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def due_jobs(session: Session, image_id: int) -> list[str]:
-    """Jobs holding this image that have a pending callback and have just ended."""
-    jobs = session.scalars(
-        select(Job)
-        .join(JobImage, JobImage.job_id == Job.id)
-        .where(JobImage.image_id == image_id, Job.callback_state == "pending")
-        .options(selectinload(Job.images))
-    ).all()
-    return [j.id for j in jobs if job_status(j.images) in TERMINAL]
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):  # a redirect could lead off the allow-list
         return None
@@ -79,54 +69,78 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def deliver(session: Session, settings: Settings, job_id: str, *, final_attempt: bool = False) -> str:
-    """delivered, skipped (nothing to send) or raises CallbackFailed (retry later)."""
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"  # nothing to send, or the URL is no longer allowed
+    FAILED = "failed"  # the last attempt failed too
+
+
+@dataclass(frozen=True)
+class Attempt:
+    job_id: str
+    url: str
+    body: bytes
+
+
+def deliver(units: Units, settings: Settings, job_id: str, *, final_attempt: bool = False) -> DeliveryOutcome:
+    """Send a job's callback once: the attempt is counted (committed) before the request, the
+    result recorded after it. Raises CallbackFailed when a later attempt should retry."""
+    with units() as session:
+        attempt = start_attempt(session, job_id)
+    if attempt is None:
+        return DeliveryOutcome.SKIPPED
+    try:
+        check_callback_url(attempt.url, settings)  # the allow-list may have changed since
+    except CallbackRejected as exc:
+        log.warning("callback for job %s not sent: %s", job_id, exc)
+        with units() as session:
+            _finish(session, job_id, CallbackState.FAILED)
+        return DeliveryOutcome.SKIPPED
+    problem = send(attempt, settings)
+    with units() as session:
+        if problem is None:
+            _finish(session, job_id, CallbackState.DELIVERED)
+            return DeliveryOutcome.DELIVERED
+        if final_attempt:
+            _finish(session, job_id, CallbackState.FAILED)
+            log.error("callback for job %s failed for good: %s", job_id, problem)
+            return DeliveryOutcome.FAILED
+    raise CallbackFailed(problem)
+
+
+def start_attempt(session: Session, job_id: str) -> Attempt | None:
     from .views import job_json
 
     job = session.scalars(select(Job).where(Job.id == job_id).options(selectinload(Job.images).selectinload(
         Image.renditions))).first()
-    if job is None or job.callback_state != "pending" or not job.callback_url:
-        return "skipped"
-    body = json.dumps(job_json(job), separators=(",", ":")).encode()
+    if job is None or job.callback_state != CallbackState.PENDING or not job.callback_url:
+        return None
+    session.execute(update(Job).where(Job.id == job_id).values(callback_attempts=Job.callback_attempts + 1))
+    return Attempt(job.id, job.callback_url, json.dumps(job_json(job), separators=(",", ":")).encode())
+
+
+def send(attempt: Attempt, settings: Settings) -> str | None:
+    """POST the signed body; None when the receiver took it (2xx), otherwise why not."""
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(job.callback_url, data=body, method="POST", headers={
+    request = urllib.request.Request(attempt.url, data=attempt.body, method="POST", headers={
         "Content-Type": "application/json",
         "User-Agent": "imagepipe-callback/1",
-        "X-Imagepipe-Delivery": job.id,
+        "X-Imagepipe-Delivery": attempt.job_id,
         "X-Imagepipe-Timestamp": timestamp,
-        "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, body),
+        "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, attempt.body),
     })
-    session.execute(update(Job).where(Job.id == job_id).values(callback_attempts=Job.callback_attempts + 1))
-    session.commit()
     try:
-        check_callback_url(job.callback_url, settings)  # the allow-list may have changed since
         with _opener.open(request, timeout=TIMEOUT_S) as resp:
             status = resp.status
-    except CallbackRejected as exc:
-        _finish(session, job_id, "failed")
-        log.warning("callback for job %s not sent: %s", job_id, exc)
-        return "skipped"
     except urllib.error.HTTPError as exc:
         status = exc.code
     except (urllib.error.URLError, OSError) as exc:
-        return _failed(session, job_id, f"{type(exc).__name__}: {exc}", final_attempt)
-    if 200 <= status < 300:
-        _finish(session, job_id, "delivered")
-        return "delivered"
-    return _failed(session, job_id, f"HTTP {status}", final_attempt)
+        return f"{type(exc).__name__}: {exc}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
 
 
-def _finish(session: Session, job_id: str, state: str) -> None:
-    values = {"callback_state": state}
-    if state == "delivered":
+def _finish(session: Session, job_id: str, state: CallbackState) -> None:
+    values: dict = {"callback_state": state}
+    if state == CallbackState.DELIVERED:
         values["callback_delivered_at"] = datetime.now(UTC)
-    session.execute(update(Job).where(Job.id == job_id, Job.callback_state == "pending").values(**values))
-    session.commit()
-
-
-def _failed(session: Session, job_id: str, why: str, final_attempt: bool) -> str:
-    if final_attempt:
-        _finish(session, job_id, "failed")
-        log.error("callback for job %s failed for good: %s", job_id, why)
-        return "failed"
-    raise CallbackFailed(why)
+    session.execute(update(Job).where(Job.id == job_id, Job.callback_state == CallbackState.PENDING).values(**values))

@@ -1,18 +1,50 @@
-"""One settings object, read from the environment once and validated as a whole.
+"""Settings, declared once.
 
-`Settings.from_env()` collects every problem before failing, so an operator fixes a broken
-deployment in one pass instead of one variable per restart.
+Every setting is one declaration: its environment variable, type, default, bounds, one line of
+documentation, and whether it is a secret. The service settings are declared below with
+`setting(...)`; the pipeline's limits and encoder settings are declared on their own
+dataclasses (pipeline/limits.py, pipeline/specs.py) and become settings here field by field,
+generically. From these declarations come:
+
+- parsing and validation (pydantic-settings), every offending variable in one message;
+- `imagepipe check-config`;
+- the settings table in docs/configuration.md and `.env.example` (`imagepipe config generate`;
+  tests/services/test_config.py fails when either is stale).
+
+`Settings.from_env()` reads the environment when it is called, never at import. In development
+it may write one file: a generated JWT secret under IMAGEPIPE_VAR_DIR/secrets (and says so).
 """
 from __future__ import annotations
 
-import os
+import contextvars
+import dataclasses
+import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, create_model, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
+from pipeline.limits import ImageLimits
+from pipeline.specs import EncoderSettings
 
 ENTITY_TYPES = ("properties", "projects", "avatars")
+
+GROUPS = {
+    "general": "general",
+    "data": "database and broker",
+    "storage": "object storage",
+    "secrets": "secrets",
+    "limits": "limits (checked before a pixel is decoded)",
+    "encoders": "encoders (docs/benchmarks.md: the measurements behind the defaults)",
+    "delivery": "uploads, callbacks, signed URLs",
+    "tasks": "tasks and workers",
+    "devrun": "make run / imagepipe run only",
+}
 
 
 class ConfigError(Exception):
@@ -23,261 +55,399 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-@dataclass(frozen=True)
-class Settings:
-    env: str = "development"
-    var_dir: Path = Path("var")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    public_api_url: str = ""
+def setting(default: Any, doc: str, *, env: str, group: str, aliases: tuple[str, ...] = (), lo: int | None = None,
+            hi: int | None = None, secret: bool = False, shown: str | None = None, example: str | None = None) -> Any:
+    """One declaration. `shown`: the default as documented when it is derived from other settings;
+    `example`: a value for .env.example when the default is empty."""
+    return Field(default, validation_alias=AliasChoices(env, *aliases) if aliases else env, description=doc,
+                 ge=lo, le=hi, json_schema_extra={"env": env, "aliases": list(aliases), "group": group,
+                                                  "secret": secret, "shown": shown, "example": example})
 
-    database_url: str = ""
-    broker_url: str = ""
-    task_queue: str = "images"
 
-    storage_backend: str = "s3"
-    aws_region: str = "us-east-1"
-    aws_s3_bucket: str = "imagepipe"
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
-    aws_s3_endpoint_url: str | None = None
-    aws_cloudfront_url: str | None = None
-    local_storage_dir: Path = Path("var/storage")
+_URL_HINT = re.compile(r"^[a-z][a-z0-9+.\-]*://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+Hosts = Annotated[tuple[str, ...], NoDecode]
 
-    jwt_secret: str = ""
-    jwt_secret_generated: bool = False
-    signing_secret: str = ""
 
-    max_upload_bytes: int = 25 * 1024 * 1024
-    max_files_per_request: int = 50
-    max_pixels: int = 120_000_000
-    max_side_px: int = 20_000
-    min_side_px: int = 64
-    max_jpeg_scans: int = 100
-    max_decode_mb: int = 512
+class _Declared(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore",
+                                      populate_by_name=True)
 
-    jpeg_quality: int = 82
-    jpeg_progressive: tuple[str, ...] = ("large",)
-    jpeg_subsample: str = "auto"
-    jpeg_optimize_coding: bool = True
-    webp_quality: int = 80
-    webp_effort: int = 4
-    png_compression: int = 6
-    avif_enabled: bool = False
-    avif_quality: int = 60
-    avif_effort: int = 0
+    # general
+    env: Literal["development", "production"] = setting(
+        "development", "`production` requires DATABASE_URL, CELERY_BROKER_URL, AWS_S3_BUCKET (S3 backend) and"
+        " JWT_SECRET, and never generates secrets", env="IMAGEPIPE_ENV", group="general")
+    var_dir: Path = setting(Path("var"), "development state: SQLite file, broker folders, SeaweedFS data, generated"
+                            " secrets", env="IMAGEPIPE_VAR_DIR", group="general")
+    host: str = setting("127.0.0.1", "API bind address (imagepipe serve, make run)", env="HOST", group="general")
+    port: int = setting(8000, "API port", env="PORT", group="general", lo=1, hi=65535)
+    public_api_url: str = setting("", "absolute base for URLs the API serves itself (local store)",
+                                  env="PUBLIC_API_URL", group="general", example="https://images.example.com")
 
-    upload_url_expires_s: int = 600
-    rate_limit_uploads_per_minute: int = 120
-    rate_limit_redis_url: str | None = None
-    callback_allowed_hosts: tuple[str, ...] = ()
-    callback_secret: str = ""
-    callback_max_attempts: int = 8
-    cloudfront_key_pair_id: str | None = None
-    cloudfront_private_key_path: Path | None = None
+    # database and broker
+    database_url: str = setting(
+        "", "any SQLAlchemy URL; PostgreSQL in production", env="DATABASE_URL", group="data",
+        shown="sqlite:///var/imagepipe.db", example="postgresql+psycopg2://imagepipe:secret@127.0.0.1:5432/imagepipe")
+    broker_url: str = setting(
+        "", "Celery broker; Redis in production (its visibility_timeout is set above the task hard limit)",
+        env="CELERY_BROKER_URL", aliases=("REDIS_URL",), group="data", shown="filesystem:// (under var/broker)",
+        example="redis://127.0.0.1:6379/0")
+    task_queue: str = setting("images", "the processing queue", env="CELERY_QUEUE", group="data")
 
-    task_soft_time_limit_s: int = 120
-    task_time_limit_s: int = 180
-    task_max_retries: int = 5
-    worker_max_memory_mb: int = 512
+    # object storage
+    storage_backend: Literal["s3", "local"] = setting(
+        "s3", "`s3`, or `local` (disk, served by the API under /media)", env="STORAGE_BACKEND", group="storage")
+    aws_region: str = setting("us-east-1", "the bucket's region", env="AWS_REGION", group="storage")
+    aws_s3_bucket: str = setting("", "bucket name (3-63 lowercase letters, digits, dots, hyphens)",
+                                 env="AWS_S3_BUCKET", group="storage", shown="imagepipe (development)")
+    aws_access_key_id: str | None = setting(
+        None, "set both keys or neither (then boto3's chain: instance role, profile); with neither and no endpoint,"
+        " make run starts SeaweedFS", env="AWS_ACCESS_KEY_ID", group="storage")
+    aws_secret_access_key: str | None = setting(None, "the secret half of the access key",
+                                                env="AWS_SECRET_ACCESS_KEY", group="storage", secret=True)
+    aws_s3_endpoint_url: str | None = setting(
+        None, "any S3-compatible server (path-style addressing is used then)", env="AWS_S3_ENDPOINT_URL",
+        group="storage", example="http://127.0.0.1:8333")
+    aws_cloudfront_url: str | None = setting(None, "base of public rendition URLs when set", env="AWS_CLOUDFRONT_URL",
+                                             group="storage", example="https://d111111abcdef8.cloudfront.net")
+    cloudfront_key_pair_id: str | None = setting(
+        None, "with AWS_CLOUDFRONT_PRIVATE_KEY_PATH and AWS_CLOUDFRONT_URL: signed URLs are CloudFront-signed (RSA,"
+        " canned policy) instead of S3-presigned", env="AWS_CLOUDFRONT_KEY_PAIR_ID", group="storage",
+        example="K2JCJMDEHXQW5F")
+    cloudfront_private_key_path: Path | None = setting(
+        None, "PEM file of the CloudFront key pair", env="AWS_CLOUDFRONT_PRIVATE_KEY_PATH", group="storage",
+        example="/etc/imagepipe/cloudfront.pem")
+    local_storage_dir: Path | None = setting(None, "root of the local backend", env="LOCAL_STORAGE_DIR",
+                                             group="storage", shown="var/storage")
 
+    # secrets
+    jwt_secret: str = setting("", "at least 32 random characters; HS256 only", env="JWT_SECRET", group="secrets",
+                              secret=True, shown="generated under var/secrets (development)")
+    signing_secret: str = setting("", "signs local-store URLs and upload policies", env="SIGNING_SECRET",
+                                  group="secrets", secret=True, shown="derived from JWT_SECRET")
+    callback_secret: str = setting("", "HMAC key of X-Imagepipe-Signature; set it to rotate independently",
+                                   env="CALLBACK_SECRET", group="secrets", secret=True,
+                                   shown="derived from JWT_SECRET")
+
+    # limits (the pipeline's own are added from pipeline/limits.py)
+    max_files_per_request: int = setting(50, "files in one form upload", env="MAX_FILES_PER_REQUEST",
+                                         group="limits", lo=1, hi=1000)
+
+    # uploads, callbacks, signed URLs
+    upload_url_expires_s: int = setting(600, "lifetime of a direct upload's presigned POST",
+                                        env="UPLOAD_URL_EXPIRES_S", group="delivery", lo=60, hi=7 * 24 * 3600)
+    rate_limit_uploads_per_minute: int = setting(
+        120, "per user: files (form uploads) and upload starts (direct) in any 60 s (sliding window); 0 turns it off",
+        env="RATE_LIMIT_UPLOADS_PER_MINUTE", group="delivery", lo=0, hi=1_000_000)
+    rate_limit_redis_url: str | None = setting(
+        None, "where the rate-limit counters live, shared by every API process; without Redis each process counts"
+        " alone. If Redis stops answering the limiter lets requests through (and logs it)",
+        env="RATE_LIMIT_REDIS_URL", aliases=("REDIS_URL",), group="delivery",
+        shown="REDIS_URL, else the broker when it is Redis", example="redis://127.0.0.1:6379/1")
+    callback_allowed_hosts: Hosts = setting(
+        (), "comma-separated host names a callback_url may point at (none: no callbacks)",
+        env="CALLBACK_ALLOWED_HOSTS", group="delivery", example="hooks.example.com,crm.example.com")
+    callback_max_attempts: int = setting(8, "deliveries tried (backoff 2, 4, 8 ... 600 s) before a callback is"
+                                         " failed", env="CALLBACK_MAX_ATTEMPTS", group="delivery", lo=1, hi=50)
+
+    # tasks and workers
+    task_soft_time_limit_s: int = setting(
+        120, "the soft limit cannot interrupt libvips inside one long C call; the image fails with"
+        " processing_timeout either way", env="TASK_SOFT_TIME_LIMIT_S", group="tasks", lo=1, hi=86400)
+    task_time_limit_s: int = setting(180, "hard limit, must exceed the soft one: the pool process is killed",
+                                     env="TASK_TIME_LIMIT_S", group="tasks", lo=1, hi=86400)
+    task_max_retries: int = setting(
+        5, "retries of an image after a transient storage or database error, or after its worker process died"
+        " under it; then the image fails", env="TASK_MAX_RETRIES", group="tasks", lo=0, hi=100)
+    worker_max_memory_mb: int = setting(
+        512, "a pool process still resident above this after a task is replaced before its next image; 0 turns it"
+        " off", env="WORKER_MAX_MEMORY_MB", group="tasks", lo=0, hi=1_048_576)
+    worker_concurrency: int = setting(2, "worker processes (one per core is best)", env="WORKER_CONCURRENCY",
+                                      group="tasks", lo=1, hi=512)
+    api_workers: int = setting(2, "gunicorn worker processes of the API", env="API_WORKERS", group="tasks",
+                               lo=1, hi=512)
+
+    # make run only
+    seaweedfs_s3_port: int = setting(8333, "S3 port of the embedded SeaweedFS", env="SEAWEEDFS_S3_PORT",
+                                     group="devrun", lo=1, hi=65535)
+    seaweedfs_base_port: int = setting(18330, "first of SeaweedFS's internal ports", env="SEAWEEDFS_BASE_PORT",
+                                       group="devrun", lo=1, hi=65000)
+    flower_port: int = setting(5555, "Flower's port (bound to 127.0.0.1)", env="FLOWER_PORT", group="devrun",
+                               lo=1, hi=65535)
+
+    _jwt_generated: bool = PrivateAttr(default=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any, info) -> Any:
+        """Environment text to the field's type: trimmed, case-folded choices, comma lists,
+        `1_000` style numbers."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        kind = _kind(cls.model_fields[info.field_name].annotation)
+        if kind == "list":
+            items = tuple(dict.fromkeys(i.strip().lower() for i in value.split(",") if i.strip()))
+            return () if items == ("none",) else items
+        if kind == "int":
+            return value.replace("_", "")
+        if kind in ("choice", "bool"):
+            return value.lower()
+        return value
+
+    @field_validator("database_url", "broker_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not _URL_HINT.match(value):
+            raise ValueError(f"must be a URL like postgresql+psycopg2://user:pass@host/db or redis://host:6379/0,"
+                             f" got {value!r}")
+        return value
+
+    @field_validator("aws_s3_endpoint_url", "aws_cloudfront_url", "public_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("aws_s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if value and not _BUCKET.fullmatch(value):
+            raise ValueError(f"must be 3-63 lowercase letters, digits, dots or hyphens, got {value!r}")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be at least 32 characters (generate one with: python -c 'import secrets;"
+                             " print(secrets.token_urlsafe(48))')")
+        return value
+
+    # -- derived ---------------------------------------------------------------------------
     @property
     def is_production(self) -> bool:
         return self.env == "production"
 
-    def with_overrides(self, **changes) -> Settings:
-        return replace(self, **changes)
+    @property
+    def jwt_secret_generated(self) -> bool:
+        return self._jwt_generated
+
+    @property
+    def limits(self) -> ImageLimits:
+        return _subset(ImageLimits, self)
+
+    @property
+    def encoder(self) -> EncoderSettings:
+        return _subset(EncoderSettings, self)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        copy = self.model_copy(update=changes)
+        copy._jwt_generated = self._jwt_generated
+        return copy
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate `environ` (default: the process environment), reporting every problem."""
+        import os
+
         env = dict(os.environ if environ is None else environ)
         problems: list[str] = []
-        p = _Reader(env, problems)
-
-        mode = p.choice("IMAGEPIPE_ENV", ("development", "production"), "development")
-        var_dir = Path(env.get("IMAGEPIPE_VAR_DIR", "var"))
-        backend = p.choice("STORAGE_BACKEND", ("s3", "local"), "s3")
-
-        database_url = env.get("DATABASE_URL") or ""
-        if not database_url:
-            if mode == "production":
-                problems.append(
-                    "DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
-            database_url = f"sqlite:///{var_dir / 'imagepipe.db'}"
-        elif "://" not in database_url:
-            problems.append("DATABASE_URL must be a SQLAlchemy URL like postgresql+psycopg2://user:pass@host/db,"
-                            f" got {database_url!r}")
-
-        broker_url = env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or ""
-        if not broker_url:
-            if mode == "production":
-                problems.append("CELERY_BROKER_URL (or REDIS_URL) is required in production (e.g. redis://host:6379/0)")
-            broker_url = "filesystem://"
-        elif "://" not in broker_url:
-            problems.append(f"CELERY_BROKER_URL must be a URL like redis://host:6379/0, got {broker_url!r}")
-
-        endpoint = env.get("AWS_S3_ENDPOINT_URL") or None
-        if endpoint and urlparse(endpoint).scheme not in ("http", "https"):
-            problems.append(f"AWS_S3_ENDPOINT_URL must start with http:// or https://, got {endpoint!r}")
-        cloudfront = (env.get("AWS_CLOUDFRONT_URL") or "").rstrip("/") or None
-        if cloudfront and urlparse(cloudfront).scheme not in ("http", "https"):
-            problems.append(f"AWS_CLOUDFRONT_URL must be an http(s) URL like https://d123.cloudfront.net, got {cloudfront!r}")
-        bucket = env.get("AWS_S3_BUCKET") or ""
-        if backend == "s3":
-            if not bucket:
-                if mode == "production":
-                    problems.append("AWS_S3_BUCKET is required when STORAGE_BACKEND=s3 (a bucket name like listing-images)")
-                bucket = "imagepipe"
-            elif not _valid_bucket(bucket):
-                problems.append(f"AWS_S3_BUCKET must be 3-63 lowercase letters, digits, dots or hyphens, got {bucket!r}")
-        key_id = env.get("AWS_ACCESS_KEY_ID") or None
-        secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
-        if bool(key_id) != bool(secret_key):
-            problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"
-                            " (or both left unset to use the instance role)")
-
-        jwt_secret = env.get("JWT_SECRET") or ""
-        generated = False
-        if jwt_secret and len(jwt_secret) < 32:
-            problems.append("JWT_SECRET must be at least 32 characters"
-                            " (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
-        if not jwt_secret:
-            if mode == "production":
-                problems.append("JWT_SECRET is required in production (at least 32 random characters)")
-            else:
-                jwt_secret, generated = _dev_secret(var_dir / "secrets" / "jwt_secret"), True
-        signing_secret = env.get("SIGNING_SECRET") or ""
-        if not signing_secret:
-            # Local presigned URLs need a key of their own; derive from the JWT secret so dev
-            # setups stay one-variable while production may rotate them independently.
-            signing_secret = "sign:" + jwt_secret
-
-        rate_redis = env.get("RATE_LIMIT_REDIS_URL") or env.get("REDIS_URL") or (
-            broker_url if broker_url.startswith(("redis://", "rediss://")) else None)
-        hosts = tuple(h.strip().lower() for h in (env.get("CALLBACK_ALLOWED_HOSTS") or "").split(",") if h.strip())
-        cf_key_id = env.get("AWS_CLOUDFRONT_KEY_PAIR_ID") or None
-        cf_key_path = Path(env["AWS_CLOUDFRONT_PRIVATE_KEY_PATH"]) if env.get("AWS_CLOUDFRONT_PRIVATE_KEY_PATH") else None
-        if bool(cf_key_id) != bool(cf_key_path):
-            problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID and AWS_CLOUDFRONT_PRIVATE_KEY_PATH must be set together")
-        elif cf_key_path and not cf_key_path.is_file():
-            problems.append(f"AWS_CLOUDFRONT_PRIVATE_KEY_PATH must name a PEM file, {str(cf_key_path)!r} does not exist")
-        if cf_key_id and not cloudfront:
-            problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID needs AWS_CLOUDFRONT_URL (the distribution the URLs are for)")
-
-        settings = cls(
-            env=mode,
-            var_dir=var_dir,
-            host=env.get("HOST", "127.0.0.1"),
-            port=p.integer("PORT", 8000, 1, 65535),
-            public_api_url=(env.get("PUBLIC_API_URL") or "").rstrip("/"),
-            database_url=database_url,
-            broker_url=broker_url,
-            task_queue=env.get("CELERY_QUEUE") or "images",
-            storage_backend=backend,
-            aws_region=env.get("AWS_REGION") or "us-east-1",
-            aws_s3_bucket=bucket,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret_key,
-            aws_s3_endpoint_url=endpoint,
-            aws_cloudfront_url=cloudfront,
-            local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR") or var_dir / "storage"),
-            jwt_secret=jwt_secret,
-            jwt_secret_generated=generated,
-            signing_secret=signing_secret,
-            max_upload_bytes=p.integer("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1024, 5 * 1024**3),
-            max_files_per_request=p.integer("MAX_FILES_PER_REQUEST", 50, 1, 1000),
-            max_pixels=p.integer("MAX_PIXELS", 120_000_000, 1, 10**10),
-            max_side_px=p.integer("MAX_SIDE_PX", 20_000, 1, 10_000_000),
-            min_side_px=p.integer("MIN_SIDE_PX", 64, 1, 10_000),
-            max_jpeg_scans=p.integer("MAX_JPEG_SCANS", 100, 1, 10_000),
-            max_decode_mb=p.integer("MAX_DECODE_MB", 512, 16, 1_048_576),
-            jpeg_quality=p.integer("JPEG_QUALITY", 82, 1, 100),
-            webp_quality=p.integer("WEBP_QUALITY", 80, 1, 100),
-            jpeg_progressive=p.names("JPEG_PROGRESSIVE", ("thumbnail", "medium", "large"), ("large",)),
-            jpeg_subsample=p.choice("JPEG_SUBSAMPLE", ("auto", "on", "off"), "auto"),
-            jpeg_optimize_coding=p.boolean("JPEG_OPTIMIZE_CODING", True),
-            webp_effort=p.integer("WEBP_EFFORT", 4, 0, 6),
-            png_compression=p.integer("PNG_COMPRESSION", 6, 0, 9),
-            avif_enabled=p.boolean("AVIF_ENABLED", False),
-            avif_quality=p.integer("AVIF_QUALITY", 60, 1, 100),
-            avif_effort=p.integer("AVIF_EFFORT", 0, 0, 9),
-            upload_url_expires_s=p.integer("UPLOAD_URL_EXPIRES_S", 600, 60, 7 * 24 * 3600),
-            rate_limit_uploads_per_minute=p.integer("RATE_LIMIT_UPLOADS_PER_MINUTE", 120, 0, 1_000_000),
-            rate_limit_redis_url=rate_redis,
-            callback_allowed_hosts=hosts,
-            callback_secret=env.get("CALLBACK_SECRET") or "callback:" + jwt_secret,
-            callback_max_attempts=p.integer("CALLBACK_MAX_ATTEMPTS", 8, 1, 50),
-            cloudfront_key_pair_id=cf_key_id,
-            cloudfront_private_key_path=cf_key_path,
-            task_soft_time_limit_s=p.integer("TASK_SOFT_TIME_LIMIT_S", 120, 1, 86400),
-            task_time_limit_s=p.integer("TASK_TIME_LIMIT_S", 180, 1, 86400),
-            task_max_retries=p.integer("TASK_MAX_RETRIES", 5, 0, 100),
-            worker_max_memory_mb=p.integer("WORKER_MAX_MEMORY_MB", 512, 0, 1_048_576),
-        )
-        if settings.task_time_limit_s <= settings.task_soft_time_limit_s:
-            problems.append(
-                "TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
+        raw, reported = _validate(cls, env, problems)
+        settings = _resolve(raw, problems, reported)
         if problems:
             raise ConfigError(problems)
         return settings
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        environ = _ENVIRON.get()
+        return (init_settings, env_settings) if environ is None else (init_settings, _Mapping(settings_cls, environ))
 
-class _Reader:
-    def __init__(self, env: dict[str, str], problems: list[str]):
-        self.env, self.problems = env, problems
 
-    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
-        raw = self.env.get(name)
-        if raw in (None, ""):
-            return default
+# -- the pipeline's declarations become settings ---------------------------------------------------
+
+def _pipeline_fields(declared: type, group: str) -> dict[str, tuple[Any, FieldInfo]]:
+    hints = typing.get_type_hints(declared)
+    out = {}
+    for f in dataclasses.fields(declared):
+        annotation = hints[f.name]
+        if typing.get_origin(annotation) is tuple:
+            annotation = Annotated[annotation, NoDecode]
+        meta = f.metadata
+        out[f.name] = (annotation, setting(f.default, meta["doc"], env=f.name.upper(), group=group,
+                                           lo=meta.get("lo"), hi=meta.get("hi")))
+    return out
+
+
+Settings = create_model(  # noqa: N816 (a class)
+    "Settings", __base__=_Declared, __module__=__name__,
+    **_pipeline_fields(ImageLimits, "limits"), **_pipeline_fields(EncoderSettings, "encoders"),
+)
+Settings.__doc__ = "The one settings object: every declaration above, and the pipeline's."
+
+
+def _subset(declared: type, settings: _Declared):
+    return declared(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(declared)})
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("imagepipe_environ", default=None)
+
+
+class _Mapping(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls, environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self):
+        # case-sensitive, and an empty value is unset (env_ignore_empty), as in the real source
+        return {k: v for k, v in self._environ.items() if v != ""}
+
+
+def declarations() -> Iterator[tuple[str, FieldInfo]]:
+    yield from Settings.model_fields.items()
+
+
+def env_name(field: FieldInfo) -> str:
+    return field.json_schema_extra["env"]
+
+
+def _kind(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _kind(args[0])
+    if origin is tuple:
+        return "list"
+    if origin is Literal:
+        return "choice"
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)]
+        return _kind(inner[0]) if len(inner) == 1 else "text"
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "int"
+    return "text"
+
+
+def describe(field: FieldInfo) -> str:
+    """What a value of this setting looks like, for error messages and the docs."""
+    kind = _kind(field.annotation)
+    if kind == "int":
+        lo = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+        hi = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+        return f"a whole number between {lo} and {hi}" if lo is not None and hi is not None else "a whole number"
+    if kind == "bool":
+        return "true or false"
+    if kind == "choice":
+        return "one of " + ", ".join(_choices(field.annotation))
+    if kind == "list":
+        choices = _choices(field.annotation)
+        return (f"a comma-separated list of {', '.join(choices)} (or none)" if choices
+                else "a comma-separated list")
+    return "text"
+
+
+def _choices(annotation: Any) -> list[str]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Annotated:
+        return _choices(args[0])
+    if typing.get_origin(annotation) is Literal:
+        return list(args)
+    if typing.get_origin(annotation) is tuple and args:
+        return _choices(args[0])
+    return []
+
+
+def _problem(error: dict) -> tuple[str, str]:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    field = Settings.model_fields.get(name)
+    if field is None:  # located by its variable name
+        field = next((f for _, f in declarations() if env_name(f) == name or name in f.json_schema_extra["aliases"]),
+                     None)
+    variable = env_name(field) if field is not None else name
+    if error["type"] == "value_error":
+        return variable, f"{variable} {error['ctx']['error']}"
+    return variable, f"{variable} must be {describe(field)}, got {error.get('input')!r}"
+
+
+def _validate(cls, env: dict[str, str], problems: list[str]) -> tuple[_Declared, set[str]]:
+    """Validate; on errors, note each and validate again without the offending variables, so the
+    checks across settings below still run (everything is reported in one pass)."""
+    token = _ENVIRON.set(env)
+    try:
         try:
-            value = int(raw.replace("_", ""))
-        except ValueError:
-            self.problems.append(f"{name} must be a whole number between {lo} and {hi}, got {raw!r}")
-            return default
-        if not lo <= value <= hi:
-            self.problems.append(f"{name} must be between {lo} and {hi}, got {value}")
-            return default
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = (self.env.get(name) or "").strip().lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        self.problems.append(f"{name} must be true or false, got {raw!r}")
-        return default
-
-    def names(self, name: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
-        """A comma-separated subset of `allowed`; "none" (or empty after trimming) is the empty set."""
-        raw = self.env.get(name)
-        if raw is None:
-            return default
-        items = tuple(dict.fromkeys(i.strip().lower() for i in raw.split(",") if i.strip()))
-        if items in ((), ("none",)):
-            return ()
-        unknown = [i for i in items if i not in allowed]
-        if unknown:
-            self.problems.append(f"{name} must be a comma-separated list of {', '.join(allowed)} (or none),"
-                                 f" got {raw!r}")
-            return default
-        return items
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
-        raw = (self.env.get(name) or default).strip().lower()
-        if raw not in allowed:
-            self.problems.append(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-            return default
-        return raw
+            return cls(), set()
+        except ValidationError as exc:
+            bad: set[str] = set()
+            for error in exc.errors():
+                variable, text = _problem(error)
+                bad.add(variable)
+                problems.append(text)
+            _ENVIRON.set({k: v for k, v in env.items() if k not in bad})
+            return cls(), bad
+    finally:
+        _ENVIRON.reset(token)
 
 
-def _valid_bucket(name: str) -> bool:
-    import re
+def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared:
+    """Checks across settings, and the defaults derived from others. A variable already reported
+    as invalid is not reported again as missing."""
+    production = s.is_production and "IMAGEPIPE_ENV" not in reported
+    changes: dict[str, Any] = {}
+    if not s.database_url:
+        if production and "DATABASE_URL" not in reported:
+            problems.append(
+                "DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
+        changes["database_url"] = f"sqlite:///{s.var_dir / 'imagepipe.db'}"
+    if not s.broker_url:
+        if production and "CELERY_BROKER_URL" not in reported:
+            problems.append("CELERY_BROKER_URL (or REDIS_URL) is required in production (e.g. redis://host:6379/0)")
+        changes["broker_url"] = "filesystem://"
+    broker = changes.get("broker_url", s.broker_url)
+    if not s.rate_limit_redis_url and broker.startswith(("redis://", "rediss://")):
+        changes["rate_limit_redis_url"] = broker
+    if s.storage_backend == "s3" and not s.aws_s3_bucket:
+        if production and "AWS_S3_BUCKET" not in reported:
+            problems.append("AWS_S3_BUCKET is required when STORAGE_BACKEND=s3 (a bucket name like listing-images)")
+        changes["aws_s3_bucket"] = "imagepipe"
+    if bool(s.aws_access_key_id) != bool(s.aws_secret_access_key):
+        problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"
+                        " (or both left unset to use the instance role)")
+    if s.local_storage_dir is None:
+        changes["local_storage_dir"] = s.var_dir / "storage"
+    if bool(s.cloudfront_key_pair_id) != bool(s.cloudfront_private_key_path):
+        problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID and AWS_CLOUDFRONT_PRIVATE_KEY_PATH must be set together")
+    elif s.cloudfront_private_key_path and not s.cloudfront_private_key_path.is_file():
+        problems.append(f"AWS_CLOUDFRONT_PRIVATE_KEY_PATH must name a PEM file, {str(s.cloudfront_private_key_path)!r}"
+                        " does not exist")
+    if s.cloudfront_key_pair_id and not s.aws_cloudfront_url:
+        problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID needs AWS_CLOUDFRONT_URL (the distribution the URLs are for)")
+    if s.task_time_limit_s <= s.task_soft_time_limit_s:
+        problems.append(
+            "TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
 
-    return bool(re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", name))
+    jwt_secret, generated = s.jwt_secret, False
+    if not jwt_secret:
+        if production and "JWT_SECRET" not in reported:
+            problems.append("JWT_SECRET is required in production (at least 32 random characters)")
+        elif not problems:  # never write a file for a configuration that is refused anyway
+            jwt_secret, generated = _dev_secret(s.var_dir / "secrets" / "jwt_secret"), True
+    if jwt_secret:
+        changes["jwt_secret"] = jwt_secret
+        # Local presigned URLs and callbacks need keys of their own; derived from the JWT secret
+        # so development stays one-variable while production may rotate them independently.
+        changes["signing_secret"] = s.signing_secret or "sign:" + jwt_secret
+        changes["callback_secret"] = s.callback_secret or "callback:" + jwt_secret
+    resolved = s.model_copy(update=changes)
+    resolved._jwt_generated = generated
+    return resolved
 
 
 def _dev_secret(path: Path) -> str:
@@ -291,17 +461,86 @@ def _dev_secret(path: Path) -> str:
     return value
 
 
-_cached: Settings | None = None
+# -- what is generated from the declarations ----------------------------------------------------
+
+def _default_text(field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    if extra["shown"]:
+        return extra["shown"]
+    value = field.default
+    if value is None or value == "" or value == ():
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
 
 
-def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    global _cached
-    if _cached is None:
-        _cached = Settings.from_env()
-    return _cached
+def env_example() -> str:
+    """The text of .env.example."""
+    lines = ["# imagepipe configuration, generated from services/config.py by `imagepipe config generate`.",
+             "# Every variable is optional in development (make run fills in embedded defaults); in production",
+             "# (IMAGEPIPE_ENV=production) the ones marked [prod] are required. `imagepipe check-config`",
+             "# validates a set of values without starting anything. docs/configuration.md explains each one."]
+    for group, title in GROUPS.items():
+        lines += ["", f"# --- {title}"]
+        for _, field in declarations():
+            extra = field.json_schema_extra
+            if extra["group"] != group:
+                continue
+            notes = [field.description.split(";")[0]]
+            if extra["shown"]:
+                notes.append(f"default: {extra['shown']}")
+            if extra["aliases"]:
+                notes.append(f"also read from {', '.join(extra['aliases'])}")
+            required = "[prod] " if env_name(field) in _REQUIRED_IN_PRODUCTION else ""
+            lines.append(f"# {required}{'; '.join(notes)}")
+            if extra["secret"] or extra["shown"] or _default_text(field) == "":
+                lines.append(f"# {env_name(field)}={'' if extra['secret'] else (extra['example'] or '')}")
+            else:
+                lines.append(f"{env_name(field)}={_default_text(field)}")
+    return "\n".join(lines) + "\n"
 
 
-def set_settings(settings: Settings | None) -> None:
-    global _cached
-    _cached = settings
+_REQUIRED_IN_PRODUCTION = {"DATABASE_URL", "CELERY_BROKER_URL", "AWS_S3_BUCKET", "JWT_SECRET"}
+DOCS_BEGIN, DOCS_END = "<!-- settings:begin (generated: imagepipe config generate) -->", "<!-- settings:end -->"
+
+
+def docs_table() -> str:
+    """The settings table of docs/configuration.md."""
+    rows = [DOCS_BEGIN, "", "| variable | default | accepts | notes |", "|---|---|---|---|"]
+    for group, title in GROUPS.items():
+        rows.append(f"| **{title}** | | | |")
+        for _, field in declarations():
+            extra = field.json_schema_extra
+            if extra["group"] != group:
+                continue
+            names = " or ".join(f"`{n}`" for n in (env_name(field), *extra["aliases"]))
+            default = _default_text(field)
+            accepts = describe(field) if describe(field) != "text" else ("secret" if extra["secret"] else "")
+            notes = field.description.replace("|", "\\|")
+            if extra["secret"]:
+                notes += " (secret: never printed)"
+            rows.append(f"| {names} | {('`' + default + '`') if default else '—'} | {accepts} | {notes} |")
+    rows += ["", DOCS_END]
+    return "\n".join(rows)
+
+
+def render_docs(current: str) -> str:
+    """docs/configuration.md with its generated table replaced."""
+    start, end = current.index(DOCS_BEGIN), current.index(DOCS_END) + len(DOCS_END)
+    return current[:start] + docs_table() + current[end:]
+
+
+def redacted(settings: _Declared) -> list[tuple[str, str, str]]:
+    """(variable, value, group) of every setting, secrets hidden, for check-config."""
+    out = []
+    for name, field in declarations():
+        value = getattr(settings, name)
+        if field.json_schema_extra["secret"]:
+            value = "(set)" if value else "(not set)"
+        elif isinstance(value, tuple):
+            value = ",".join(value) or "none"
+        out.append((env_name(field), str(value if value is not None else ""), field.json_schema_extra["group"]))
+    return out

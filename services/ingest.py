@@ -1,7 +1,7 @@
 """Accept uploads: stream each file into staging, record it, and hand back ids to enqueue.
 
 Nothing here decodes an image. The instant checks are the magic bytes (415) and the byte
-limit, enforced while streaming (413). The caller enqueues only after `commit()`.
+limit, enforced while streaming (413). New images are enqueued once the transaction commits (`accept`).
 
 The same bytes uploaded again to the same entity are not stored twice: the existing image is
 returned as `duplicate_of` and joins the new job, so its status is the job's.
@@ -16,14 +16,18 @@ from typing import BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Image, ImageStatus, Job
+from db.models import CallbackState, Image, ImageStatus, Job
+from db.unit import after_commit
 from pipeline.errors import FileTooLarge, ImageError
-from pipeline.probe import MIME, SNIFF_BYTES, check_size, require_supported
+from pipeline.limits import check_size
+from pipeline.sniff import FORMAT_MIME, SNIFF_BYTES, require_supported
 from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 from .config import Settings
+from .jobs import notify_when_ended
 from .keys import object_metadata, staging_key
-from .process import limits_from
+from .lifecycle import mark_failed
+from .queue import QueueUnavailable, TaskQueue
 
 
 @dataclass
@@ -98,7 +102,7 @@ def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[st
     h = hashlib.sha256()
     if incoming.stream.seekable():
         incoming.stream.seek(0, 2)
-        check_size(incoming.stream.tell(), limits_from(settings))
+        check_size(incoming.stream.tell(), settings.limits)
         incoming.stream.seek(0)
         for chunk in iter(lambda: incoming.stream.read(1024 * 1024), b""):
             h.update(chunk)
@@ -131,7 +135,7 @@ def _stage(store: ObjectStore, image: Image, body: BinaryIO | bytes, fmt: str) -
     store.put(
         image.staging_key,
         body,
-        content_type=MIME[fmt],
+        content_type=FORMAT_MIME[fmt],
         cache_control=PRIVATE_CACHE_CONTROL,
         metadata=object_metadata(image),
     )
@@ -146,8 +150,9 @@ def ingest_upload(
     entity_id: int,
     user_id: int | None,
     files: list[IncomingFile],
+    callback_url: str | None = None,
 ) -> IngestResult:
-    """Stage every acceptable file; list the others as rejected. Flushes, does not commit."""
+    """Stage every acceptable file; list the others as rejected."""
     result = IngestResult(job=None)
     for incoming in files:
         filename = safe_filename(incoming.filename)
@@ -171,7 +176,8 @@ def ingest_upload(
                                   staged_at=staging_key(uuid.uuid4().hex))
         _stage(store, image, body, fmt)
         result.images.append(image)
-    result.job = new_job(session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id)
+    result.job = new_job(session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+                         callback_url=callback_url)
     return result
 
 
@@ -185,7 +191,7 @@ def new_pending_image(session: Session, *, entity_type: str, entity_id: int, use
         original_filename=filename,
         declared_content_type=(declared or None),
         staging_key=staged_at,
-        mime_type=MIME[fmt],
+        mime_type=FORMAT_MIME[fmt],
         sha256=sha256,
     )
     session.add(image)
@@ -194,12 +200,30 @@ def new_pending_image(session: Session, *, entity_type: str, entity_id: int, use
 
 
 def new_job(session: Session, result: IngestResult, *, entity_type: str, entity_id: int,
-            user_id: int | None) -> Job | None:
+            user_id: int | None, callback_url: str | None = None) -> Job | None:
     """The job of the new images and of the existing images the duplicates point at."""
     if not (result.images or result.duplicates):
         return None
-    job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id)
+    job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id, callback_url=callback_url,
+              callback_state=CallbackState.PENDING if callback_url else None)
     job.images = list(dict.fromkeys(result.images + [d.image for d in result.duplicates]))
     session.add(job)
     session.flush()
     return job
+
+
+def accept(session: Session, queue: TaskQueue, result: IngestResult) -> IngestResult:
+    """Once the rows are committed (and only then may a worker look for them), enqueue the new
+    images as one Celery group, and send the job's callback if it has already ended (a batch of
+    duplicates of ready images). The broker refusing raises QueueUnavailable with the ids."""
+    new_ids = [i.id for i in result.images]
+    after_commit(session, lambda: queue.process_images(new_ids))
+    if result.job is not None:
+        notify_when_ended(session, queue, job_id=result.job.id)
+    return result
+
+
+def fail_unqueued(session: Session, error: QueueUnavailable) -> None:
+    """The broker did not take these images: fail them now rather than leave them pending."""
+    for image_id in error.image_ids:
+        mark_failed(session, image_id, "queue_unavailable", "the task queue was not reachable; upload again")

@@ -1,4 +1,4 @@
-"""Managing a stored image: ownership, gallery order, cover, alt text, delete, signed URLs.
+"""Managing a stored image: gallery order, cover, alt text, delete, signed URLs.
 
 Delete is two-phase so an image never comes back: the row goes to `deleting` first (committed,
 so listings drop it at once), then every object is removed, then the row. If the store fails
@@ -9,33 +9,28 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus
+from db.unit import after_commit
 from storage import ObjectStore, StorageError, TransientStorageError
 
 from .config import Settings
 from .keys import rendition_prefix
-from .tokens import Principal
+from .queue import TaskQueue
 
 log = logging.getLogger(__name__)
 
-MAX_SIGNED_URL_S = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 MAX_ALT_TEXT = 500
 
 
-def owned_image(session: Session, image_id: int, who: Principal, *, deleting_too: bool = False) -> Image | None:
-    """The image if `who` may change it (its uploader or an admin) and it is not being
-    deleted (unless `deleting_too`); None otherwise, so callers answer 404 and never reveal
-    that it exists."""
-    image = session.get(Image, image_id)
-    if image is None or (image.status == ImageStatus.DELETING and not deleting_too):
-        return None
-    if not who.is_admin and image.uploader_id != who.user_id:
-        return None
-    return image
+class PurgeOutcome(StrEnum):
+    PURGED = "purged"
+    GONE = "gone"  # no such row
+    SKIPPED = "skipped"  # not being deleted
 
 
 @dataclass(frozen=True)
@@ -49,7 +44,7 @@ UNSET = Unset()
 def update_image(session: Session, image: Image, *, position: int | Unset = UNSET,
                  is_primary: bool | Unset = UNSET, alt_text: str | None | Unset = UNSET) -> Image:
     """Apply a PATCH. One cover per entity: making this one primary demotes the others in the
-    same transaction. Flushes; the caller commits."""
+    same transaction."""
     if not isinstance(position, Unset):
         image.position = position
     if not isinstance(alt_text, Unset):
@@ -80,39 +75,47 @@ def object_keys(store: ObjectStore, image: Image) -> list[str]:
 def mark_deleting(session: Session, image: Image) -> None:
     image.status = ImageStatus.DELETING
     image.updated_at = datetime.now(UTC)
-    session.commit()
 
 
-def purge_image(session: Session, store: ObjectStore, image_id: int) -> str:
-    """Remove every object of a `deleting` image, then its row. Returns purged, gone
-    (no such row) or skipped (not being deleted). Raises TransientStorageError when some
-    object could not be removed, so the calling task retries."""
+def purge_image(session: Session, store: ObjectStore, image_id: int) -> PurgeOutcome:
+    """Remove every object of a `deleting` image, then its row. Raises TransientStorageError
+    when some object could not be removed, so the caller's unit is rolled back and retried."""
     image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
     if image is None:
-        return "gone"
+        return PurgeOutcome.GONE
     if image.status != ImageStatus.DELETING:
-        return "skipped"
+        return PurgeOutcome.SKIPPED
     keys = object_keys(store, image)
     result = store.delete_many(keys)
     if result.errors:
-        session.rollback()
         raise TransientStorageError(f"{len(result.errors)} of {len(keys)} objects not deleted: "
                                     + "; ".join(f"{k}: {v}" for k, v in list(result.errors.items())[:3]))
     session.delete(image)
-    session.commit()
-    return "purged"
+    return PurgeOutcome.PURGED
 
 
-def delete_image(session: Session, store: ObjectStore, image: Image) -> str:
-    """deleted (everything gone now) or pending (a task must finish: the store failed)."""
-    image_id = image.id
+@dataclass
+class Deletion:
+    image_id: int
+    done: bool = False  # every object and the row are gone (known once the request has committed)
+
+
+def delete_image(session: Session, store: ObjectStore, queue: TaskQueue, image: Image) -> Deletion:
+    """Hide the image now; once that is committed, purge it at once, or leave the purge to the
+    retrying task when the store fails."""
+    deletion = Deletion(image.id)
     mark_deleting(session, image)
-    try:
-        return "deleted" if purge_image(session, store, image_id) in ("purged", "gone") else "pending"
-    except StorageError as exc:
-        session.rollback()
-        log.warning("delete of image %s left for the retrying task: %s", image_id, exc)
-        return "pending"
+
+    def purge_now() -> None:
+        try:  # purge_image changes the session only once every object is gone
+            purge_image(session, store, deletion.image_id)
+            deletion.done = True
+        except StorageError as exc:
+            log.warning("delete of image %s left for the retrying task: %s", deletion.image_id, exc)
+            queue.delete_image(deletion.image_id)
+
+    after_commit(session, purge_now)
+    return deletion
 
 
 def signed_url(settings: Settings, store: ObjectStore, key: str, expires_in_s: int) -> tuple[str, datetime]:

@@ -1,18 +1,10 @@
-"""Read-side use cases: images, listings, jobs and their derived status."""
+"""Read-side use cases: images and listings."""
 from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from db.models import Image, ImageStatus, Job
-
-
-class JobStatus:
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    PARTIAL = "partial"
+from db.models import Image, ImageStatus
 
 
 def get_image(session: Session, image_id: int) -> Image | None:
@@ -38,21 +30,7 @@ def list_images(session: Session, entity_type: str, entity_id: int, *, limit: in
     return list(session.scalars(query))
 
 
-def get_job(session: Session, job_id: str) -> Job | None:
-    return session.scalars(
-        select(Job).where(Job.id == job_id).options(selectinload(Job.images).selectinload(Image.renditions))
-    ).first()
-
-
-def job_status(images: list[Image]) -> str:
-    """Derived from the images; one being deleted no longer counts."""
-    statuses = [i.status for i in images if i.status != ImageStatus.DELETING]
-    if not statuses or all(s == ImageStatus.PENDING for s in statuses):
-        return JobStatus.QUEUED
-    if any(s in (ImageStatus.PENDING, ImageStatus.PROCESSING) for s in statuses):
-        return JobStatus.PROCESSING
-    if all(s == ImageStatus.READY for s in statuses):
-        return JobStatus.SUCCEEDED
-    if all(s == ImageStatus.FAILED for s in statuses):
-        return JobStatus.FAILED
-    return JobStatus.PARTIAL
+def images_in_status(session: Session, status: ImageStatus, limit: int) -> list[Image]:
+    """Images in one status across every entity, newest first (support and admin views)."""
+    return list(session.scalars(select(Image).where(Image.status == status).order_by(Image.id.desc()).limit(limit)
+                                .options(selectinload(Image.renditions))))

@@ -15,18 +15,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Job, Upload
+from db.unit import after_commit
 from pipeline.errors import FileTooLarge, ImageError, UnsupportedMediaType
-from pipeline.probe import SNIFF_BYTES, check_size, require_supported
+from pipeline.limits import check_size
+from pipeline.sniff import SNIFF_BYTES, require_supported
 from storage import ObjectNotFound, ObjectStore, PresignedPost
 
 from .config import Settings
-from .ingest import Duplicate, IngestResult, find_duplicate, new_job, new_pending_image, safe_filename
+from .ingest import Duplicate, IngestResult, accept, find_duplicate, new_job, new_pending_image, safe_filename
 from .keys import staging_key
-from .process import discard_staging, limits_from
+from .lifecycle import discard_staging
+from .queue import TaskQueue
 
 # What a client may declare; the bytes are checked again at completion.
 DECLARABLE_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/avif", "image/heic", "image/heif"}
@@ -48,7 +50,7 @@ def create_upload(session: Session, store: ObjectStore, settings: Settings, *, e
     declared = (content_type or "").split(";", 1)[0].strip().lower()
     if declared not in DECLARABLE_TYPES:
         raise UnsupportedMediaType(f"content_type must be one of {', '.join(sorted(DECLARABLE_TYPES))}")
-    check_size(size, limits_from(settings))
+    check_size(size, settings.limits)
     upload_id = uuid.uuid4().hex
     upload = Upload(id=upload_id, staging_key=staging_key(upload_id), entity_type=entity_type, entity_id=entity_id,
                     user_id=user_id, filename=safe_filename(filename), content_type=declared, size=size,
@@ -61,16 +63,10 @@ def create_upload(session: Session, store: ObjectStore, settings: Settings, *, e
     return NewUpload(upload, post)
 
 
-def get_upload(session: Session, upload_id: str, *, for_update: bool = False) -> Upload | None:
-    query = select(Upload).where(Upload.id == upload_id)
-    if for_update:
-        query = query.with_for_update()  # two concurrent completes make one job
-    return session.scalars(query).first()
-
-
-def complete_upload(session: Session, store: ObjectStore, settings: Settings, upload: Upload) -> IngestResult:
-    """Flushes, does not commit. Raises UploadNotReceived, or an ImageError for bytes that are
-    refused (the staged object is then deleted)."""
+def complete_upload(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue,
+                    upload: Upload) -> IngestResult:
+    """Raises UploadNotReceived, or an ImageError for bytes that are refused (the staged object
+    is then deleted). The new image is enqueued once the transaction commits."""
     if upload.job_id:
         job = session.get(Job, upload.job_id)
         return IngestResult(job=job, images=[])  # already completed: the same job, nothing new
@@ -79,7 +75,7 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, up
     except ObjectNotFound:
         raise UploadNotReceived(f"nothing has been uploaded for upload {upload.id}") from None
     try:
-        check_size(info.size, limits_from(settings))
+        check_size(info.size, settings.limits)
         data = store.get(upload.staging_key)
         if len(data) > settings.max_upload_bytes:  # replaced after the HEAD: judge what we read
             raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
@@ -92,19 +88,17 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, up
     existing = find_duplicate(session, upload.entity_type, upload.entity_id, sha256)
     if existing is not None:
         result.duplicates.append(Duplicate(upload.filename, existing))
-        discard_staging(store, upload.staging_key)
+        after_commit(session, lambda: discard_staging(store, upload.staging_key))
     else:
         image = new_pending_image(session, entity_type=upload.entity_type, entity_id=upload.entity_id,
                                   user_id=upload.user_id, filename=upload.filename, declared=upload.content_type,
                                   fmt=fmt, sha256=sha256, staged_at=upload.staging_key)
         result.images.append(image)
     result.job = new_job(session, result, entity_type=upload.entity_type, entity_id=upload.entity_id,
-                         user_id=upload.user_id)
-    if upload.callback_url:
-        result.job.callback_url, result.job.callback_state = upload.callback_url, "pending"
+                         user_id=upload.user_id, callback_url=upload.callback_url)
     upload.job_id = result.job.id
     upload.image_id = (result.images or [d.image for d in result.duplicates])[0].id
     upload.completed_at = datetime.now(UTC)
     session.flush()
-    return result
+    return accept(session, queue, result)
 

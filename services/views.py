@@ -5,7 +5,7 @@ from db.models import Image, ImageStatus, Job
 from storage import ObjectStore
 
 from .ingest import content_type_mismatch
-from .queries import job_status
+from .jobs import job_status
 
 RENDITION_ORDER = {"thumbnail": 0, "medium": 1, "large": 2}
 

@@ -1,5 +1,6 @@
 from .base import (
     IMMUTABLE_CACHE_CONTROL,
+    MAX_PRESIGNED_URL_S,
     PRIVATE_CACHE_CONTROL,
     PUBLIC_PREFIX,
     DeleteResult,
@@ -13,6 +14,6 @@ from .base import (
 )
 
 __all__ = [
-    "IMMUTABLE_CACHE_CONTROL", "PRIVATE_CACHE_CONTROL", "PUBLIC_PREFIX", "DeleteResult", "ObjectInfo",
+    "IMMUTABLE_CACHE_CONTROL", "MAX_PRESIGNED_URL_S", "PRIVATE_CACHE_CONTROL", "PUBLIC_PREFIX", "DeleteResult", "ObjectInfo",
     "ObjectNotFound", "ObjectStore", "PermanentStorageError", "PresignedPost", "StorageError", "TransientStorageError",
 ]

@@ -11,6 +11,8 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 PRIVATE_CACHE_CONTROL = "private, no-store"
 
 PUBLIC_PREFIX = "public/"
+# SigV4 presigned URLs cannot outlive a week; the local backend keeps the same contract.
+MAX_PRESIGNED_URL_S = 7 * 24 * 3600
 
 
 class StorageError(Exception):
@@ -57,7 +59,10 @@ class DeleteResult:
 
 @runtime_checkable
 class ObjectStore(Protocol):
+    """Everything a caller may use; both backends implement all of it."""
+
     name: str
+    bucket: str | None  # recorded on each image (None for the local backend)
 
     def put(
         self,
@@ -91,6 +96,14 @@ class ObjectStore(Protocol):
         ...
 
     def ping(self) -> None: ...
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket (or directory) when it does not exist."""
+        ...
+
+    def allow_anonymous_read(self, prefix: str) -> None:
+        """Make objects under `prefix` readable by anyone, and nothing else."""
+        ...
 
 
 def normalise_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:

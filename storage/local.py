@@ -19,14 +19,23 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .base import DeleteResult, ObjectInfo, ObjectNotFound, PermanentStorageError, PresignedPost, normalise_metadata
+from .base import (
+    MAX_PRESIGNED_URL_S,
+    PUBLIC_PREFIX,
+    DeleteResult,
+    ObjectInfo,
+    ObjectNotFound,
+    PermanentStorageError,
+    PresignedPost,
+    normalise_metadata,
+)
 
 _META = ".meta"
-MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600
 
 
 class LocalObjectStore:
     name = "local"
+    bucket = None
 
     def __init__(self, root: str | Path, *, public_base_url: str = "/media", signing_secret: str = ""):
         self.root = Path(root).resolve()
@@ -146,7 +155,7 @@ class LocalObjectStore:
         return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str:
-        expires = int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGN_EXPIRY_S))
+        expires = int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S))
         return f"{self.public_base_url}/{key}?" + urlencode({"expires": expires, "signature": self._signature(key, expires)})
 
     def verify_signature(self, key: str, expires: str | None, signature: str | None) -> bool:
@@ -161,7 +170,7 @@ class LocalObjectStore:
         self._path(key)
         policy = base64.urlsafe_b64encode(json.dumps({
             "key": key, "content_type": content_type, "max_bytes": int(max_bytes),
-            "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGN_EXPIRY_S)),
+            "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S)),
         }, separators=(",", ":")).encode()).decode()
         signature = hmac.new(self._secret, b"post\n" + policy.encode(), hashlib.sha256).hexdigest()
         return PresignedPost(url=f"{self.public_base_url}/upload",
@@ -186,3 +195,15 @@ class LocalObjectStore:
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise PermanentStorageError(f"storage directory not writable: {self.root}")
+
+    def ensure_bucket(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def allow_anonymous_read(self, prefix: str) -> None:
+        # The local backend's blueprint (api/local_media.py) serves PUBLIC_PREFIX to anyone and
+        # nothing else without a signature; that rule is fixed, not configured per bucket.
+        if prefix != PUBLIC_PREFIX:
+            raise PermanentStorageError(f"the local backend serves only {PUBLIC_PREFIX} anonymously")
+
+    def is_public(self, key: str) -> bool:
+        return key.startswith(PUBLIC_PREFIX)

@@ -18,6 +18,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .base import (
+    MAX_PRESIGNED_URL_S,
     DeleteResult,
     ObjectInfo,
     ObjectNotFound,
@@ -37,7 +38,6 @@ _TRANSIENT_CODES = {
     "BadDigest",  # body damaged in transit: sending it again is the fix
 }
 DELETE_BATCH_SIZE = 1000  # the most S3's DeleteObjects accepts in one call
-MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600  # SigV4 presigned URLs cannot outlive a week
 
 
 def _classify(exc: Exception, key: str | None) -> Exception:
@@ -240,7 +240,7 @@ class S3ObjectStore:
         return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{key}"
 
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str:
-        expires = max(1, min(int(expires_in_s), MAX_PRESIGN_EXPIRY_S))
+        expires = max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S))
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
         )

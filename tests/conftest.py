@@ -1,7 +1,8 @@
 """Shared fixtures: real PostgreSQL, Redis, SeaweedFS and a real Celery worker.
 
-The environment is set before any project module is imported, so the module-level Celery
-configuration and settings read test values (a private queue, a throwaway var/ directory).
+Importing the project reads no environment, so the suite never changes os.environ: its settings
+come from `settings_env`, a mapping (the environment a worker or API started as a separate
+process gets too), with a private queue and a throwaway var/ directory.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "corpus"
 RUN_ID = uuid.uuid4().hex[:10]
 _VAR = Path(tempfile.mkdtemp(prefix=f"imagepipe-test-{RUN_ID}-"))
 
@@ -28,24 +29,15 @@ PG_ADMIN_URLS = [
 ]
 TEST_DB_NAME = f"imagepipe_test_{RUN_ID}"
 
-os.environ.update(
-    IMAGEPIPE_ENV="development",
-    IMAGEPIPE_VAR_DIR=str(_VAR),
-    CELERY_BROKER_URL=REDIS_URL,
-    CELERY_QUEUE=f"images-test-{RUN_ID}",
-    JWT_SECRET=secrets.token_urlsafe(48),
-    STORAGE_BACKEND="s3",
-    AWS_S3_BUCKET="imagepipe-test",
-)
-for var in ("DATABASE_URL", "REDIS_URL", "AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_CLOUDFRONT_URL", "AWS_REGION"):
-    os.environ.pop(var, None)
+# Variables of the machine's environment a test run must not pick up.
+_FOREIGN = ("DATABASE_URL", "REDIS_URL", "AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_CLOUDFRONT_URL", "AWS_REGION", "CELERY_BROKER_URL", "CELERY_QUEUE", "JWT_SECRET")
 
 
 def corpus(*parts: str) -> Path:
     path = CORPUS.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"corpus file missing: {path} (tests expect ../shared/corpus beside the repo)")
+        pytest.fail(f"corpus file missing: {path} (the corpus lives in tests/corpus)")
     return path
 
 
@@ -146,8 +138,14 @@ def seaweed():
 def settings_env(database_url, seaweed) -> dict[str, str]:
     """The suite's environment: what `settings` is read from, and what a worker or API started
     as a separate process gets."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN}
     env.update(
+        IMAGEPIPE_ENV="development",
+        IMAGEPIPE_VAR_DIR=str(_VAR),
+        CELERY_BROKER_URL=REDIS_URL,
+        CELERY_QUEUE=f"images-test-{RUN_ID}",
+        JWT_SECRET=secrets.token_urlsafe(48),
+        STORAGE_BACKEND="s3",
         DATABASE_URL=database_url,
         AWS_S3_ENDPOINT_URL=seaweed.endpoint_url,
         AWS_ACCESS_KEY_ID=seaweed.credentials.access_key_id,
@@ -181,9 +179,9 @@ def store(settings):
 def celery_worker(settings, store):
     from celery.contrib.testing.worker import start_worker
 
-    from workers.app import configure
+    from workers.app import create_worker_app
 
-    app = configure(settings)
+    app = create_worker_app(settings)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
                       queues=[settings.task_queue], loglevel="WARNING", shutdown_timeout=30) as worker:
         yield worker

@@ -1,39 +1,51 @@
-"""The Celery app (`celery -A workers.app worker`)."""
+"""The worker's factory: the Celery app, its configuration and its tasks, built from settings.
+
+Nothing happens at import. The worker process is started as `python -m workers worker ...`
+(`imagepipe worker` does it), which reads the settings, builds the app here and runs Celery's
+own command line on it; tests call `create_worker_app(settings)` and start a worker on it.
+"""
 from __future__ import annotations
 
-import os
+from celery import Celery, signals
 
-# One libvips thread per worker process: on small machines processes scale better than
-# threads (measured on this 2-core machine kind: 1.7x the throughput of one process with two
-# threads). Must be set before pyvips loads.
-os.environ.setdefault("VIPS_CONCURRENCY", "1")
+import celeryconfig
+from services.config import Settings
+from services.queue import CeleryQueue
 
-from celery import Celery, signals  # noqa: E402
-
-import celeryconfig  # noqa: E402
-from services.config import Settings  # noqa: E402
-
-from . import runtime  # noqa: E402
-
-celery_app = Celery("imagepipe")
-celery_app.config_from_object(celeryconfig)
-app = celery_app
+from . import runtime, tasks
 
 
-def configure(settings: Settings) -> Celery:
-    """Point the app and the worker runtime at `settings` (tests, embedded runs)."""
-    celery_app.conf.update(celeryconfig.build(settings))
-    runtime.configure(settings)
-    return celery_app
+def create_worker_app(settings: Settings) -> Celery:
+    app = Celery("imagepipe", set_as_current=False)
+    app.conf.update(celeryconfig.build(settings))
+    celeryconfig.prepare_broker(settings)
+    runtime.configure(settings, queue_factory=lambda: CeleryQueue(settings, app=app))
+    tasks.register(app, settings)
+    _connect_signals()
+    return app
 
 
-@signals.worker_process_init.connect
-def _fresh_connections_after_fork(**_kwargs) -> None:
-    runtime.reset()
+_signals_connected = False
 
 
-@signals.after_setup_logger.connect
-@signals.after_setup_task_logger.connect
+def _connect_signals() -> None:
+    """Process-wide hooks, connected once (by the first app built in this process)."""
+    global _signals_connected
+    if _signals_connected:
+        return
+    signals.worker_process_init.connect(_after_fork, weak=False)
+    signals.after_setup_logger.connect(_json_logs, weak=False)
+    signals.after_setup_task_logger.connect(_json_logs, weak=False)
+    _signals_connected = True
+
+
+def _after_fork(**_kwargs) -> None:
+    runtime.reset()  # fresh connections in each pool process
+    import pyvips
+
+    pyvips.cache_set_max(0)  # every image is new: the operation cache only costs memory
+
+
 def _json_logs(logger=None, **_kwargs) -> None:
     # Celery's own lines, the pool's (billiard's multiprocessing logger), the tasks' and
     # imagepipe's: all JSON, as the API's are.
@@ -45,13 +57,3 @@ def _json_logs(logger=None, **_kwargs) -> None:
         if target is not None:
             use_json(target)
     quiet_chatty_libraries()
-
-
-@signals.worker_process_init.connect
-def _small_libvips_cache(**_kwargs) -> None:
-    import pyvips
-
-    pyvips.cache_set_max(0)  # every image is new: the operation cache only costs memory
-
-
-from . import tasks  # noqa: E402,F401  (registers the tasks)

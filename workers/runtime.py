@@ -1,46 +1,36 @@
-"""What a worker process holds: settings, one engine, one store. Created lazily, and anew in
-each forked child (connections must not be shared across a fork)."""
+"""What a worker process holds: the shared wiring (services/runtime.py), created lazily and
+anew in each forked child (connections must not be shared across a fork)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from db.session import make_engine, make_session_factory
-from services.config import Settings, get_settings
-from services.stores import make_store
-from storage import ObjectStore
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-
+from services.config import Settings
+from services.queue import TaskQueue
+from services.runtime import Runtime, build_runtime
 
 _settings: Settings | None = None
+_queue_factory: Callable[[], TaskQueue] | None = None
 _runtime: Runtime | None = None
 
 
-def configure(settings: Settings | None = None) -> Runtime:
-    """Use `settings` from now on (default: the environment's)."""
-    global _settings, _runtime
-    _settings = settings or get_settings()
-    engine = make_engine(_settings.database_url)
-    _runtime = Runtime(_settings, engine, make_session_factory(engine), make_store(_settings))
-    return _runtime
+def configure(settings: Settings, *, queue_factory: Callable[[], TaskQueue] | None = None) -> None:
+    """Use `settings` from now on (called by the worker's factory)."""
+    global _settings, _queue_factory, _runtime
+    _settings, _queue_factory, _runtime = settings, queue_factory, None
 
 
 def get() -> Runtime:
-    return _runtime or configure(_settings)
+    global _runtime
+    if _runtime is None:
+        if _settings is None:
+            raise RuntimeError("the worker runtime is not configured: build the app with create_worker_app(settings)")
+        _runtime = build_runtime(_settings, queue=_queue_factory() if _queue_factory else None)
+    return _runtime
 
 
 def reset() -> None:
     """After a fork: drop inherited connections; the next get() opens new ones."""
     global _runtime
     if _runtime is not None:
-        _runtime.engine.dispose(close=False)
+        _runtime.after_fork()
     _runtime = None

@@ -9,6 +9,7 @@ import pytest
 
 from api.app import create_app
 from tests.conftest import corpus, new_entity_id
+from tests.support.queues import RecordingQueue
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def recorded():
 @pytest.fixture(scope="module")
 def client(settings, store, recorded, contract):
     small = settings.with_overrides(max_upload_bytes=200_000, max_files_per_request=3)
-    app = contract.attach(create_app(small, enqueue=recorded.extend))
+    app = contract.attach(create_app(small, queue=RecordingQueue(recorded)))
     return app.test_client()
 
 

@@ -14,6 +14,7 @@ from api.app import create_app
 from db.models import Upload
 from tests.conftest import corpus, new_entity_id
 from tests.support.http import wait_for_job
+from tests.support.queues import RecordingQueue
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -130,7 +131,7 @@ def test_complete_checks_what_arrived(live_server, auth, make_token, store):
 def test_local_store_offers_the_same_direct_upload(settings, tmp_path, auth):
     local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "store")
     queued: list[int] = []
-    app = create_app(local, enqueue=queued.extend)
+    app = create_app(local, queue=RecordingQueue(queued))
     client = app.test_client()
     data = corpus("photos", PHOTO).read_bytes()
     up = client.post("/api/v1/uploads", headers=auth, json={

@@ -13,6 +13,7 @@ import redis
 from api.app import create_app
 from services.logs import JsonFormatter
 from tests.conftest import REDIS_URL, corpus, new_entity_id
+from tests.support.queues import RecordingQueue
 
 
 def _photo():
@@ -22,7 +23,7 @@ def _photo():
 def test_upload_rate_limit_is_per_user_in_redis_with_retry_after(settings, make_token):
     prefix = f"imagepipe-test:{new_entity_id()}"
     app = create_app(settings.with_overrides(rate_limit_uploads_per_minute=2, rate_limit_redis_url=REDIS_URL),
-                     enqueue=lambda ids: None)
+                     queue=RecordingQueue())
     app.extensions["imagepipe"].limiter.prefix = prefix  # this test's own counters
     assert app.extensions["imagepipe"].limiter.backend == "redis"
     client = app.test_client()
@@ -67,7 +68,7 @@ def test_store_down_during_an_upload_is_503_with_retry_after(settings, auth):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
-    app = create_app(settings.with_overrides(aws_s3_endpoint_url=dead), enqueue=lambda ids: None)
+    app = create_app(settings.with_overrides(aws_s3_endpoint_url=dead), queue=RecordingQueue())
     r = app.test_client().post(f"/api/v1/properties/{new_entity_id()}/images", headers=auth, data=_photo())
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "storage_unavailable"
     assert int(r.headers["Retry-After"]) > 0
@@ -78,21 +79,18 @@ def test_database_down_is_503_with_retry_after(settings, auth):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = create_app(settings.with_overrides(database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{port}/x"),
-                     enqueue=lambda ids: None)
+                     queue=RecordingQueue())
     r = app.test_client().get("/api/v1/images/1", headers=auth)
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "database_unavailable"
     assert int(r.headers["Retry-After"]) > 0
 
 
 def test_broker_down_is_503_and_the_image_does_not_hang_pending(settings, auth, session):
-    from kombu.exceptions import OperationalError
-
+    """The real producer against a broker that refuses connections."""
     from db.models import Image
+    from services.queue import CeleryQueue
 
-    def broker_down(ids):
-        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
-
-    app = create_app(settings, enqueue=broker_down)
+    app = create_app(settings, queue=CeleryQueue(settings.with_overrides(broker_url="redis://127.0.0.1:1/0")))
     entity = new_entity_id()
     r = app.test_client().post(f"/api/v1/properties/{entity}/images", headers=auth, data=_photo())
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "queue_unavailable"
@@ -102,7 +100,7 @@ def test_broker_down_is_503_and_the_image_does_not_hang_pending(settings, auth, 
 
 
 def test_every_error_is_one_structured_line_with_the_request_id(settings, auth, caplog):
-    app = create_app(settings, enqueue=lambda ids: None)
+    app = create_app(settings, queue=RecordingQueue())
     client = app.test_client()
     with caplog.at_level(logging.INFO, logger="imagepipe"):
         r = client.get("/api/v1/images/999999999", headers={**auth, "X-Request-ID": "req-abc-12345"})

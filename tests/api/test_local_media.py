@@ -4,11 +4,12 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from api.app import create_app
+from tests.support.queues import RecordingQueue
 
 
 def test_local_store_serves_public_and_signed_objects_only(settings, tmp_path):
     local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "store")
-    app = create_app(local, enqueue=lambda ids: None)
+    app = create_app(local, queue=RecordingQueue())
     store = app.extensions["imagepipe"].store
     store.put("public/properties/1/5/thumbnail_w300_q80.webp", b"RIFF....WEBP", content_type="image/webp",
               cache_control="public, max-age=31536000, immutable")

@@ -6,6 +6,7 @@ from jsonschema import Draft202012Validator
 
 from api.openapi import spec
 from tests.support.contract import openapi_path
+from tests.support.queues import RecordingQueue
 
 NOT_API = {"/", "/web/{name}", "/api/docs"}  # the upload page, its assets and the docs page itself
 
@@ -14,7 +15,7 @@ def _local_app(settings, tmp_path):
     from api.app import create_app
 
     return create_app(settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s"),
-                      enqueue=lambda ids: None)
+                      queue=RecordingQueue())
 
 
 def test_every_registered_route_and_method_is_in_the_document(app, settings, tmp_path):

@@ -6,12 +6,13 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
+from cli.commands import api_command
+from services.config import Settings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +28,8 @@ def test_gunicorn_writes_json_lines_with_access_fields_and_request_ids(settings_
     port = _free_port()
     log = tmp_path / "api.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "--access-logfile", "-",
-             "--logger-class", "api.gunicorn_log.JsonLogger", "--no-control-socket", "api.wsgi:app"],
-            cwd=ROOT, env=settings_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(api_command(Settings.from_env(settings_env), workers=1, bind=f"127.0.0.1:{port}"),
+                                cwd=ROOT, env=settings_env, stdout=out, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -23,7 +22,9 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from cli.commands import worker_command
 from db.models import Image
+from services.config import Settings
 from services.ingest import IncomingFile, ingest_upload
 from tests.conftest import REDIS_URL, ROOT, corpus, new_entity_id
 from tests.support.jpeg_bombs import scan_bomb
@@ -61,10 +62,9 @@ def running_worker(settings_env: dict, log: Path, **env):
     queue = f"images-worker-{uuid.uuid4().hex[:8]}"
     full_env = {**settings_env, "CELERY_QUEUE": queue, "VIPS_CONCURRENCY": "1", **env}
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "prefork", "-c", "1", "-Q", queue,
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        cmd = worker_command(Settings.from_env(full_env), concurrency=1, pool="prefork")
+        proc = subprocess.Popen(cmd + ["--without-gossip", "--without-mingle"],
+                                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     worker = Worker(proc, queue, log)
     try:
         deadline = time.monotonic() + 60

@@ -1,4 +1,4 @@
-"""Every file of ../shared/corpus through the processing core, as its README says it must go.
+"""Every file of tests/corpus through the processing core, as its README says it must go.
 
 photos/ and accept/ render; reject/ and PngSuite's x*.png are refused with the right code;
 the other PngSuite files decode to the same pixels as an independent decoder (Pillow).
@@ -15,7 +15,8 @@ import pyvips
 from PIL import Image as PILImage
 
 from pipeline.errors import ImageError
-from pipeline.probe import ImageLimits, probe
+from pipeline.limits import ImageLimits
+from pipeline.probe import probe
 from pipeline.render import decode_for_renditions, render
 from pipeline.specs import RENDITION_WIDTHS
 from tests.conftest import CORPUS, ROOT, corpus

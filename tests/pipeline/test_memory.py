@@ -12,12 +12,13 @@ import pytest
 import pyvips
 
 from pipeline.errors import ImageTooLarge
-from pipeline.probe import ImageLimits, probe
+from pipeline.limits import ImageLimits
+from pipeline.probe import probe
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIB = 2**20
-UNLIMITED = ImageLimits(max_bytes=2**31, max_decode_bytes=2**40)
+UNLIMITED = ImageLimits(max_upload_bytes=2**31, max_decode_mb=2**20)
 
 
 def _gradient(width: int, height: int, bands: int = 3) -> pyvips.Image:
@@ -29,7 +30,7 @@ def _gradient(width: int, height: int, bands: int = 3) -> pyvips.Image:
     return img.cast("uchar").copy(interpretation="srgb")
 
 
-def _measure(path: Path, limits: str = "ImageLimits(max_bytes=2**31, max_decode_bytes=2**40)") -> tuple[str, int]:
+def _measure(path: Path, limits: str = "ImageLimits(max_upload_bytes=2**31, max_decode_mb=2**20)") -> tuple[str, int]:
     """Probe and render `path` in a fresh interpreter: (error code or "ok", peak RSS growth in bytes)."""
     script = textwrap.dedent(f"""
         import os, sys
@@ -38,7 +39,8 @@ def _measure(path: Path, limits: str = "ImageLimits(max_bytes=2**31, max_decode_
         import pyvips
         pyvips.cache_set_max(0)
         from pipeline.errors import ImageError
-        from pipeline.probe import ImageLimits, probe
+        from pipeline.limits import ImageLimits
+        from pipeline.probe import probe
         from pipeline.render import render
         def hwm():
             return int([l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]) * 1024
@@ -58,12 +60,15 @@ def _measure(path: Path, limits: str = "ImageLimits(max_bytes=2**31, max_decode_
 
 
 def _estimate(data: bytes) -> int:
-    from pipeline.probe import decode_memory, jpeg_layout
+    from pipeline.jpeg import jpeg_layout
+    from pipeline.memory import PngHeader, decode_memory
 
     info = probe(data, UNLIMITED)
     header = pyvips.Image.new_from_buffer(data, "")
-    return decode_memory(info.format, header, data, info.width * info.height,
-                         jpeg_layout(data) if info.format == "jpeg" else None)[0]
+    png = PngHeader(bool(header.get("interlaced")) if header.get_typeof("interlaced") else False, header.bands,
+                    header.format) if info.format == "png" else None
+    return decode_memory(info.format, data, info.width * info.height,
+                         jpeg=jpeg_layout(data) if info.format == "jpeg" else None, png=png)[0]
 
 
 # 12 MP each, the size of a phone photo.
@@ -108,27 +113,27 @@ def test_an_avif_memory_bomb_is_refused_from_its_header_in_small_memory(tmp_path
     assert outcome == "image_too_large"
     assert grown < 32 * MIB, f"refusing it grew the process by {grown // MIB} MB"
     # The limit is a setting: an operator with bigger workers lets it through.
-    assert probe(data, ImageLimits(max_decode_bytes=1024 * MIB)).format == "avif"
+    assert probe(data, ImageLimits(max_decode_mb=1024)).format == "avif"
 
 
 def test_the_decode_memory_limit_applies_to_every_whole_frame_decoder():
     progressive = CASES["progressive-444.jpg"]()  # 12 MP x 3 samples x 2 bytes = 69 MB
     with pytest.raises(ImageTooLarge, match="progressive JPEG keeps every DCT coefficient"):
-        probe(progressive, ImageLimits(max_decode_bytes=64 * MIB))
-    assert probe(progressive, ImageLimits(max_decode_bytes=128 * MIB)).format == "jpeg"
+        probe(progressive, ImageLimits(max_decode_mb=64))
+    assert probe(progressive, ImageLimits(max_decode_mb=128)).format == "jpeg"
     interlaced = CASES["interlaced-rgba.png"]()
     with pytest.raises(ImageTooLarge, match="interlaced"):
-        probe(interlaced, ImageLimits(max_decode_bytes=32 * MIB))
+        probe(interlaced, ImageLimits(max_decode_mb=32))
     with pytest.raises(ImageTooLarge, match="lossless WebP"):
-        probe(CASES["lossless.webp"](), ImageLimits(max_decode_bytes=32 * MIB))
+        probe(CASES["lossless.webp"](), ImageLimits(max_decode_mb=32))
     with pytest.raises(ImageTooLarge, match="HEIC"):
-        probe(CASES["photo.heic"](), ImageLimits(max_decode_bytes=32 * MIB))
+        probe(CASES["photo.heic"](), ImageLimits(max_decode_mb=32))
     # Streaming decoders need no whole frame: a 12 MP baseline JPEG passes a 1 MB limit.
-    assert probe(CASES["baseline.jpg"](), ImageLimits(max_decode_bytes=1 * MIB)).format == "jpeg"
+    assert probe(CASES["baseline.jpg"](), ImageLimits(max_decode_mb=1)).format == "jpeg"
 
 
 def test_webp_bitstream_kind_is_read_from_its_chunks():
-    from pipeline.probe import _webp_lossless
+    from pipeline.memory import _webp_lossless
 
     still = _gradient(400, 300)
     frames = still.join(still.flip("horizontal"), "vertical").copy()

@@ -12,8 +12,11 @@ from pipeline.errors import (
     ImageTooSmall,
     UnsupportedMediaType,
 )
-from pipeline.probe import ImageLimits, jpeg_layout, probe, sniff
+from pipeline.jpeg import jpeg_layout
+from pipeline.limits import ImageLimits
+from pipeline.probe import probe
 from pipeline.render import render
+from pipeline.sniff import sniff
 from pipeline.specs import EncoderSettings, RenditionSpec, specs_for
 from tests.conftest import corpus
 from tests.support.containers import metadata_blocks
@@ -138,7 +141,7 @@ def test_pixel_bomb_is_refused_from_the_header():
 def test_limits_are_checked_before_decoding():
     data = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
     with pytest.raises(FileTooLarge):
-        probe(data, ImageLimits(max_bytes=len(data) - 1))
+        probe(data, ImageLimits(max_upload_bytes=len(data) - 1))
     with pytest.raises(ImageTooSmall):
         probe(data, ImageLimits(min_side_px=481))
     with pytest.raises(ImageTooLarge):
@@ -188,11 +191,11 @@ def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
 
 
 def test_a_flood_of_empty_jpeg_segments_is_refused_without_walking_it_all():
-    from pipeline.probe import MAX_JPEG_SEGMENTS
+    from pipeline.jpeg import MAX_JPEG_SEGMENTS
 
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
     flood = photo[:2] + b"\xff\xfe\x00\x02" * 6_000_000 + photo[2:]  # 23 MB of empty comments
-    assert len(flood) < ImageLimits().max_bytes
+    assert len(flood) < ImageLimits().max_upload_bytes
     assert jpeg_layout(flood).segments == MAX_JPEG_SEGMENTS + 1  # the walk stopped there
     with pytest.raises(ImageTooComplex, match="segments"):
         probe(flood)
@@ -389,7 +392,7 @@ def test_animated_webp_renders_its_first_frame():
 
 def test_avif_output_is_available_behind_a_setting():
     data = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
-    result = render(data, probe(data), EncoderSettings(avif=True, avif_effort=0))
+    result = render(data, probe(data), EncoderSettings(avif_enabled=True, avif_effort=0))
     avifs = [r for r in result.renditions if r.spec.format == "avif"]
     assert [(r.spec.name, r.width) for r in avifs] == [("large", 640), ("medium", 640), ("thumbnail", 300)]
     for r in avifs:
@@ -531,7 +534,7 @@ def test_capture_metadata_is_read_for_the_database_only():
 
 
 def test_exif_copyright_keeps_only_the_declared_parts():
-    from pipeline.probe import _copyright
+    from pipeline.metadata import _copyright
 
     assert _copyright("Jane Doe (Photographer) - [None] (Editor)") == "Jane Doe"
     assert _copyright("[None] (Photographer) - Studio X (Editor)") == "Studio X"

@@ -52,6 +52,8 @@ def test_check_config_and_token_commands(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "IMAGEPIPE_VAR_DIR": str(tmp_path), "JWT_SECRET": secret}
     ok = _cli("check-config", env=env)
     assert ok.returncode == 0 and "configuration OK" in ok.stdout and secret not in ok.stdout
+    assert "JWT_SECRET = (set)" in ok.stdout and "MAX_PIXELS = 120000000" in ok.stdout
+    assert "JPEG_PROGRESSIVE = large" in ok.stdout and "# limits" in ok.stdout
     bad = _cli("check-config", env={**env, "PORT": "x", "IMAGEPIPE_ENV": "production"})
     assert bad.returncode == 2 and "PORT" in bad.stderr and "DATABASE_URL" in bad.stderr
 
@@ -74,15 +76,11 @@ def test_encoder_settings_from_the_environment(tmp_path):
     assert Settings.from_env({**base, "JPEG_PROGRESSIVE": "none"}).jpeg_progressive == ()
     assert (s.jpeg_optimize_coding, s.png_compression, s.max_jpeg_scans) == (True, 6, 100)
     s = Settings.from_env({**base, "JPEG_OPTIMIZE_CODING": "false", "PNG_COMPRESSION": "9", "MAX_JPEG_SCANS": "20"})
-    from services.process import limits_from
-
-    assert limits_from(s).max_jpeg_scans == 20
-    assert limits_from(s).max_decode_bytes == 512 * 2**20
-    assert limits_from(Settings.from_env({**base, "MAX_DECODE_MB": "1024"})).max_decode_bytes == 2**30
+    assert s.limits.max_jpeg_scans == 20
+    assert s.limits.max_decode_bytes == 512 * 2**20
+    assert Settings.from_env({**base, "MAX_DECODE_MB": "1024"}).limits.max_decode_bytes == 2**30
     assert (s.jpeg_optimize_coding, s.png_compression) == (False, 9)
-    from services.process import encoder_from
-
-    enc = encoder_from(s)
+    enc = s.encoder
     assert (enc.jpeg_optimize_coding, enc.png_compression) == (False, 9)
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**base, "JPEG_PROGRESSIVE": "huge", "AVIF_ENABLED": "maybe", "AVIF_EFFORT": "12",
@@ -92,14 +90,104 @@ def test_encoder_settings_from_the_environment(tmp_path):
         assert name in text
 
 
-def test_every_variable_the_code_reads_is_documented():
-    """Keeps .env.example and docs/configuration.md true to services/config.py."""
-    import re
+def test_pipeline_settings_come_from_the_pipeline_declarations(tmp_path):
+    """Limits and encoder settings are declared once, on the pipeline's dataclasses: their defaults
+    are the settings' defaults and every field of theirs is read from its variable."""
+    import dataclasses
 
-    source = (ROOT / "services" / "config.py").read_text()
-    names = set(re.findall(r'(?:env\.get|env\[|p\.(?:integer|choice|boolean|names))\("([A-Z0-9_]+)"', source))
-    assert len(names) > 30  # the pattern still finds them
+    from pipeline.limits import ImageLimits
+    from pipeline.specs import EncoderSettings
+
+    s = Settings.from_env({"IMAGEPIPE_VAR_DIR": str(tmp_path)})
+    assert s.limits == ImageLimits() and s.encoder == EncoderSettings()
+    for declared, picked in ((ImageLimits, "limits"), (EncoderSettings, "encoder")):
+        for f in dataclasses.fields(declared):
+            value = {bool: "false" if f.default else "true", int: str(f.metadata.get("hi") or 1)}.get(type(f.default))
+            if value is None:
+                continue
+            changed = Settings.from_env({"IMAGEPIPE_VAR_DIR": str(tmp_path), f.name.upper(): value})
+            assert getattr(getattr(changed, picked), f.name) != f.default, f.name
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"IMAGEPIPE_VAR_DIR": str(tmp_path), "MAX_PIXELS": "0", "WEBP_EFFORT": "7"})
+    assert err.value.problems == ["MAX_PIXELS must be a whole number between 1 and 10000000000, got '0'",
+                                  "WEBP_EFFORT must be a whole number between 0 and 6, got '7'"]
+
+
+def test_generated_env_example_and_settings_table_are_up_to_date():
+    """.env.example and the table in docs/configuration.md are produced from the declarations;
+    `imagepipe config generate` rewrites them."""
+    from services.config import declarations, env_example, env_name, render_docs
+
     example = (ROOT / ".env.example").read_text()
     docs = (ROOT / "docs" / "configuration.md").read_text()
-    assert sorted(n for n in names if n not in example) == []
-    assert sorted(n for n in names if f"`{n}`" not in docs) == []
+    assert example == env_example(), "stale .env.example: run `imagepipe config generate`"
+    assert docs == render_docs(docs), "stale docs/configuration.md: run `imagepipe config generate`"
+    for _, field in declarations():
+        assert f"{env_name(field)}=" in example and f"`{env_name(field)}`" in docs
+
+
+def test_no_variable_is_read_outside_the_declarations():
+    """Nothing in the code reads a variable of its own: settings have one home."""
+    import re
+
+    readers = re.compile(r"os\.environ\.get\(|os\.environ\[|os\.getenv\(|env\.get\(\"[A-Z]")
+    allowed = {"services/config.py", "tests/", "bench/", "migrations/env.py"}
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith((".venv", "var/")) or any(rel.startswith(a) for a in allowed):
+            continue
+        if readers.search(path.read_text()):
+            offenders.append(rel)
+    assert offenders == []
+
+
+IMPORT_ALL = """
+import importlib, pkgutil, socket, sys
+connects = []
+real_connect = socket.socket.connect
+def spy(self, address):
+    connects.append(address)
+    return real_connect(self, address)
+socket.socket.connect = spy
+sys.path.insert(0, sys.argv[1])
+names = ["celeryconfig"]
+for package in ("api", "cli", "db", "pipeline", "services", "storage", "workers"):
+    names.append(package)
+    names += [m.name for m in pkgutil.walk_packages([sys.argv[1] + "/" + package], package + ".")]
+for name in names:
+    importlib.import_module(name)
+print(len(names), "modules", "connections:", connects)
+"""
+
+
+def test_importing_every_module_reads_no_environment_writes_nothing_connects_nowhere(tmp_path):
+    """A fresh interpreter imports every module of the project with an environment that would be
+    refused if anything read it, in an empty working directory that must stay empty."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    workdir.chmod(0o555)  # read-only for anyone but root; the emptiness check covers root too
+    before = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
+                    and not p.is_relative_to(ROOT / ".venv") and ".git" not in p.parts)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "IMAGEPIPE_ENV": "production",
+           "PORT": "not-a-port", "DATABASE_URL": "postgresql+psycopg2://nobody@127.0.0.1:1/none",
+           "CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "IMAGEPIPE_VAR_DIR": str(workdir / "var")}
+    out = subprocess.run([sys.executable, "-c", IMPORT_ALL, str(ROOT)], cwd=workdir, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("connections: []"), out.stdout
+    assert int(out.stdout.split()[0]) > 40
+    assert list(workdir.iterdir()) == []
+    after = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
+                   and not p.is_relative_to(ROOT / ".venv") and ".git" not in p.parts)
+    assert after == before
+
+
+def test_the_api_process_does_not_load_libvips():
+    """Sniffing needs 64 bytes, not an image library: building the API app leaves pyvips unloaded."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import api.app, api.routes, api.openapi; "
+              "print('pyvips' in sys.modules, 'pipeline.render' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

@@ -3,12 +3,30 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from sqlalchemy import func, select
 
 from db.models import Image, Rendition
+from db.session import make_session_factory
+from db.unit import unit_of_work
+from services import process
 from services.ingest import IncomingFile, ingest_upload
-from services.process import process_image
 from tests.conftest import corpus, new_entity_id
+from tests.support.queues import RecordingQueue
+
+
+@pytest.fixture
+def run(engine, session, store, settings):
+    """Process an image as the task does (its own units of work); then the test's session reads
+    the database afresh."""
+    sessions = make_session_factory(engine)
+
+    def _run(image_id, *, settings=settings, store=store, queue=None):
+        outcome = process.run(lambda: unit_of_work(sessions), store, settings, queue or RecordingQueue(), image_id)
+        session.expire_all()
+        return outcome
+
+    return _run
 
 
 def _ingest(session, store, settings, path, entity="properties", entity_id=None):
@@ -27,27 +45,27 @@ def _snapshot(session, store, image_id):
     return rows, objects, image.s3_key
 
 
-def test_process_twice_changes_nothing(session, store, settings):
+def test_process_twice_changes_nothing(session, store, settings, run):
     res = _ingest(session, store, settings, corpus("photos", "tree_1024x772.webp"))
     image_id = res.images[0].id
-    assert process_image(session, store, settings, image_id) == "ready"
+    assert run(image_id) == "ready"
     first = _snapshot(session, store, image_id)
     assert len(first[0]) == 6 and len(first[1]) == 6
 
-    assert process_image(session, store, settings, image_id) == "skipped"
+    assert run(image_id) == "skipped"
     assert _snapshot(session, store, image_id) == first
 
 
-def test_rerun_after_a_crash_before_commit_reuses_keys_and_rows(session, store, settings):
+def test_rerun_after_a_crash_before_commit_reuses_keys_and_rows(session, store, settings, run):
     """A redelivered task (acks_late) after the worker died mid-way: same keys, no new rows."""
     res = _ingest(session, store, settings, corpus("photos", "nikon-p6000_small_640x480.jpg"))
     image_id = res.images[0].id
-    assert process_image(session, store, settings, image_id) == "ready"
+    assert run(image_id) == "ready"
     first = _snapshot(session, store, image_id)
     image = session.get(Image, image_id)
     image.status = "processing"  # as if the commit of the first run had been lost
     session.commit()
-    assert process_image(session, store, settings, image_id) == "ready"
+    assert run(image_id) == "ready"
     assert _snapshot(session, store, image_id) == first
     total = session.scalar(select(func.count()).select_from(Rendition).where(Rendition.image_id == image_id))
     assert total == 6
@@ -62,11 +80,11 @@ def test_unsupported_bytes_are_refused_at_ingest(session, store, settings):
     assert result.rejected[0].filename == "logo.jpg"
 
 
-def test_image_too_small_fails_permanently_without_renditions(session, store, settings):
+def test_image_too_small_fails_permanently_without_renditions(session, store, settings, run):
     res = _ingest(session, store, settings, corpus("accept", "pillow-hopper_orientation_6.jpg"))  # 128 px
     tiny = settings.with_overrides(min_side_px=200)
     image_id = res.images[0].id
-    assert process_image(session, store, tiny, image_id) == "failed"
+    assert run(image_id, settings=tiny) == "failed"
     image = session.get(Image, image_id)
     assert (image.status, image.error_code) == ("failed", "image_too_small")
     assert image.renditions == []
@@ -74,7 +92,7 @@ def test_image_too_small_fails_permanently_without_renditions(session, store, se
 
 
 
-def test_jpeg_scan_bomb_fails_permanently_without_being_decoded(session, store, settings):
+def test_jpeg_scan_bomb_fails_permanently_without_being_decoded(session, store, settings, run):
     from tests.support.jpeg_bombs import scan_bomb
 
     bomb = scan_bomb(8000, 8000, 2000)  # ~30 s of libjpeg CPU in under half a megabyte
@@ -82,24 +100,24 @@ def test_jpeg_scan_bomb_fails_permanently_without_being_decoded(session, store, 
                         files=[IncomingFile(io.BytesIO(bomb), "listing.jpg", "image/jpeg")])
     session.commit()
     image_id = res.images[0].id
-    assert process_image(session, store, settings, image_id) == "failed"
+    assert run(image_id) == "failed"
     image = session.get(Image, image_id)
     assert (image.status, image.error_code) == ("failed", "image_too_complex")
     assert "2000 scans" in image.error_message
     assert image.renditions == [] and list(store.list(f"public/properties/{image.entity_id}/")) == []
 
 
-def _processed(session, store, settings, path) -> Image:
+def _processed(session, store, settings, path, run) -> Image:
     """Ingest and process one file; the image as the database now has it."""
     image_id = _ingest(session, store, settings, path).images[0].id
-    assert process_image(session, store, settings, image_id) == "ready"
+    assert run(image_id, settings=settings) == "ready"
     image = session.get(Image, image_id)
     session.refresh(image)
     return image
 
 
-def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session, store, settings):
-    image = _processed(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
+def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session, store, settings, run):
+    image = _processed(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"), run)
     assert (image.width, image.height) == (1536, 2048)  # as displayed
     assert image.blurhash and len(image.blurhash) == 28  # 3 x 4 components for a portrait photo
     assert image.dominant_color.startswith("#") and len(image.dominant_color) == 7
@@ -111,16 +129,16 @@ def test_record_gets_placeholders_capture_metadata_and_the_sniffed_type(session,
         assert b"Canon" not in store.get(r.key)
 
 
-def test_heic_upload_is_processed_and_its_original_kept_as_heic(session, store, settings):
-    image = _processed(session, store, settings, corpus("accept", "thumbor-image.heic"))
+def test_heic_upload_is_processed_and_its_original_kept_as_heic(session, store, settings, run):
+    image = _processed(session, store, settings, corpus("accept", "thumbor-image.heic"), run)
     assert image.mime_type == "image/heic" and image.s3_key.endswith(".heic")
     assert {(r.name, r.format) for r in image.renditions} == {
         (n, f) for n in ("thumbnail", "medium", "large") for f in ("jpeg", "webp")}
 
 
-def test_avif_renditions_when_enabled(session, store, settings):
+def test_avif_renditions_when_enabled(session, store, settings, run):
     avif = settings.with_overrides(avif_enabled=True, avif_effort=0)
-    image = _processed(session, store, avif, corpus("photos", "waterfall_progressive_orient6_308x231.jpg"))
+    image = _processed(session, store, avif, corpus("photos", "waterfall_progressive_orient6_308x231.jpg"), run)
     avifs = [r for r in image.renditions if r.format == "avif"]
     assert len(image.renditions) == 9 and len(avifs) == 3
     assert all(r.key.endswith(".avif") and r.content_type == "image/avif" for r in avifs)
@@ -195,7 +213,7 @@ class _DeleteArrivesDuringUpload:
         return self._store.put(key, *args, **kwargs)
 
 
-def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, store, settings):
+def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, store, settings, run):
     from db.session import make_session_factory
     from services.keys import rendition_prefix
     from services.manage import mark_deleting
@@ -206,18 +224,20 @@ def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, s
     def delete_now():
         other = make_session_factory(engine)()
         mark_deleting(other, other.get(Image, image_id))
+        other.commit()
         other.close()
 
     racing = _DeleteArrivesDuringUpload(store, delete_now)
-    assert process_image(session, racing, settings, image_id) == "deleted"
+    assert run(image_id, store=racing) == "deleted"
     assert racing.fired
     image = session.get(Image, image_id, populate_existing=True)
     assert image.status == "deleting" and image.renditions == []  # never came back as ready
     assert list(store.list(rendition_prefix(image.entity_type, image.entity_id, image_id))) == []
     assert list(store.list(f"originals/{image.entity_type}/{image.entity_id}/")) == []
     # ...and a failure arriving after the delete does not resurrect it either.
-    from services.process import fail_unfinished, mark_failed
+    from services.lifecycle import fail_unfinished, mark_failed
 
-    assert not mark_failed(session, image, "processing_error", "late")
-    assert not fail_unfinished(session, image_id, "processing_error", "late")
+    assert not mark_failed(session, image_id, "processing_error", "late")
+    assert not fail_unfinished(session, RecordingQueue(), image_id, "processing_error", "late")
+    session.commit()
     assert session.get(Image, image_id, populate_existing=True).status == "deleting"

@@ -1,11 +1,14 @@
-"""Serves the local store's objects (STORAGE_BACKEND=local): `public/` to anyone, everything
-else only with a valid signature from `presigned_get_url`; and takes direct uploads made with
-`presigned_post`, enforcing its policy as S3 would (key, content type, size, expiry)."""
+"""The local backend's own blueprint (registered only with STORAGE_BACKEND=local): it plays the
+part S3 plays for the other backend. It serves the local store's objects, `public/` to anyone and
+everything else only with a valid signature from `presigned_get_url`, and takes direct uploads
+made with `presigned_post`, enforcing its policy as S3 would (key, content type, size, expiry).
+What it needs beyond `ObjectStore` (file paths, signature checks) belongs to LocalObjectStore."""
 from __future__ import annotations
 
 from flask import Blueprint, request, send_file
 
-from storage import PUBLIC_PREFIX, ObjectNotFound, PermanentStorageError
+from storage import ObjectNotFound, PermanentStorageError
+from storage.local import LocalObjectStore
 
 from .app import components
 from .errors import ApiError
@@ -13,9 +16,15 @@ from .errors import ApiError
 bp = Blueprint("media", __name__, url_prefix="/media")
 
 
+def _local_store() -> LocalObjectStore:
+    store = components().store
+    assert isinstance(store, LocalObjectStore), "registered for STORAGE_BACKEND=local only"
+    return store
+
+
 @bp.post("/upload")
 def upload():
-    store = components().store
+    store = _local_store()
     fields = {k: v for k, v in request.form.items()}
     try:
         policy = store.check_post_policy(fields)
@@ -36,8 +45,8 @@ def upload():
 
 @bp.get("/<path:key>")
 def media(key: str):
-    store = components().store
-    if not key.startswith(PUBLIC_PREFIX) and not store.verify_signature(
+    store = _local_store()
+    if not store.is_public(key) and not store.verify_signature(
         key, request.args.get("expires"), request.args.get("signature")
     ):
         raise ApiError(403, "forbidden", "this object is private; ask the API for a signed URL")

@@ -1,0 +1,25 @@
+"""The process command lines, written once: `imagepipe serve|worker` exec them, `imagepipe run`
+starts them side by side, and the tests start real processes with them."""
+from __future__ import annotations
+
+import sys
+
+from services.config import Settings
+
+
+def api_command(settings: Settings, *, workers: int | None = None, bind: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-w", str(workers or settings.api_workers),
+            "-b", bind or f"{settings.host}:{settings.port}", "--access-logfile", "-",
+            "--logger-class", "api.gunicorn_log.JsonLogger", "--no-control-socket",
+            "api.wsgi:app_from_environment()"]
+
+
+def worker_command(settings: Settings, *, concurrency: int | None = None, pool: str | None = None,
+                   queue: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "workers", "worker", "-Q", queue or settings.task_queue,
+           "-c", str(concurrency or settings.worker_concurrency), "-E", "--loglevel", "INFO"]
+    return cmd + (["-P", pool] if pool else [])
+
+
+def flower_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "workers", "flower", "--address=127.0.0.1", f"--port={settings.flower_port}"]

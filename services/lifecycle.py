@@ -1,0 +1,49 @@
+"""Image state changes that need no pixels (so the API can make them without loading libvips)."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from db.models import UNFINISHED, Image, ImageStatus
+from storage import ObjectStore, StorageError
+
+from .jobs import notify_when_ended
+from .queue import TaskQueue
+
+log = logging.getLogger(__name__)
+
+
+def mark_failed(session: Session, image_id: int, code: str, message: str) -> bool:
+    """Fail an unfinished image. A conditional UPDATE: an image a DELETE has meanwhile moved
+    to `deleting` (or removed) is left alone, so it can never come back as failed."""
+    result = session.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.status.in_(UNFINISHED))
+        .values(status=ImageStatus.FAILED, error_code=code, error_message=message[:2000],
+                processed_at=datetime.now(UTC), updated_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def fail_unfinished(session: Session, queue: TaskQueue, image_id: int, code: str, message: str) -> bool:
+    """Retries are exhausted: fail the image unless a run already finished it, and send the
+    callbacks of the jobs that have thereby ended."""
+    failed = mark_failed(session, image_id, code, message)
+    if failed:
+        notify_when_ended(session, queue, image_id=image_id)
+    return failed
+
+
+def discard_staging(store: ObjectStore, key: str | None) -> None:
+    """Best effort: a leftover staging object is an orphan for the cleanup job, never a
+    reason to fail a finished image or a client's request."""
+    if not key:
+        return
+    try:
+        store.delete(key)
+    except StorageError as exc:
+        log.warning("could not delete staging object %s: %s", key, exc)

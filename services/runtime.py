@@ -1,0 +1,39 @@
+"""The one wiring of settings -> database -> store -> queue, shared by the API, the worker and
+the CLI. Built by the process's factory, never at import."""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.session import make_engine, make_session_factory
+from db.unit import unit_of_work
+from storage import ObjectStore
+
+from .config import Settings
+from .queue import CeleryQueue, TaskQueue
+from .stores import make_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    queue: TaskQueue
+
+    def unit_of_work(self) -> AbstractContextManager[Session]:
+        return unit_of_work(self.sessions)
+
+    def after_fork(self) -> None:
+        """Connections must not be shared across a fork: drop the inherited ones."""
+        self.engine.dispose(close=False)
+
+
+def build_runtime(settings: Settings, *, queue: TaskQueue | None = None, store: ObjectStore | None = None) -> Runtime:
+    engine = make_engine(settings.database_url)
+    return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
+                   store=store or make_store(settings), queue=queue or CeleryQueue(settings))

@@ -1,0 +1,22 @@
+"""Task queues for tests of the API alone: one that records what it was asked to send, (the real
+producer, CeleryQueue, is tested against a broker that refuses connections)."""
+from __future__ import annotations
+
+
+class RecordingQueue:
+    def __init__(self, images: list[int] | None = None):
+        self.images = images if images is not None else []
+        self.deletes: list[int] = []
+        self.callbacks: list[str] = []
+
+    def process_images(self, image_ids: list[int]) -> None:
+        self.images.extend(image_ids)
+
+    def delete_image(self, image_id: int) -> None:
+        self.deletes.append(image_id)
+
+    def deliver_callback(self, job_id: str) -> None:
+        self.callbacks.append(job_id)
+
+    def ping(self) -> None:
+        pass
