@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from flask import Flask, g, send_from_directory
+from flask import Flask, g, request, send_from_directory
 from sqlalchemy.orm import Session
 
 from db.unit import commit, discard
@@ -22,6 +23,8 @@ from .errors import ApiError, register_error_handlers, register_request_ids
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # multipart framing per file on top of the file bytes themselves
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# every route but the two that take files receives a small JSON body, if any
+JSON_BODY_BYTES = 64 * 1024
 log = logging.getLogger("imagepipe.api")
 
 
@@ -74,6 +77,28 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
 
     register_error_handlers(app)
     register_request_ids(app)
+    caps = {"v1.upload": app.config["MAX_CONTENT_LENGTH"], "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES}
+
+    @app.before_request
+    def _body_cap():
+        """Each route accepts what it can legitimately receive, refused before a byte is read."""
+        cap = caps.get(request.endpoint or "", JSON_BODY_BYTES)
+        request.max_content_length = cap
+        if request.content_length is not None and request.content_length > cap:
+            raise ApiError(413, "file_too_large" if cap > JSON_BODY_BYTES else "request_too_large",
+                           f"request body is larger than the limit of {cap} bytes")
+
+    page_csp = _page_csp(settings, app.extensions["imagepipe"].store)
+
+    @app.after_request
+    def _security_headers(resp):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        page = request.path == "/" or request.path.startswith("/web/") or request.path == "/api/docs"
+        resp.headers.setdefault("Content-Security-Policy",
+                                page_csp if page else "default-src 'none'; frame-ancestors 'none'")
+        return resp
 
     from .health import bp as health_bp
     from .openapi import bp as openapi_bp
@@ -99,6 +124,23 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         app.view_functions[endpoint] = _in_unit_of_work(view)
     logging.getLogger("imagepipe").setLevel(logging.INFO)
     return app
+
+
+def _page_csp(settings: Settings, store) -> str:
+    """The web pages may load images from the store (or CDN) and post uploads to it; nothing else
+    leaves this origin, and no inline script runs."""
+    origins = set()
+    for url in (store.public_url("public/x"), settings.aws_s3_endpoint_url or "", settings.aws_cloudfront_url or ""):
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    if settings.storage_backend == "s3" and not settings.aws_s3_endpoint_url:  # AWS: presigned POSTs go here
+        origins |= {f"https://{settings.aws_s3_bucket}.s3.amazonaws.com",
+                    f"https://{settings.aws_s3_bucket}.s3.{settings.aws_region}.amazonaws.com"}
+    extra = " ".join(sorted(origins))
+    return (f"default-src 'self'; img-src 'self' data: blob: {extra}; connect-src 'self' {extra}; "
+            "script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'").replace("  ", " ")
 
 
 def _in_unit_of_work(view):

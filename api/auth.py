@@ -10,8 +10,10 @@ from services.tokens import InvalidToken, Principal, decode_token
 from .errors import ApiError
 
 
-def current_principal() -> Principal:
+def current_principal(*, optional: bool = False) -> Principal | None:
     header = request.headers.get("Authorization", "")
+    if optional and not header:
+        return None  # anonymous: the public view
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "send a bearer token: Authorization: Bearer <token>",
@@ -29,6 +31,17 @@ def login_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         g.principal = current_principal()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def optional_login(view):
+    """Anonymous callers are welcome (g.principal is None); a token, when sent, must be valid."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.principal = current_principal(optional=True)
         return view(*args, **kwargs)
 
     return wrapper

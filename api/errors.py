@@ -114,7 +114,9 @@ def register_error_handlers(app: Flask) -> None:
         code = HTTP_CODES.get(status, "http_error")
         message = exc.description or exc.name
         if status == 413:
-            message = f"request body is larger than the limit of {app.config.get('MAX_CONTENT_LENGTH')} bytes"
+            from flask import request
+
+            message = f"request body is larger than the limit of {request.max_content_length} bytes"
         return error_response(status, code, message)
 
     @app.errorhandler(Exception)

@@ -1,5 +1,8 @@
-"""Liveness and readiness."""
+"""Liveness and readiness. Readiness says up or down per dependency; what went wrong (hosts,
+ports, driver messages) goes to the log, not to whoever asks."""
 from __future__ import annotations
+
+import logging
 
 from flask import Blueprint, jsonify
 
@@ -8,6 +11,7 @@ from db.session import ping as db_ping
 from .app import components
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger("imagepipe.api")
 
 
 @bp.get("/healthz")
@@ -25,7 +29,8 @@ def readyz():
             check()
             results[name] = "ok"
         except Exception as exc:  # any failure means "not ready", whatever raised it
-            results[name] = f"down: {type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("readiness: %s is down: %s: %s", name, type(exc).__name__, str(exc)[:500])
+            results[name] = "down"
     down = [name for name, r in results.items() if r != "ok"]
     if down:
         resp = jsonify({"status": "unavailable", "down": down, "checks": results,

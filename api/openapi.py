@@ -9,7 +9,9 @@ from flask import Blueprint, jsonify, send_from_directory
 
 from db.models import CallbackState, ImageStatus, JobStatus
 from pipeline.specs import RENDITION_WIDTHS
+from services.access import MAX_ENTITY_ID
 from services.config import ENTITY_TYPES
+from services.views import PUBLIC_FIELDS
 
 bp = Blueprint("openapi", __name__)
 
@@ -45,7 +47,7 @@ SCHEMAS = {
         "declared_content_type": _nullable(STR), "content_type_mismatch": BOOL, "sha256": _nullable(STR),
         "has_alpha": _nullable(BOOL), "animated": BOOL,
         "placeholder": _nullable(_obj({"blurhash": STR, "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}})),
-        "position": INT, "is_primary": BOOL, "alt_text": _nullable(STR),
+        "position": INT, "is_primary": BOOL, "alt_text": _nullable(STR), "uploader_id": _nullable(INT),
         "renditions": {
             "type": "object",
             "description": "by size name, then by format (jpeg or png, webp, avif when enabled)",
@@ -55,6 +57,9 @@ SCHEMAS = {
         },
         "created_at": _nullable(TIME), "processed_at": _nullable(TIME), "error": _ref("ErrorDetail"),
     }, {"legacy_url": STR}),
+    "PublicImage": None,  # filled in below: the public fields of Image, status always ready
+    "ImageView": {"oneOf": [_ref("Image"), _ref("PublicImage")],
+                  "description": "the full view for the entity's writers and admins, the public view for anyone else"},
     "JobImage": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR), "error": _ref("ErrorDetail")}),
     "Job": _obj({
         "id": STR, "status": JOB_STATUS, "status_url": STR, "entity_type": STR, "entity_id": INT,
@@ -88,7 +93,7 @@ SCHEMAS = {
         "is_primary": BOOL, "alt_text": _nullable({"type": "string", "maxLength": 500})}},
     "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
     "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
-    "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("Image")},
+    "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("ImageView")},
                      "next_cursor": _nullable(STR)}),
     "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
     "Health": _obj({"status": {"const": "ok"}}),
@@ -97,6 +102,14 @@ SCHEMAS = {
                       "checks": {"type": "object", "additionalProperties": STR},
                       "error": _obj({"code": {"const": "not_ready"}, "message": STR})}),
 }
+
+
+SCHEMAS["PublicImage"] = _obj({
+    **{name: SCHEMAS["Image"]["properties"][name] for name in PUBLIC_FIELDS},
+    "status": {"const": ImageStatus.READY.value},
+})
+SCHEMAS["PublicImage"]["description"] = ("what anyone may see of a ready image: renditions, dimensions, placeholder, "
+                                         "alt text, position, cover")
 
 
 def _json(schema_name: str, description: str) -> dict:
@@ -119,9 +132,10 @@ def _query(name: str, schema: dict, description: str) -> dict:
 
 
 ENTITY = _path_param("entity", {"type": "string", "enum": list(ENTITY_TYPES)})
-ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0})
+ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0, "maximum": MAX_ENTITY_ID})
 IMAGE_ID = _path_param("image_id", {"type": "integer"})
 AUTH = [{"bearer": []}]
+PUBLIC = [{"bearer": []}, {}]  # a token is optional: without one (or without a grant), the public view
 ALWAYS = (401, 503)
 
 
@@ -138,10 +152,12 @@ def spec() -> dict:
                         "callback_url": {"type": "string", "format": "uri",
                                          "description": "POSTed the final job JSON, signed; allowed hosts only"}}}}}},
                 "responses": {"202": _json("UploadAccepted", "accepted; poll the job"),
-                              **_errors(400, 404, 413, 415, 429, *ALWAYS)},
+                              **_errors(400, 403, 404, 413, 415, 429, *ALWAYS)},
             },
             "get": {
-                "summary": "An entity's gallery, in order", "operationId": "listImages", "security": AUTH,
+                "summary": "An entity's gallery, in order: every image but those being deleted for the entity's "
+                           "writers and admins, the public view of its ready images for anyone else",
+                "operationId": "listImages", "security": PUBLIC,
                 "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
                                _query("cursor", STR, "next_cursor of the previous page")],
                 "responses": {"200": _json("Listing", "images by position, then newest first"),
@@ -153,7 +169,7 @@ def spec() -> dict:
             "security": AUTH,
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DirectUploadRequest")}}},
             "responses": {"201": _json("DirectUpload", "POST the file there, then call complete_url"),
-                          **_errors(400, 404, 413, 415, 429, *ALWAYS)},
+                          **_errors(400, 403, 404, 413, 415, 429, *ALWAYS)},
         }},
         "/api/v1/uploads/{upload_id}/complete": {
             "parameters": [_path_param("upload_id", STR)],
@@ -169,13 +185,15 @@ def spec() -> dict:
         },
         "/api/v1/images/{image_id}": {
             "parameters": [IMAGE_ID],
-            "get": {"summary": "One image", "operationId": "getImage", "security": AUTH,
-                    "responses": {"200": _json("Image", "the image"), **_errors(404, *ALWAYS)}},
-            "patch": {"summary": "Gallery order, cover, alt text (uploader or admin)", "operationId": "patchImage",
+            "get": {"summary": "One image: the full view for the entity's writers and admins, the public view of a "
+                               "ready image for anyone else", "operationId": "getImage", "security": PUBLIC,
+                    "responses": {"200": _json("ImageView", "the image"), **_errors(404, *ALWAYS)}},
+            "patch": {"summary": "Gallery order, cover, alt text (the entity's writers and admins)", "operationId": "patchImage",
                       "security": AUTH,
                       "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImagePatch")}}},
                       "responses": {"200": _json("Image", "the image as changed"), **_errors(400, 404, *ALWAYS)}},
-            "delete": {"summary": "Delete the image and every object (uploader or admin)", "operationId": "deleteImage",
+            "delete": {"summary": "Delete the image and every object (the entity's writers and admins)",
+                       "operationId": "deleteImage",
                        "security": AUTH,
                        "responses": {"204": {"description": "deleted"},
                                      "202": _json("Deleting", "hidden now; a task finishes removing objects"),
@@ -215,7 +233,7 @@ def spec() -> dict:
         "/media/upload": {"post": {
             "summary": "Local store only: the presigned-POST equivalent", "operationId": "mediaUpload",
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}},
-            "responses": {"204": {"description": "stored"}, **_errors(400, 403)}}},
+            "responses": {"204": {"description": "stored"}, **_errors(400, 403, 413)}}},
     }
     return {
         "openapi": "3.1.0",

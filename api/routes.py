@@ -11,13 +11,13 @@ from services.callbacks import CallbackRejected, check_callback_url
 from services.config import ENTITY_TYPES
 from services.ingest import IncomingFile, IngestResult, accept, ingest_upload
 from services.jobs import job_status
-from services.queries import get_image, images_in_status, list_images
+from services.queries import images_in_status, list_images
 from services.uploads import UploadNotReceived, complete_upload, create_upload
 from services.views import image_json, iso, job_json
 from storage import MAX_PRESIGNED_URL_S
 
 from .app import AfterCommit, components, db_session
-from .auth import admin_required, login_required
+from .auth import admin_required, login_required, optional_login
 from .errors import ApiError
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
@@ -30,6 +30,19 @@ def _entity(entity: str) -> str:
     if entity not in ENTITY_TYPES:
         raise ApiError(404, "unknown_entity", f"entity must be one of {', '.join(ENTITY_TYPES)}")
     return entity
+
+
+def _entity_id(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= access.MAX_ENTITY_ID:
+        raise ApiError(400, "invalid_parameter", f"entity_id must be an integer from 1 to {access.MAX_ENTITY_ID}")
+    return value
+
+
+def _writable(entity: str, entity_id: int) -> None:
+    """Uploading needs a token that grants the listing (the listing itself is public)."""
+    if not access.may_write(g.principal, entity, entity_id):
+        raise ApiError(403, "entity_forbidden", f"your token does not grant writing {entity}/{entity_id}; "
+                       "the platform grants listings in the token's entities claim")
 
 
 def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -52,9 +65,15 @@ def _json_body() -> dict:
     return body
 
 
-def _rate_limit(cost: int) -> None:
-    retry_after = components().limiter.hit(f"uploads:{g.principal.user_id}", cost)
+def _rate_limit(cost: int, *, refund: int = 0) -> None:
+    """Count `cost` uploads; over the limit, 429 (and `refund` counted earlier is given back)."""
+    limiter = components().limiter
+    key = f"uploads:{g.principal.user_id}"
+    retry_after = limiter.hit(key, cost) if cost else None
     if retry_after is not None:
+        if refund:
+            limiter.release(key, refund)
+        cost += refund
         per_minute = components().settings.rate_limit_uploads_per_minute
         message = (f"this request has {cost} files and at most {per_minute} uploads a minute are allowed: "
                    "send fewer files per request") if cost > per_minute else (
@@ -103,8 +122,12 @@ def _accepted(result: IngestResult, rejected: list | None = None):
 @bp.post("/<entity>/<int:entity_id>/images")
 @login_required
 def upload(entity: str, entity_id: int):
-    entity = _entity(entity)
+    entity, entity_id = _entity(entity), _entity_id(entity_id)
     c = components()
+    # Everything that can refuse the request without its body comes first: the token's grant,
+    # and the rate limit for the first file (the rest are counted once the files are known).
+    _writable(entity, entity_id)
+    _rate_limit(1)
     parts = request.files.getlist("file") + request.files.getlist("files")
     parts = [p for p in parts if p.filename or p.content_length]
     if not parts:
@@ -112,7 +135,7 @@ def upload(entity: str, entity_id: int):
     if len(parts) > c.settings.max_files_per_request:
         raise ApiError(400, "too_many_files", f"at most {c.settings.max_files_per_request} files per request")
     callback_url = _callback_url(request.form.get("callback_url"))
-    _rate_limit(len(parts))
+    _rate_limit(len(parts) - 1, refund=1)
 
     session = db_session()
     result = ingest_upload(
@@ -132,9 +155,8 @@ def upload(entity: str, entity_id: int):
 def new_direct_upload():
     body = _json_body()
     entity = _entity(str(body.get("entity", "")))
-    entity_id, size = body.get("entity_id"), body.get("size")
-    if not isinstance(entity_id, int) or isinstance(entity_id, bool) or entity_id < 1:
-        raise ApiError(400, "invalid_parameter", "entity_id must be a positive integer")
+    entity_id, size = _entity_id(body.get("entity_id")), body.get("size")
+    _writable(entity, entity_id)
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ApiError(400, "invalid_parameter", "size must be the file's length in bytes, at least 1")
     filename = body.get("filename")
@@ -188,12 +210,13 @@ def job_view(job_id: str):
 # --- images ----------------------------------------------------------------------------------
 
 @bp.get("/images/<int:image_id>")
-@login_required
+@optional_login
 def image(image_id: int):
-    img = get_image(db_session(), image_id)
-    if img is None or img.status == ImageStatus.DELETING:
+    found = access.readable_image(db_session(), image_id, g.principal)
+    if found is None:
         raise ApiError(404, "image_not_found", f"no image {image_id}")
-    return jsonify(image_json(img, components().store))
+    img, full = found
+    return jsonify(image_json(img, components().store, full=full))
 
 
 @bp.patch("/images/<int:image_id>")
@@ -219,7 +242,7 @@ def patch_image(image_id: int):
             raise ApiError(400, "invalid_parameter", f"alt_text may be at most {manage.MAX_ALT_TEXT} characters")
         changes["alt_text"] = body["alt_text"]
     img = manage.update_image(db_session(), _owned(image_id), **changes)
-    return jsonify(image_json(img, components().store))
+    return jsonify(image_json(img, components().store, full=True))
 
 
 @bp.delete("/images/<int:image_id>")
@@ -263,9 +286,12 @@ def signed_image_url(image_id: int):
 
 
 @bp.get("/<entity>/<int:entity_id>/images")
-@login_required
+@optional_login
 def entity_images(entity: str, entity_id: int):
     entity = _entity(entity)
+    if not 0 <= entity_id <= access.MAX_ENTITY_ID:
+        raise ApiError(400, "invalid_parameter", f"entity_id must be an integer from 0 to {access.MAX_ENTITY_ID}")
+    full = access.may_write(g.principal, entity, entity_id)
     limit = _int_arg("limit", 50, 1, MAX_LIST_LIMIT)
     cursor = request.args.get("cursor")
     after = None
@@ -273,15 +299,17 @@ def entity_images(entity: str, entity_id: int):
         try:
             position, _, last_id = cursor.partition(".")
             after = (int(position), int(last_id))
+            if not (0 <= after[0] <= 2**31 - 1 and 0 <= after[1] <= access.MAX_IMAGE_ID):
+                raise ValueError(cursor)
         except ValueError:
             raise ApiError(400, "invalid_parameter", "cursor must be a next_cursor value from a previous page") from None
-    images = list_images(db_session(), entity, entity_id, limit=limit, after=after)
+    images = list_images(db_session(), entity, entity_id, limit=limit, after=after, ready_only=not full)
     store = components().store
     last = images[-1] if len(images) == limit else None
     return jsonify({
         "entity_type": entity,
         "entity_id": entity_id,
-        "images": [image_json(i, store) for i in images],
+        "images": [image_json(i, store, full=full) for i in images],
         "next_cursor": f"{last.position or 0}.{last.id}" if last else None,
     })
 
@@ -298,4 +326,4 @@ def admin_images():
     status = ImageStatus(raw)
     rows = images_in_status(db_session(), status, _int_arg("limit", 50, 1, MAX_LIST_LIMIT))
     store = components().store
-    return jsonify({"status": status, "images": [image_json(i, store) for i in rows]})
+    return jsonify({"status": status, "images": [image_json(i, store, full=True) for i in rows]})

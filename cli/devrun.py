@@ -92,7 +92,7 @@ def run_all() -> int:
         _say(f"Flower   http://127.0.0.1:{flower_port}/")
         if weed is not None:
             _say(f"S3       {weed.endpoint_url}/{settings.aws_s3_bucket}  (public/ is anonymously readable)")
-        _say("get a token: .venv/bin/imagepipe token --user 1     Ctrl-C stops everything")
+        _say("get a token: .venv/bin/imagepipe token --user 1 --entity properties:17     Ctrl-C stops everything")
 
         while True:
             for name, proc in children:

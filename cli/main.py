@@ -69,13 +69,20 @@ def config_table() -> None:
 @main.command()
 @click.option("--user", "user_id", type=int, required=True, help="numeric user id (the token's sub)")
 @click.option("--admin", is_flag=True, help="add role: admin")
+@click.option("--entity", "entities", multiple=True, metavar="TYPE:ID",
+              help="a listing the bearer may write: properties:17, projects:4, properties:* (repeatable)")
 @click.option("--ttl", "ttl_s", type=int, default=24 * 3600, show_default=True, help="lifetime in seconds")
-def token(user_id: int, admin: bool, ttl_s: int) -> None:
-    """Print a bearer token signed with the configured JWT_SECRET."""
-    from services.tokens import issue_token
+def token(user_id: int, admin: bool, entities: tuple[str, ...], ttl_s: int) -> None:
+    """Print a bearer token signed with the configured JWT_SECRET (what the platform's backend
+    mints in production: docs/security.md). Without --entity the bearer writes only their avatar."""
+    from services.tokens import check_grant, issue_token
 
+    try:
+        grants = [check_grant(e) for e in entities]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--entity") from None
     s = _settings()
-    click.echo(issue_token(s.jwt_secret, user_id, admin=admin, ttl_s=ttl_s))
+    click.echo(issue_token(s.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=grants))
 
 
 @main.group()

@@ -57,14 +57,14 @@ class S3Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> S3Credentials:
         """Development credentials for the embedded server, generated once under var/."""
-        if path.exists():
-            data = json.loads(path.read_text())
-            return cls(data["access_key_id"], data["secret_access_key"])
+        from services.secretfiles import create_private_file
+
         creds = cls("dev" + secrets.token_hex(8), secrets.token_urlsafe(32))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"access_key_id": creds.access_key_id, "secret_access_key": creds.secret_access_key}))
-        path.chmod(0o600)
-        return creds
+        if create_private_file(path, json.dumps({"access_key_id": creds.access_key_id,
+                                                 "secret_access_key": creds.secret_access_key})):
+            return creds
+        data = json.loads(path.read_text())
+        return cls(data["access_key_id"], data["secret_access_key"])
 
 
 class SeaweedServer:

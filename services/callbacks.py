@@ -45,15 +45,28 @@ class CallbackFailed(Exception):
 
 
 def check_callback_url(url: str, settings: Settings) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password:
-        raise CallbackRejected("callback_url must be an http(s) URL without credentials")
     if len(url) > 2000:
         raise CallbackRejected("callback_url is longer than 2000 characters")
-    if parsed.hostname.lower() not in settings.callback_allowed_hosts:
+    try:
+        parsed = urlparse(url)
+    except ValueError:
+        raise CallbackRejected("callback_url is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password:
+        raise CallbackRejected("callback_url must be an http(s) URL without credentials")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        raise CallbackRejected("callback_url has an invalid port") from None
+    if not allowed_target(parsed.hostname.lower(), port, settings.callback_allowed_hosts):
         allowed = ", ".join(settings.callback_allowed_hosts) or "none are configured"
-        raise CallbackRejected(f"callbacks may only go to allowed hosts ({allowed})")
+        raise CallbackRejected(f"callbacks may only go to allowed hosts ({allowed}; a bare host allows ports 80 and 443)")
     return url
+
+
+def allowed_target(host: str, port: int, allowed: tuple[str, ...]) -> bool:
+    """`host` allows ports 80 and 443 only; `host:8080` that port; `host:*` any port."""
+    return any(entry == f"{host}:{port}" or entry == f"{host}:*" or (entry == host and port in (80, 443))
+               for entry in allowed)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -122,19 +135,19 @@ def start_attempt(session: Session, job_id: str) -> Attempt | None:
 def send(attempt: Attempt, settings: Settings) -> str | None:
     """POST the signed body; None when the receiver took it (2xx), otherwise why not."""
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(attempt.url, data=attempt.body, method="POST", headers={
-        "Content-Type": "application/json",
-        "User-Agent": "imagepipe-callback/1",
-        "X-Imagepipe-Delivery": attempt.job_id,
-        "X-Imagepipe-Timestamp": timestamp,
-        "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, attempt.body),
-    })
     try:
+        request = urllib.request.Request(attempt.url, data=attempt.body, method="POST", headers={
+            "Content-Type": "application/json",
+            "User-Agent": "imagepipe-callback/1",
+            "X-Imagepipe-Delivery": attempt.job_id,
+            "X-Imagepipe-Timestamp": timestamp,
+            "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, attempt.body),
+        })
         with _opener.open(request, timeout=TIMEOUT_S) as resp:
             status = resp.status
     except urllib.error.HTTPError as exc:
         status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
+    except Exception as exc:  # network errors, and anything the HTTP client refuses: never left pending
         return f"{type(exc).__name__}: {exc}"
     return None if 200 <= status < 300 else f"HTTP {status}"
 

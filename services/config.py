@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import hashlib
+import hmac
 import re
 import secrets
 import typing
@@ -65,6 +67,7 @@ def setting(default: Any, doc: str, *, env: str, group: str, aliases: tuple[str,
 
 
 _URL_HINT = re.compile(r"^[a-z][a-z0-9+.\-]*://")
+_HOST_ENTRY = re.compile(r"[a-z0-9.\-]+(:([0-9]{1,5}|\*))?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 Hosts = Annotated[tuple[str, ...], NoDecode]
 
@@ -134,8 +137,9 @@ class _Declared(BaseSettings):
                                          group="limits", lo=1, hi=1000)
 
     # uploads, callbacks, signed URLs
-    upload_url_expires_s: int = setting(600, "lifetime of a direct upload's presigned POST",
-                                        env="UPLOAD_URL_EXPIRES_S", group="delivery", lo=60, hi=7 * 24 * 3600)
+    upload_url_expires_s: int = setting(
+        600, "lifetime of a direct upload's presigned POST; kept short (at most an hour): it cannot be revoked",
+        env="UPLOAD_URL_EXPIRES_S", group="delivery", lo=60, hi=3600)
     rate_limit_uploads_per_minute: int = setting(
         120, "per user: files (form uploads) and upload starts (direct) in any 60 s (sliding window); 0 turns it off",
         env="RATE_LIMIT_UPLOADS_PER_MINUTE", group="delivery", lo=0, hi=1_000_000)
@@ -145,7 +149,8 @@ class _Declared(BaseSettings):
         env="RATE_LIMIT_REDIS_URL", aliases=("REDIS_URL",), group="delivery",
         shown="REDIS_URL, else the broker when it is Redis", example="redis://127.0.0.1:6379/1")
     callback_allowed_hosts: Hosts = setting(
-        (), "comma-separated host names a callback_url may point at (none: no callbacks)",
+        (), "comma-separated hosts a callback_url may point at: `host` (ports 80 and 443), `host:port` or"
+        " `host:*` (none: no callbacks)",
         env="CALLBACK_ALLOWED_HOSTS", group="delivery", example="hooks.example.com,crm.example.com")
     callback_max_attempts: int = setting(8, "deliveries tried (backoff 2, 4, 8 ... 600 s) before a callback is"
                                          " failed", env="CALLBACK_MAX_ATTEMPTS", group="delivery", lo=1, hi=50)
@@ -193,6 +198,14 @@ class _Declared(BaseSettings):
             return value.replace("_", "")
         if kind in ("choice", "bool"):
             return value.lower()
+        return value
+
+    @field_validator("callback_allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [h for h in value if not _HOST_ENTRY.fullmatch(h)]
+        if bad:
+            raise ValueError(f"must list host, host:port or host:* entries, got {', '.join(bad)!r}")
         return value
 
     @field_validator("database_url", "broker_url")
@@ -259,6 +272,17 @@ class _Declared(BaseSettings):
         if problems:
             raise ConfigError(problems)
         return settings
+
+    def __repr_args__(self):
+        """Secrets and URL passwords never reach a repr (a log line, a test failure)."""
+        for name, value in super().__repr_args__():
+            field = type(self).model_fields.get(name)
+            if field is not None and field.json_schema_extra["secret"] and value:
+                yield name, "***"
+            elif isinstance(value, str) and "://" in value:
+                yield name, mask_url(value)
+            else:
+                yield name, value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -441,10 +465,11 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
             jwt_secret, generated = _dev_secret(s.var_dir / "secrets" / "jwt_secret"), True
     if jwt_secret:
         changes["jwt_secret"] = jwt_secret
-        # Local presigned URLs and callbacks need keys of their own; derived from the JWT secret
-        # so development stays one-variable while production may rotate them independently.
-        changes["signing_secret"] = s.signing_secret or "sign:" + jwt_secret
-        changes["callback_secret"] = s.callback_secret or "callback:" + jwt_secret
+        # Local presigned URLs and callbacks need keys of their own; derived one way from the JWT
+        # secret so a deployment needs one variable, while production may set each and rotate it
+        # independently. A callback receiver holds the callback secret: it must not lead back.
+        changes["signing_secret"] = s.signing_secret or derive_secret(jwt_secret, "local-url-signing")
+        changes["callback_secret"] = s.callback_secret or derive_secret(jwt_secret, "callback-signing")
     resolved = s.model_copy(update=changes)
     resolved._jwt_generated = generated
     return resolved
@@ -452,13 +477,24 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
 
 def _dev_secret(path: Path) -> str:
     """Development mode only: a random secret kept under var/ so tokens survive restarts."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .secretfiles import create_private_file
+
     value = secrets.token_urlsafe(48)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-    return value
+    if create_private_file(path, value + "\n"):
+        return value
+    return path.read_text().strip()
+
+
+def derive_secret(master: str, purpose: str) -> str:
+    """A secret for one purpose from the master secret, one way (HMAC-SHA256 with a purpose label):
+    whoever holds a derived secret (a callback receiver) learns nothing of the master or of
+    the other derived secrets."""
+    return hmac.new(master.encode(), f"imagepipe/{purpose}/v1".encode(), hashlib.sha256).hexdigest()
+
+
+def mask_url(value: str) -> str:
+    """A URL with the password of its user part hidden (postgresql://app:***@db/imagepipe)."""
+    return re.sub(r"^([a-z][a-z0-9+.\-]*://[^:/@]*):[^@/]*@", r"\1:***@", value)
 
 
 # -- what is generated from the declarations ----------------------------------------------------
@@ -540,6 +576,8 @@ def redacted(settings: _Declared) -> list[tuple[str, str, str]]:
         value = getattr(settings, name)
         if field.json_schema_extra["secret"]:
             value = "(set)" if value else "(not set)"
+        elif isinstance(value, str) and "://" in value:
+            value = mask_url(value)
         elif isinstance(value, tuple):
             value = ",".join(value) or "none"
         out.append((env_name(field), str(value if value is not None else ""), field.json_schema_extra["group"]))

@@ -226,4 +226,4 @@ def accept(session: Session, queue: TaskQueue, result: IngestResult) -> IngestRe
 def fail_unqueued(session: Session, error: QueueUnavailable) -> None:
     """The broker did not take these images: fail them now rather than leave them pending."""
     for image_id in error.image_ids:
-        mark_failed(session, image_id, "queue_unavailable", "the task queue was not reachable; upload again")
+        mark_failed(session, image_id, "queue_unavailable")

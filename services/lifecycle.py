@@ -15,10 +15,22 @@ from .queue import TaskQueue
 
 log = logging.getLogger(__name__)
 
+# What a client reads for a failure that is not about its file: a fixed text per code. The
+# details (exception text, hosts, stack) go to the log with the task id, never to the client.
+FAILURE_MESSAGES = {
+    "source_missing": "the uploaded file is no longer in staging; upload it again",
+    "storage_unavailable": "the object store was unavailable for too long; upload the image again",
+    "processing_timeout": "processing took longer than its time limit",
+    "processing_error": "the image could not be processed because of a fault on our side; operators have been told",
+    "queue_unavailable": "the task queue was not reachable; upload the image again",
+}
 
-def mark_failed(session: Session, image_id: int, code: str, message: str) -> bool:
+
+def mark_failed(session: Session, image_id: int, code: str, message: str | None = None) -> bool:
     """Fail an unfinished image. A conditional UPDATE: an image a DELETE has meanwhile moved
-    to `deleting` (or removed) is left alone, so it can never come back as failed."""
+    to `deleting` (or removed) is left alone, so it can never come back as failed. `message`:
+    an ImageError's own text about the file; other codes get their fixed text."""
+    message = message if message is not None else FAILURE_MESSAGES[code]
     result = session.execute(
         update(Image)
         .where(Image.id == image_id, Image.status.in_(UNFINISHED))
@@ -29,7 +41,7 @@ def mark_failed(session: Session, image_id: int, code: str, message: str) -> boo
     return result.rowcount == 1
 
 
-def fail_unfinished(session: Session, queue: TaskQueue, image_id: int, code: str, message: str) -> bool:
+def fail_unfinished(session: Session, queue: TaskQueue, image_id: int, code: str, message: str | None = None) -> bool:
     """Retries are exhausted: fail the image unless a run already finished it, and send the
     callbacks of the jobs that have thereby ended."""
     failed = mark_failed(session, image_id, code, message)

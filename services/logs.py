@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -38,12 +39,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+# Query parameters that carry a URL's signature: a log line must not be a working link.
+_SIGNATURE_PARAMS = re.compile(r"(?i)(^|&)(signature|x-amz-signature|x-amz-credential|policy|key-pair-id)=[^&]*")
+
+
+def redact_query(query: str) -> str:
+    return _SIGNATURE_PARAMS.sub(lambda m: f"{m.group(1)}{m.group(2)}=REDACTED", query)
+
+
 def _access_fields(atoms: Mapping) -> dict:
     out = {}
     for atom, name in ACCESS_ATOMS.items():
         value = atoms.get(atom)
         if value in (None, "-", ""):
             continue
+        if name == "query":
+            value = redact_query(str(value))
         out[name] = int(value) if name in ("status", "bytes", "duration_ms") and str(value).isdigit() else value
     return out
 

@@ -79,7 +79,7 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
     try:
         data = _load_source(store, image)
     except ObjectNotFound:
-        return _failed(session, queue, image, "source_missing", "the uploaded file is no longer in staging")
+        return _failed(session, queue, image, "source_missing")
 
     try:
         info = probe(data, settings.limits)
@@ -140,6 +140,6 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
     return Outcome.READY
 
 
-def _failed(session: Session, queue: TaskQueue, image: Image, code: str, message: str) -> Outcome:
+def _failed(session: Session, queue: TaskQueue, image: Image, code: str, message: str | None = None) -> Outcome:
     fail_unfinished(session, queue, image.id, code, message)
     return Outcome.FAILED

@@ -14,12 +14,14 @@ def get_image(session: Session, image_id: int) -> Image | None:
 
 
 def list_images(session: Session, entity_type: str, entity_id: int, *, limit: int = 50,
-                after: tuple[int, int] | None = None) -> list[Image]:
+                after: tuple[int, int] | None = None, ready_only: bool = False) -> list[Image]:
     """A gallery in its order: `position` ascending, then newest first. `after` is the
-    (position, id) of the last image of the previous page. Images being deleted are gone."""
+    (position, id) of the last image of the previous page. Images being deleted are gone;
+    `ready_only`: the public gallery."""
+    shown = Image.status == ImageStatus.READY if ready_only else Image.status != ImageStatus.DELETING
     query = (
         select(Image)
-        .where(Image.entity_type == entity_type, Image.entity_id == entity_id, Image.status != ImageStatus.DELETING)
+        .where(Image.entity_type == entity_type, Image.entity_id == entity_id, shown)
         .options(selectinload(Image.renditions))
         .order_by(Image.position.asc(), Image.id.desc())
         .limit(limit)

@@ -53,6 +53,21 @@ class RateLimiter:
         previous, current, allowed = counts
         return None if allowed else self._retry_after(previous, current, cost, elapsed)
 
+    def release(self, key: str, cost: int) -> None:
+        """Give back `cost` counted by an earlier hit of this minute (a request refused later on)."""
+        if not self.per_minute or cost <= 0:
+            return
+        window = int(self.clock() // WINDOW_S)
+        if self._redis is not None:
+            try:
+                self._redis.decrby(f"{self.prefix}:{key}:{window}", cost)
+                return
+            except Exception as exc:  # fail open, as hit() does
+                log.warning("rate limiter: Redis unavailable (%s)", exc)
+        with self._lock:
+            if (key, window) in self._local:
+                self._local[(key, window)] = max(0, self._local[(key, window)] - cost)
+
     def _over(self, previous: int, current: int, elapsed: float) -> bool:
         return previous * (1 - elapsed) + current > self.per_minute
 

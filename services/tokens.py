@@ -1,12 +1,22 @@
-"""Bearer tokens: JWT signed with HS256, and nothing else accepted."""
+"""Bearer tokens: JWT signed with HS256, and nothing else accepted.
+
+The platform's backend mints them; a token says who the bearer is (`sub`), whether they are an
+admin (`role: admin`) and which listings they may write (`entities`: "properties:17",
+"projects:*", ...). docs/security.md says what the backend must put in them.
+"""
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 
 ALGORITHM = "HS256"
+ENTITIES_CLAIM = "entities"
+MAX_ENTITY_GRANTS = 1000
+# entity type, then a listing id or * for every listing of that type
+GRANT = re.compile(r"^(properties|projects|avatars):([1-9][0-9]{0,18}|\*)$")
 
 
 class InvalidToken(Exception):
@@ -17,13 +27,29 @@ class InvalidToken(Exception):
 class Principal:
     user_id: int
     is_admin: bool = False
+    entities: frozenset[str] = field(default_factory=frozenset)  # grants as in the token
+
+    def may_write(self, entity_type: str, entity_id: int) -> bool:
+        """Admins write everything; everyone writes their own avatar; the rest needs a grant."""
+        if self.is_admin or (entity_type == "avatars" and entity_id == self.user_id):
+            return True
+        return f"{entity_type}:{entity_id}" in self.entities or f"{entity_type}:*" in self.entities
 
 
-def issue_token(secret: str, user_id: int, *, admin: bool = False, ttl_s: int = 24 * 3600) -> str:
+def check_grant(grant: str) -> str:
+    if not GRANT.match(grant):
+        raise ValueError(f"an entity grant looks like properties:17 or projects:* (got {grant!r})")
+    return grant
+
+
+def issue_token(secret: str, user_id: int, *, admin: bool = False, ttl_s: int = 24 * 3600,
+                entities: list[str] | tuple[str, ...] = ()) -> str:
     now = int(time.time())
-    claims = {"sub": str(user_id), "iat": now, "exp": now + ttl_s}
+    claims: dict = {"sub": str(user_id), "iat": now, "exp": now + ttl_s}
     if admin:
         claims["role"] = "admin"
+    if entities:
+        claims[ENTITIES_CLAIM] = [check_grant(g) for g in entities]
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -39,4 +65,10 @@ def decode_token(secret: str, token: str) -> Principal:
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise InvalidToken("token subject must be a numeric user id") from exc
-    return Principal(user_id=user_id, is_admin=claims.get("role") == "admin")
+    if not 1 <= user_id < 2**63:
+        raise InvalidToken("token subject must be a positive user id")
+    grants = claims.get(ENTITIES_CLAIM, [])
+    if not isinstance(grants, list) or len(grants) > MAX_ENTITY_GRANTS or not all(
+            isinstance(g, str) and GRANT.match(g) for g in grants):
+        raise InvalidToken(f"the {ENTITIES_CLAIM} claim must be a list of grants like properties:17 or projects:*")
+    return Principal(user_id=user_id, is_admin=claims.get("role") == "admin", entities=frozenset(grants))

@@ -90,9 +90,15 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         result.duplicates.append(Duplicate(upload.filename, existing))
         after_commit(session, lambda: discard_staging(store, upload.staging_key))
     else:
+        # The presigned POST stays valid until it expires: the image gets a copy under a key no
+        # client was ever given, so a second POST to the upload's key cannot change what is
+        # processed (it only leaves a staging object that the lifecycle rule expires).
+        private_key = staging_key(uuid.uuid4().hex)
+        store.copy(upload.staging_key, private_key)
         image = new_pending_image(session, entity_type=upload.entity_type, entity_id=upload.entity_id,
                                   user_id=upload.user_id, filename=upload.filename, declared=upload.content_type,
-                                  fmt=fmt, sha256=sha256, staged_at=upload.staging_key)
+                                  fmt=fmt, sha256=sha256, staged_at=private_key)
+        after_commit(session, lambda: discard_staging(store, upload.staging_key))
         result.images.append(image)
     result.job = new_job(session, result, entity_type=upload.entity_type, entity_id=upload.entity_id,
                          user_id=upload.user_id, callback_url=upload.callback_url)

@@ -18,7 +18,14 @@ def error_json(image: Image) -> dict | None:
     return {"code": image.error_code, "message": image.error_message} if image.error_code else None
 
 
-def image_json(image: Image, store: ObjectStore) -> dict:
+# What anyone may see of a ready image (a public listing page shows it); the rest of image_json
+# is for the entity's writers and admins.
+PUBLIC_FIELDS = ("id", "entity_type", "entity_id", "status", "width", "height", "has_alpha", "animated",
+                 "placeholder", "position", "is_primary", "alt_text", "renditions", "processed_at")
+
+
+def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
+    """The writer's view (`full`), or the public view of a ready image."""
     renditions: dict[str, dict] = {}
     for r in sorted(image.renditions, key=lambda r: (RENDITION_ORDER.get(r.name, 9), r.format)):
         renditions.setdefault(r.name, {})[r.format] = {
@@ -49,6 +56,7 @@ def image_json(image: Image, store: ObjectStore) -> dict:
         "position": image.position or 0,
         "is_primary": bool(image.is_primary),
         "alt_text": image.alt_text,
+        "uploader_id": image.uploader_id,
         "renditions": renditions,
         "created_at": iso(image.created_at),
         "processed_at": iso(image.processed_at),
@@ -56,7 +64,7 @@ def image_json(image: Image, store: ObjectStore) -> dict:
     }
     if image.url:
         out["legacy_url"] = image.url
-    return out
+    return out if full else {k: out[k] for k in PUBLIC_FIELDS}
 
 
 def job_json(job: Job) -> dict:

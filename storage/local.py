@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import time
@@ -108,6 +109,12 @@ class LocalObjectStore:
             metadata=meta.get("metadata", {}),
         )
 
+    def copy(self, source: str, key: str) -> None:
+        info = self.head(source)
+        with open(self.path_of(source), "rb") as src:
+            self.put(key, src, content_type=info.content_type or "application/octet-stream",
+                     cache_control=info.cache_control, metadata=info.metadata)
+
     def exists(self, key: str) -> bool:
         try:
             return self._path(key).is_file()
@@ -159,7 +166,7 @@ class LocalObjectStore:
         return f"{self.public_base_url}/{key}?" + urlencode({"expires": expires, "signature": self._signature(key, expires)})
 
     def verify_signature(self, key: str, expires: str | None, signature: str | None) -> bool:
-        if not self._secret or not expires or not signature or not expires.isdigit():
+        if not self._secret or not expires or not signature or not re.fullmatch(r"[0-9]{1,12}", expires):
             return False
         if int(expires) < time.time():
             return False

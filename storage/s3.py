@@ -193,6 +193,11 @@ class S3ObjectStore:
             etag=(r.get("ETag") or "").strip('"') or None,
         )
 
+    def copy(self, source: str, key: str) -> None:
+        # The managed copy: one CopyObject, or a multipart copy above its threshold (S3's
+        # CopyObject stops at 5 GB); content type, cache control and metadata come along.
+        self._call(lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key), source)
+
     def exists(self, key: str) -> bool:
         try:
             self.head(key)

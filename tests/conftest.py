@@ -28,6 +28,7 @@ PG_ADMIN_URLS = [
                 "postgresql+psycopg2://root@127.0.0.1:5432/test"] if u
 ]
 TEST_DB_NAME = f"imagepipe_test_{RUN_ID}"
+AGENT = ("properties:*", "projects:*", "avatars:*")  # the grants of the suite's usual user
 
 # Variables of the machine's environment a test run must not pick up.
 _FOREIGN = ("DATABASE_URL", "REDIS_URL", "AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
@@ -151,7 +152,7 @@ def settings_env(database_url, seaweed) -> dict[str, str]:
         AWS_ACCESS_KEY_ID=seaweed.credentials.access_key_id,
         AWS_SECRET_ACCESS_KEY=seaweed.credentials.secret_access_key,
         AWS_S3_BUCKET=seaweed.bucket,
-        CALLBACK_ALLOWED_HOSTS="127.0.0.1",  # the tests' own callback receivers
+        CALLBACK_ALLOWED_HOSTS="127.0.0.1:*",  # the tests' own callback receivers, on any port
         RATE_LIMIT_UPLOADS_PER_MINUTE="0",  # off for the suite; tests/api/test_limits.py turns it on
     )
     return env
@@ -226,12 +227,13 @@ def live_server(app):
 def make_token(settings):
     from services.tokens import issue_token
 
-    def _make(user_id: int = 42, admin: bool = False, ttl_s: int = 3600) -> str:
-        return issue_token(settings.jwt_secret, user_id, admin=admin, ttl_s=ttl_s)
+    def _make(user_id: int = 42, admin: bool = False, ttl_s: int = 3600, entities: tuple[str, ...] = ()) -> str:
+        return issue_token(settings.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=entities)
 
     return _make
 
 
 @pytest.fixture
 def auth(make_token):
-    return {"Authorization": f"Bearer {make_token(42)}"}
+    """User 42 as an agent of every property and project (the platform grants listings in the token)."""
+    return {"Authorization": f"Bearer {make_token(42, entities=AGENT)}"}

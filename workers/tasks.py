@@ -26,19 +26,20 @@ class ProcessImageTask(Task):
         # Celery also calls this in the worker's main process when the hard time limit killed
         # the child (libvips busy in C code cannot see the soft limit's signal).
         if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
-            code, message = "processing_timeout", f"processing took longer than its time limit ({exc})"
+            code = "processing_timeout"
         elif isinstance(exc, TransientStorageError):
-            code, message = "storage_unavailable", f"{type(exc).__name__}: {exc}"
+            code = "storage_unavailable"
         else:
-            code, message = "processing_error", f"{type(exc).__name__}: {exc}"
-        fail_for_good(args[0], code, message)
+            code = "processing_error"
+        fail_for_good(args[0], code, f"{type(exc).__name__}: {exc}")
 
 
-def fail_for_good(image_id: int, code: str, message: str) -> None:
+def fail_for_good(image_id: int, code: str, details: str) -> None:
+    """The client reads the code's fixed text; `details` are for the log only."""
     rt = runtime.get()
     with rt.unit_of_work() as session:
-        if fail_unfinished(session, rt.queue, image_id, code, message):
-            log.error("image %s failed for good: %s", image_id, message, extra={"code": code})
+        if fail_unfinished(session, rt.queue, image_id, code):
+            log.error("image %s failed for good: %s", image_id, details, extra={"code": code})
 
 
 def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, **_kwargs) -> None:

@@ -40,7 +40,8 @@ def test_missing_token_is_401(client):
     resp = client.post("/api/v1/properties/1/images", data={"file": _jpeg()})
     _error(resp, 401, "unauthorized")
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-    _error(client.get("/api/v1/images/1"), 401, "unauthorized")
+    _error(client.get("/api/v1/jobs/0123456789abcdef0123456789abcdef"), 401, "unauthorized")
+    _error(client.get("/api/v1/images/1", headers={"Authorization": "Bearer not-a-jwt"}), 401, "invalid_token")
 
 
 def test_bad_tokens_are_401(client, settings):
@@ -106,7 +107,7 @@ def test_missing_file_unknown_entity_and_unknown_ids(client, auth):
 
 
 def test_jobs_are_visible_to_their_uploader_and_admins_only(client, make_token):
-    owner = {"Authorization": f"Bearer {make_token(501)}"}
+    owner = {"Authorization": f"Bearer {make_token(501, entities=('properties:*',))}"}
     other = {"Authorization": f"Bearer {make_token(502)}"}
     admin = {"Authorization": f"Bearer {make_token(1, admin=True)}"}
     resp = client.post(f"/api/v1/properties/{new_entity_id()}/images", headers=owner, data={"file": _jpeg()})

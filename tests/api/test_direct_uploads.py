@@ -51,6 +51,10 @@ def test_direct_upload_end_to_end_and_completing_twice(live_server, celery_worke
 
     done = requests.post(live_server + up["complete_url"], headers=auth, timeout=10)
     assert done.status_code == 202, done.text
+    # The presigned POST is still valid (it cannot be revoked), but what is processed is a copy
+    # under a key the client never had: a second POST changes nothing.
+    swapped = _post_to_store(up, corpus("photos", "tree_1024x772.webp").read_bytes())
+    assert swapped.status_code in (200, 201, 204)
     job = wait_for_job(live_server, auth, done.json()["job"]["status_url"])
     assert job["status"] == "succeeded" and job["images"][0]["filename"] == "IMG_0001.JPG"
     image = requests.get(f"{live_server}/api/v1/images/{job['images'][0]['id']}", headers=auth, timeout=10).json()

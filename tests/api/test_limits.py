@@ -27,8 +27,8 @@ def test_upload_rate_limit_is_per_user_in_redis_with_retry_after(settings, make_
     app.extensions["imagepipe"].limiter.prefix = prefix  # this test's own counters
     assert app.extensions["imagepipe"].limiter.backend == "redis"
     client = app.test_client()
-    alice = {"Authorization": f"Bearer {make_token(501)}"}
-    bob = {"Authorization": f"Bearer {make_token(502)}"}
+    alice = {"Authorization": f"Bearer {make_token(501, entities=('properties:*',))}"}
+    bob = {"Authorization": f"Bearer {make_token(502, entities=('properties:*',))}"}
     entity = new_entity_id()
     codes = [client.post(f"/api/v1/properties/{entity}/images", headers=alice, data=_photo()).status_code
              for _ in range(3)]

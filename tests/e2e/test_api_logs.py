@@ -41,7 +41,8 @@ def test_gunicorn_writes_json_lines_with_access_fields_and_request_ids(settings_
             except requests.ConnectionError:
                 time.sleep(0.2)
         assert ok.status_code == 200
-        denied = requests.get(f"{base}/api/v1/images/1", headers={"X-Request-ID": "req-denied-0002"}, timeout=5)
+        denied = requests.get(f"{base}/api/v1/jobs/1?expires=9&signature=s3cr3t-sig&X-Amz-Signature=abcdef",
+                              headers={"X-Request-ID": "req-denied-0002"}, timeout=5)
         assert denied.status_code == 401
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -56,5 +57,8 @@ def test_gunicorn_writes_json_lines_with_access_fields_and_request_ids(settings_
                                                                                    "GET /healthz 200")
     assert isinstance(health["duration_ms"], int) and health["remote"] == "127.0.0.1"
     assert access["req-denied-0002"]["status"] == 401
+    # A signed URL in a log line would be a working link: signatures are redacted.
+    assert access["req-denied-0002"]["query"] == "expires=9&signature=REDACTED&X-Amz-Signature=REDACTED"
+    assert "s3cr3t" not in log.read_text() and "abcdef" not in log.read_text()
     [error] = [r for r in lines if r["logger"] == "imagepipe.api" and r.get("request_id") == "req-denied-0002"]
     assert (error["code"], error["status"]) == ("unauthorized", 401)

@@ -45,7 +45,8 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
         _wait(f"{api}/readyz", 90, proc)
         assert (tmp_path / "var" / "imagepipe.db").exists()  # SQLite, no server
         assert (tmp_path / "var" / "secrets" / "jwt_secret").exists()
-        token = subprocess.run([sys.executable, "-m", "cli.main", "token", "--user", "3"], cwd=ROOT, env=env,
+        token = subprocess.run([sys.executable, "-m", "cli.main", "token", "--user", "3",
+                                "--entity", "properties:17"], cwd=ROOT, env=env,
                                capture_output=True, text=True, check=True).stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
         photo = corpus("photos", "tree_1024x772.webp")

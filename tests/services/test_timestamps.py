@@ -43,5 +43,5 @@ def test_timestamps_are_aware_utc_and_keep_their_instant(sessions, store):
         # Comparisons with aware times work on both databases, in Python and in SQL.
         assert upload.expires_at < datetime(2026, 11, 28, 13, 0, tzinfo=UTC)
         assert s.scalar(select(Upload.id).where(Upload.expires_at > datetime(2026, 11, 28, 12, 0, tzinfo=UTC)))
-        created = image_json(image, store)["created_at"]
+        created = image_json(image, store, full=True)["created_at"]
         assert created.endswith("+00:00") and datetime.fromisoformat(created) == image.created_at
