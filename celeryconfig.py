@@ -47,6 +47,11 @@ def build(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
+        # A broker that stops answering costs seconds: connecting, each socket operation, and
+        # publishing (one quick retry) are bounded, so the API answers 503 instead of hanging.
+        "broker_connection_timeout": settings.broker_timeout_s,
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
+                                      "interval_max": 0.5},
     }
     if settings.broker_url.startswith("filesystem"):
         base = settings.var_dir / "broker"
@@ -59,7 +64,13 @@ def build(settings: Settings) -> dict:
         }
     elif settings.broker_url.startswith(("redis", "rediss")):
         # Must exceed the longest task (hard limit) or Redis redelivers a running task.
-        conf["broker_transport_options"] = {"visibility_timeout": max(3600, settings.task_time_limit_s * 2)}
+        conf["broker_transport_options"] = {
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            "socket_timeout": settings.broker_timeout_s,
+            "socket_connect_timeout": settings.broker_timeout_s,
+            "socket_keepalive": True,
+            "retry_on_timeout": False,
+        }
     return conf
 
 

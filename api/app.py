@@ -63,7 +63,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * settings.max_files_per_request + _MULTIPART_OVERHEAD_BYTES
     app.json.sort_keys = False
     app.extensions["imagepipe"] = Components(
-        runtime=build_runtime(settings, queue=queue),
+        runtime=build_runtime(settings, queue=queue, in_request=True),
         limiter=RateLimiter(settings.rate_limit_uploads_per_minute, settings.rate_limit_redis_url),
     )
 

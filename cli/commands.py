@@ -8,7 +8,12 @@ from services.config import Settings
 
 
 def api_command(settings: Settings, *, workers: int | None = None, bind: str | None = None) -> list[str]:
+    # gthread: a request waiting on the network (a slow client, a hung dependency) holds one of
+    # API_THREADS threads, never the process, and the arbiter's timeout only replaces a process
+    # whose main loop stopped (docs/configuration.md has the measurement).
     return [sys.executable, "-m", "gunicorn", "-w", str(workers or settings.api_workers),
+            "--worker-class", "gthread", "--threads", str(settings.api_threads),
+            "--timeout", str(settings.api_timeout_s), "--graceful-timeout", "20",
             "-b", bind or f"{settings.host}:{settings.port}", "--access-logfile", "-",
             "--logger-class", "api.gunicorn_log.JsonLogger", "--no-control-socket",
             "api.wsgi:app_from_environment()"]

@@ -128,6 +128,22 @@ def worker(concurrency: int | None) -> None:
 
 
 @main.command()
+def sweep() -> None:
+    """Put right what a crash left between two steps (services/sweeps.py); safe at any time."""
+    import json
+
+    from services.runtime import build_runtime
+    from services.sweeps import sweep as run_sweep
+
+    s = _settings()
+    rt = build_runtime(s)
+    with rt.unit_of_work() as session:
+        report = run_sweep(session, rt.store, rt.queue, grace_s=s.sweep_grace_s,
+                           processing_limit_s=2 * s.task_time_limit_s + s.sweep_grace_s)
+    click.echo(json.dumps(report.as_dict()))
+
+
+@main.command()
 def run() -> None:
     """Start everything for development: object store (if none configured), migrations, API,
     worker and Flower. Ctrl-C stops all of it."""

@@ -1,12 +1,32 @@
-"""Engine and session factory. One engine per process (re-created after a fork)."""
+"""Engine and session factory. One engine per process (re-created after a fork).
+
+PostgreSQL calls are bounded in time (`DbTimeouts`): libpq's connect timeout, the server's
+`statement_timeout`, the pool's wait, and a client-side deadline on every round trip. The last
+one matters when the server is frozen (stopped, swapped out, a network black hole): it cannot
+enforce its own statement timeout, and the kernel keeps acknowledging our packets, so without a
+deadline of our own a request would wait for ever.
+"""
 from __future__ import annotations
+
+import select
+import time
+from dataclasses import dataclass
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(database_url: str) -> Engine:
+@dataclass(frozen=True)
+class DbTimeouts:
+    connect_s: float
+    statement_s: float
+    pool_s: float
+
+
+def make_engine(database_url: str, timeouts: DbTimeouts | None = None) -> Engine:
+    """`timeouts`: the services' bounds (services/runtime.py passes the settings'); None for tools
+    such as migrations, which may take their time."""
     if database_url.startswith("sqlite"):
         # The embedded default: the API and worker processes share one file. WAL lets
         # readers proceed during a write; the busy timeout waits out short write locks.
@@ -21,7 +41,54 @@ def make_engine(database_url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if timeouts is None:
+        return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    _bound_round_trips(timeouts.statement_s + 1, timeouts.connect_s)
+    return create_engine(
+        database_url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=timeouts.pool_s,
+        connect_args={"connect_timeout": max(1, round(timeouts.connect_s)),
+                      "options": f"-c statement_timeout={int(timeouts.statement_s * 1000)}",
+                      "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 5, "keepalives_count": 3},
+    )
+
+
+_round_trip_s: float | None = None
+_connect_s: float | None = None
+
+
+def _bound_round_trips(seconds: float, connect_s: float) -> None:
+    """Every psycopg2 round trip of this process waits at most `seconds` (a wait callback: libpq
+    runs non-blocking and we select() with a deadline). The error reads as a lost connection, so
+    SQLAlchemy discards the connection instead of reusing it."""
+    global _round_trip_s, _connect_s
+    import psycopg2.extensions
+
+    _round_trip_s, _connect_s = seconds, connect_s
+    psycopg2.extensions.set_wait_callback(_wait_with_deadline)
+
+
+def _wait_with_deadline(conn) -> None:
+    import psycopg2
+    from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE, STATUS_SETUP
+
+    limit = (_connect_s if conn.status == STATUS_SETUP else _round_trip_s) or 3600
+    deadline = time.monotonic() + limit
+    while True:
+        state = conn.poll()
+        if state == POLL_OK:
+            return
+        remaining = deadline - time.monotonic()
+        ready = False
+        if remaining > 0:
+            if state == POLL_READ:
+                ready = bool(select.select([conn.fileno()], [], [], remaining)[0])
+            elif state == POLL_WRITE:
+                ready = bool(select.select([], [conn.fileno()], [], remaining)[1])
+            else:
+                raise psycopg2.OperationalError(f"bad state from poll: {state}")
+        if not ready:
+            raise psycopg2.OperationalError(
+                f"could not receive data from server: no answer within {limit:.0f} s (client-side deadline)")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

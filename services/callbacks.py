@@ -33,7 +33,6 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 10
 
 
 class CallbackRejected(ValueError):
@@ -143,7 +142,7 @@ def send(attempt: Attempt, settings: Settings) -> str | None:
             "X-Imagepipe-Timestamp": timestamp,
             "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, attempt.body),
         })
-        with _opener.open(request, timeout=TIMEOUT_S) as resp:
+        with _opener.open(request, timeout=settings.callback_timeout_s) as resp:
             status = resp.status
     except urllib.error.HTTPError as exc:
         status = exc.code

@@ -45,6 +45,7 @@ GROUPS = {
     "encoders": "encoders (docs/benchmarks.md: the measurements behind the defaults)",
     "delivery": "uploads, callbacks, signed URLs",
     "tasks": "tasks and workers",
+    "timeouts": "timeouts (docs/reliability.md: a hung dependency costs seconds, never a process)",
     "devrun": "make run / imagepipe run only",
 }
 
@@ -162,15 +163,50 @@ class _Declared(BaseSettings):
     task_time_limit_s: int = setting(180, "hard limit, must exceed the soft one: the pool process is killed",
                                      env="TASK_TIME_LIMIT_S", group="tasks", lo=1, hi=86400)
     task_max_retries: int = setting(
-        5, "retries of an image after a transient storage or database error, or after its worker process died"
+        8, "retries of an image after a transient storage or database error, or after its worker process died"
         " under it; then the image fails", env="TASK_MAX_RETRIES", group="tasks", lo=0, hi=100)
     worker_max_memory_mb: int = setting(
         512, "a pool process still resident above this after a task is replaced before its next image; 0 turns it"
         " off", env="WORKER_MAX_MEMORY_MB", group="tasks", lo=0, hi=1_048_576)
+    sweep_grace_s: int = setting(
+        900, "imagepipe sweep: how old a pending or deleting image or a staging object must be before it counts as"
+        " abandoned (an image still processing after twice the hard time limit too)", env="SWEEP_GRACE_S",
+        group="tasks", lo=60, hi=7 * 24 * 3600)
     worker_concurrency: int = setting(2, "worker processes (one per core is best)", env="WORKER_CONCURRENCY",
                                       group="tasks", lo=1, hi=512)
     api_workers: int = setting(2, "gunicorn worker processes of the API", env="API_WORKERS", group="tasks",
                                lo=1, hi=512)
+
+    # timeouts
+    store_connect_timeout_s: float = setting(2.0, "connecting to the object store", env="STORE_CONNECT_TIMEOUT_S",
+                                             group="timeouts", lo=0.1, hi=60)
+    store_read_timeout_s: float = setting(
+        5.0, "each socket read or write of a store call: a HEAD or DELETE fails after it, a 25 MiB transfer may take"
+        " longer as long as bytes keep moving", env="STORE_READ_TIMEOUT_S", group="timeouts", lo=0.1, hi=300)
+    store_max_attempts: int = setting(
+        4, "tries of a store call in a worker (jittered backoff); the API tries twice, to answer within its budget",
+        env="STORE_MAX_ATTEMPTS", group="timeouts", lo=1, hi=10)
+    db_connect_timeout_s: float = setting(3.0, "connecting to PostgreSQL", env="DB_CONNECT_TIMEOUT_S",
+                                          group="timeouts", lo=0.5, hi=60)
+    db_statement_timeout_s: float = setting(
+        10.0, "one statement, enforced by PostgreSQL and by the client (a frozen server cannot enforce its own)",
+        env="DB_STATEMENT_TIMEOUT_S", group="timeouts", lo=0.5, hi=600)
+    db_pool_timeout_s: float = setting(5.0, "waiting for a free connection of the pool", env="DB_POOL_TIMEOUT_S",
+                                       group="timeouts", lo=0.1, hi=60)
+    broker_visibility_timeout_s: int = setting(
+        3600, "a task a worker took but never acknowledged (its main process was killed) is delivered again after"
+        " this; must exceed TASK_TIME_LIMIT_S", env="BROKER_VISIBILITY_TIMEOUT_S", group="timeouts", lo=10,
+        hi=7 * 24 * 3600)
+    broker_timeout_s: float = setting(3.0, "connecting to and talking with the broker (Redis)", env="BROKER_TIMEOUT_S",
+                                      group="timeouts", lo=0.5, hi=60)
+    callback_timeout_s: float = setting(10.0, "one callback delivery (connect and answer)", env="CALLBACK_TIMEOUT_S",
+                                        group="timeouts", lo=1, hi=120)
+    api_threads: int = setting(
+        8, "threads per API process (gunicorn gthread): a request waiting on the network holds a thread, not the"
+        " process", env="API_THREADS", group="timeouts", lo=1, hi=256)
+    api_timeout_s: int = setting(
+        60, "gunicorn's worker timeout: a process that stops answering its arbiter this long is replaced; must"
+        " exceed the request budget (docs/reliability.md)", env="API_TIMEOUT_S", group="timeouts", lo=10, hi=3600)
 
     # make run only
     seaweedfs_s3_port: int = setting(8333, "S3 port of the embedded SeaweedFS", env="SEAWEEDFS_S3_PORT",
@@ -357,6 +393,8 @@ def _kind(annotation: Any) -> str:
         return "bool"
     if annotation is int:
         return "int"
+    if annotation is float:
+        return "number"
     return "text"
 
 
@@ -367,6 +405,10 @@ def describe(field: FieldInfo) -> str:
         lo = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
         hi = next((m.le for m in field.metadata if hasattr(m, "le")), None)
         return f"a whole number between {lo} and {hi}" if lo is not None and hi is not None else "a whole number"
+    if kind == "number":
+        lo = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+        hi = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+        return f"a number of seconds between {lo} and {hi}"
     if kind == "bool":
         return "true or false"
     if kind == "choice":
@@ -453,6 +495,8 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
                         " does not exist")
     if s.cloudfront_key_pair_id and not s.aws_cloudfront_url:
         problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID needs AWS_CLOUDFRONT_URL (the distribution the URLs are for)")
+    if s.broker_visibility_timeout_s <= s.task_time_limit_s:
+        problems.append("BROKER_VISIBILITY_TIMEOUT_S must exceed TASK_TIME_LIMIT_S (or a running task is delivered twice)")
     if s.task_time_limit_s <= s.task_soft_time_limit_s:
         problems.append(
             "TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")

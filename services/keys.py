@@ -5,9 +5,11 @@ from __future__ import annotations
 from db.models import Image
 from pipeline.specs import RenditionSpec
 
+STAGING_PREFIX = "staging/"
+
 
 def staging_key(upload_id: str) -> str:
-    return f"staging/{upload_id}"
+    return f"{STAGING_PREFIX}{upload_id}"
 
 
 def original_key(entity_type: str, entity_id: int, image_id: int, ext: str) -> str:

@@ -41,14 +41,13 @@ class CeleryQueue:
     def process_images(self, image_ids: list[int]) -> None:
         """One task per image, sent as a Celery group: a bulk upload fans out across workers."""
         from celery import group
-        from kombu.exceptions import OperationalError
 
         if not image_ids:
             return
         sigs = [self.app.signature(celeryconfig.PROCESS_IMAGE_TASK, args=[i], queue=self.queue) for i in image_ids]
         try:
             (sigs[0] if len(sigs) == 1 else group(sigs)).apply_async()
-        except OperationalError as exc:
+        except Exception as exc:  # kombu's OperationalError, or the transport's own (a Redis timeout)
             raise QueueUnavailable(f"the broker did not take {len(image_ids)} task(s): {exc}", image_ids) from exc
 
     def delete_image(self, image_id: int) -> None:
@@ -58,11 +57,9 @@ class CeleryQueue:
         self._send(celeryconfig.DELIVER_CALLBACK_TASK, job_id)
 
     def _send(self, name: str, *args) -> None:
-        from kombu.exceptions import OperationalError
-
         try:
             self.app.send_task(name, args=list(args), queue=self.queue)
-        except OperationalError as exc:
+        except Exception as exc:  # as above
             raise QueueUnavailable(f"the broker did not take {name}: {exc}") from exc
 
     def ping(self) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.session import make_engine, make_session_factory
+from db.session import DbTimeouts, make_engine, make_session_factory
 from db.unit import unit_of_work
 from storage import ObjectStore
 
@@ -33,7 +33,11 @@ class Runtime:
         self.engine.dispose(close=False)
 
 
-def build_runtime(settings: Settings, *, queue: TaskQueue | None = None, store: ObjectStore | None = None) -> Runtime:
-    engine = make_engine(settings.database_url)
+def build_runtime(settings: Settings, *, queue: TaskQueue | None = None, store: ObjectStore | None = None,
+                  in_request: bool = False) -> Runtime:
+    """`in_request`: the API's wiring (fewer store attempts: a request has a budget)."""
+    engine = make_engine(settings.database_url, DbTimeouts(
+        connect_s=settings.db_connect_timeout_s, statement_s=settings.db_statement_timeout_s,
+        pool_s=settings.db_pool_timeout_s))
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
-                   store=store or make_store(settings), queue=queue or CeleryQueue(settings))
+                   store=store or make_store(settings, in_request=in_request), queue=queue or CeleryQueue(settings))

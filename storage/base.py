@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO, Protocol, runtime_checkable
 
 # Renditions never change once written (a changed spec makes a new key), so caches may keep
@@ -41,6 +42,7 @@ class ObjectInfo:
     cache_control: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     etag: str | None = None
+    last_modified: datetime | None = None  # aware UTC; from list() and head()
 
 
 @dataclass(frozen=True)

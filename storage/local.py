@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -153,7 +154,8 @@ class LocalObjectStore:
                 if key.startswith(prefix):
                     keys.append(key)
         for key in sorted(keys):
-            yield ObjectInfo(key=key, size=(self.root / key).stat().st_size)
+            st = (self.root / key).stat()
+            yield ObjectInfo(key=key, size=st.st_size, last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
 
     def public_url(self, key: str) -> str:
         return f"{self.public_base_url}/{key}"

@@ -191,6 +191,7 @@ class S3ObjectStore:
             cache_control=r.get("CacheControl"),
             metadata=r.get("Metadata", {}),
             etag=(r.get("ETag") or "").strip('"') or None,
+            last_modified=r.get("LastModified"),
         )
 
     def copy(self, source: str, key: str) -> None:
@@ -232,7 +233,8 @@ class S3ObjectStore:
                 kwargs["ContinuationToken"] = token
             page = self._call(lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
             for obj in page.get("Contents", []):
-                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", "").strip('"'))
+                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", "").strip('"'),
+                                 last_modified=obj.get("LastModified"))
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")

@@ -5,6 +5,7 @@ real error parsing, without patching any of our code."""
 from __future__ import annotations
 
 import http.client
+import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -19,6 +20,11 @@ class FlakyProxy:
         self.upstream_host, self.upstream_port = u.hostname, u.port
         self.fail_next = 0
         self.mode = "503"  # or "reset" or "403"
+        # A share of every request fails as well, each as 503 SlowDown or a reset (fault suite).
+        self.fail_share = 0.0
+        self.share_modes = ("503", "reset")
+        self.failed = 0
+        self.random = random.Random(7)
         self.requests = 0
         self.lock = threading.Lock()
         proxy = self
@@ -35,14 +41,18 @@ class FlakyProxy:
                 with proxy.lock:
                     proxy.requests += 1
                     fail = proxy.fail_next > 0
+                    mode = proxy.mode
                     if fail:
                         proxy.fail_next -= 1
-                if fail and proxy.mode == "reset":
+                    elif proxy.fail_share and proxy.random.random() < proxy.fail_share:
+                        fail, mode = True, proxy.random.choice(proxy.share_modes)
+                    proxy.failed += fail
+                if fail and mode == "reset":
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
                 if fail:
-                    status = 503 if proxy.mode == "503" else 403
+                    status = 503 if mode == "503" else 403
                     payload = SLOW_DOWN if status == 503 else SLOW_DOWN.replace(b"SlowDown", b"AccessDenied")
                     self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
