@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 PROCESS_IMAGE_TASK = "imagepipe.process_image"
 DELETE_IMAGE_TASK = "imagepipe.delete_image"
 DELIVER_CALLBACK_TASK = "imagepipe.deliver_callback"
+MIGRATE_IMAGE_TASK = "imagepipe.migrate_image"
 TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
 
 
@@ -43,7 +44,8 @@ def build(settings: Settings) -> dict:
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
         "task_default_queue": settings.task_queue,
-        "task_routes": {name: {"queue": settings.task_queue} for name in TASK_NAMES},
+        "task_routes": {**{name: {"queue": settings.task_queue} for name in TASK_NAMES},
+                        MIGRATE_IMAGE_TASK: {"queue": settings.migration_queue}},
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
@@ -66,6 +68,9 @@ def build(settings: Settings) -> dict:
         # Must exceed the longest task (hard limit) or Redis redelivers a running task.
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.broker_visibility_timeout_s,
+            # A worker on several queues takes from the first (uploads) before the next (the
+            # migration), instead of rotating: live uploads keep priority during a migration.
+            "queue_order_strategy": "priority",
             "socket_timeout": settings.broker_timeout_s,
             "socket_connect_timeout": settings.broker_timeout_s,
             "socket_keepalive": True,

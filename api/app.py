@@ -107,6 +107,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     app.register_blueprint(health_bp)
     app.register_blueprint(v1_bp)
     app.register_blueprint(openapi_bp)
+    from .legacy import blueprint as legacy_blueprint
+
+    app.register_blueprint(legacy_blueprint(settings.legacy_url_prefix))
     if settings.storage_backend == "local":
         from .local_media import bp as media_bp
 

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, send_from_directory
 from db.models import CallbackState, ImageStatus, JobStatus
 from pipeline.specs import RENDITION_WIDTHS
 from services.access import MAX_ENTITY_ID
-from services.config import ENTITY_TYPES
+from services.config import ENTITY_TYPES, Settings
 from services.views import PUBLIC_FIELDS
 
 bp = Blueprint("openapi", __name__)
@@ -135,6 +135,8 @@ ENTITY = _path_param("entity", {"type": "string", "enum": list(ENTITY_TYPES)})
 ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0, "maximum": MAX_ENTITY_ID})
 IMAGE_ID = _path_param("image_id", {"type": "integer"})
 AUTH = [{"bearer": []}]
+# The default prefix; a deployment that changes LEGACY_URL_PREFIX serves the same operation there.
+LEGACY_PATH = Settings.model_fields["legacy_url_prefix"].default.rstrip("/") + "/{legacy_path}"
 PUBLIC = [{"bearer": []}, {}]  # a token is optional: without one (or without a grant), the public view
 ALWAYS = (401, 503)
 
@@ -224,6 +226,12 @@ def spec() -> dict:
                              "responses": {"200": _json("Health", "the process is up")}}},
         "/readyz": {"get": {"summary": "Readiness: database, broker, store", "operationId": "readyz",
                             "responses": {"200": _json("Ready", "ready"), "503": _json("NotReady", "something is down")}}},
+        LEGACY_PATH: {
+            "parameters": [_path_param("legacy_path", STR, "the rest of a legacy local URL")],
+            "get": {"summary": "A legacy local URL (LEGACY_URL_PREFIX): 301 to the migrated image's large rendition",
+                    "operationId": "legacyUrl",
+                    "responses": {"301": {"description": "moved to the migrated image",
+                                          "headers": {"Location": {"schema": STR}}}, **_errors(404)}}},
         "/media/{key}": {
             "parameters": [_path_param("key", STR, "object key")],
             "get": {"summary": "Local store only: public/ objects, or private ones with a signature",

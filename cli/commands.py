@@ -21,7 +21,9 @@ def api_command(settings: Settings, *, workers: int | None = None, bind: str | N
 
 def worker_command(settings: Settings, *, concurrency: int | None = None, pool: str | None = None,
                    queue: str | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "workers", "worker", "-Q", queue or settings.task_queue,
+    # Uploads first, then the migration (the broker's priority order): one worker serves both.
+    queues = queue or f"{settings.task_queue},{settings.migration_queue}"
+    cmd = [sys.executable, "-m", "workers", "worker", "-Q", queues,
            "-c", str(concurrency or settings.worker_concurrency), "-E", "--loglevel", "INFO"]
     return cmd + (["-P", pool] if pool else [])
 

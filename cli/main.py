@@ -152,5 +152,10 @@ def run() -> None:
     sys.exit(run_all())
 
 
+from .migrate import legacy, migrate  # noqa: E402  (their commands use _settings above)
+
+main.add_command(migrate)
+main.add_command(legacy)
+
 if __name__ == "__main__":
     main()

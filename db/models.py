@@ -83,6 +83,19 @@ class CallbackState(StrEnum):
     FAILED = "failed"  # every attempt spent, or the URL is no longer allowed
 
 
+class MigrationRunStatus(StrEnum):
+    ENQUEUED = "enqueued"  # its items are queued (or done): workers are moving them
+    ROLLED_BACK = "rolled_back"
+
+
+class MigrationItemStatus(StrEnum):
+    QUEUED = "queued"
+    DONE = "done"
+    FAILED = "failed"  # the file is missing or refused; the image stays legacy
+    SKIPPED = "skipped"  # no longer legacy when its task ran (migrated by another run, deleted)
+    ROLLED_BACK = "rolled_back"
+
+
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
@@ -91,6 +104,7 @@ class Image(Base):
         Index("ix_images_status", "status"),
         Index("ix_images_entity_sha256", "entity_type", "entity_id", "sha256"),
         Index("ix_images_entity_position", "entity_type", "entity_id", "position", "id"),
+        Index("ix_images_url", "url"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -205,3 +219,42 @@ class Upload(Base):
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MigrationRun(Base):
+    """One `imagepipe migrate run`: what it was asked, and its items."""
+
+    __tablename__ = "migration_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    source_dir: Mapped[str] = mapped_column(String(1000))
+    entity_type: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # a MigrationRunStatus
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # already migrated when the run started
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    rolled_back_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MigrationItem(Base):
+    """One legacy image of a run. `before` is the image row as the run found it (JSON), which is
+    what a rollback restores, column by column."""
+
+    __tablename__ = "migration_items"
+    __table_args__ = (
+        Index("ix_migration_items_run_status", "run_id", "status"),
+        Index("ix_migration_items_image", "image_id"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("migration_runs.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))  # a MigrationItemStatus
+    entity_type: Mapped[str] = mapped_column(String(20))
+    source_path: Mapped[str | None] = mapped_column(String(1000))
+    source_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    bytes_written: Mapped[int | None] = mapped_column(BigInteger)
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[str] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

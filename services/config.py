@@ -97,6 +97,12 @@ class _Declared(BaseSettings):
         env="CELERY_BROKER_URL", aliases=("REDIS_URL",), group="data", shown="filesystem:// (under var/broker)",
         example="redis://127.0.0.1:6379/0")
     task_queue: str = setting("images", "the processing queue", env="CELERY_QUEUE", group="data")
+    migration_queue: str = setting(
+        "migration", "the legacy migration's queue; workers take from it only when the processing queue is empty",
+        env="MIGRATION_QUEUE", group="data")
+    legacy_url_prefix: str = setting(
+        "/uploads/", "the path prefix of the legacy local URLs: the migration maps it to --source, and the API"
+        " answers GET on it with a 301 to the migrated image", env="LEGACY_URL_PREFIX", group="general")
 
     # object storage
     storage_backend: Literal["s3", "local"] = setting(

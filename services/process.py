@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -11,8 +12,8 @@ from sqlalchemy.orm import Session
 from db.models import UNFINISHED, Image, ImageStatus, Rendition
 from db.unit import Units, after_commit
 from pipeline.errors import ImageError
-from pipeline.probe import probe
-from pipeline.render import render
+from pipeline.probe import ProbeResult, probe
+from pipeline.render import RenderResult, render
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore
 
 from .config import Settings
@@ -82,32 +83,59 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
         return _failed(session, queue, image, "source_missing")
 
     try:
-        info = probe(data, settings.limits)
-        result = render(data, info, settings.encoder)
+        stored = render_and_store(store, settings, image, data)
     except ImageError as exc:
         after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
         return _failed(session, queue, image, exc.code, exc.message)
-
-    meta = object_metadata(image)
-    orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
-    store.put(orig_key, data, content_type=info.mime_type, cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
-    written = [orig_key]
-    for rendition in result.renditions:
-        key = rendition_key(image.entity_type, image.entity_id, image.id, rendition.spec)
-        store.put(key, rendition.data, content_type=rendition.spec.content_type,
-                  cache_control=IMMUTABLE_CACHE_CONTROL, metadata=meta)
-        written.append(key)
 
     # A DELETE may have arrived while we rendered. Lock the row (PostgreSQL; SQLite serialises
     # writers anyway) and look: if it is no longer ours to finish, take back what we wrote.
     current = session.execute(select(Image.status).where(Image.id == image.id).with_for_update()).scalar()
     if current != ImageStatus.PROCESSING:
-        after_commit(session, lambda: store.delete_many(written))
+        after_commit(session, lambda: store.delete_many(stored.keys))
         log.info("image %s was deleted while processing; its objects are removed", image.id)
         return Outcome.DELETED
 
+    record(image, store, stored)
+    after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
+    notify_when_ended(session, queue, image_id=image.id)
+    return Outcome.READY
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An image rendered and written to the store, not yet recorded."""
+
+    info: ProbeResult
+    result: RenderResult
+    keys: list[str]  # the original first, then each rendition in result.renditions' order
+    sha256: str
+    bytes_written: int
+
+
+def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes) -> Stored:
+    """Probe, render, and write the original and every rendition under their deterministic keys
+    (ImageError for a file that is refused). Shared by uploads and the legacy migration."""
+    info = probe(data, settings.limits)
+    result = render(data, info, settings.encoder)
+    meta = object_metadata(image)
+    orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
+    store.put(orig_key, data, content_type=info.mime_type, cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
+    keys, written = [orig_key], len(data)
+    for rendition in result.renditions:
+        key = rendition_key(image.entity_type, image.entity_id, image.id, rendition.spec)
+        store.put(key, rendition.data, content_type=rendition.spec.content_type,
+                  cache_control=IMMUTABLE_CACHE_CONTROL, metadata=meta)
+        keys.append(key)
+        written += len(rendition.data)
+    return Stored(info, result, keys, hashlib.sha256(data).hexdigest(), written)
+
+
+def record(image: Image, store: ObjectStore, stored: Stored) -> None:
+    """The image row and its rendition rows as `stored` says; the image is ready."""
+    info, result = stored.info, stored.result
     existing = {(r.name, r.format): r for r in image.renditions}
-    for rendition, key in zip(result.renditions, written[1:], strict=True):
+    for rendition, key in zip(result.renditions, stored.keys[1:], strict=True):
         spec = rendition.spec
         row = existing.get((spec.name, spec.format))
         if row is None:
@@ -119,13 +147,13 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
         if spec.format in ("jpeg", "png"):
             setattr(image, _URL_COLUMNS[spec.name], store.public_url(key))
 
-    image.s3_key = orig_key
+    image.s3_key = stored.keys[0]
     image.s3_bucket = store.bucket
     image.width, image.height = info.width, info.height
     image.file_size = info.file_size
     image.mime_type = info.mime_type
     image.has_alpha = result.has_alpha
-    image.sha256 = hashlib.sha256(data).hexdigest()
+    image.sha256 = stored.sha256
     image.blurhash = result.placeholders.blurhash
     image.dominant_color = result.placeholders.dominant_color
     image.frames = info.pages
@@ -135,9 +163,6 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
     image.error_code = image.error_message = None
     image.status = ImageStatus.READY
     image.processed_at = datetime.now(UTC)
-    after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
-    notify_when_ended(session, queue, image_id=image.id)
-    return Outcome.READY
 
 
 def _failed(session: Session, queue: TaskQueue, image: Image, code: str, message: str | None = None) -> Outcome:

@@ -22,6 +22,8 @@ class TaskQueue(Protocol):
 
     def deliver_callback(self, job_id: str) -> None: ...
 
+    def migrate_images(self, run_id: str, image_ids: list[int]) -> None: ...
+
     def ping(self) -> None: ...
 
 
@@ -32,6 +34,7 @@ class CeleryQueue:
         from celery import Celery
 
         self.queue = settings.task_queue
+        self.migration_queue = settings.migration_queue
         if app is None:
             celeryconfig.prepare_broker(settings)
             app = Celery("imagepipe-producer", set_as_current=False)
@@ -52,6 +55,16 @@ class CeleryQueue:
 
     def delete_image(self, image_id: int) -> None:
         self._send(celeryconfig.DELETE_IMAGE_TASK, image_id)
+
+    def migrate_images(self, run_id: str, image_ids: list[int]) -> None:
+        """One task per legacy image, on the migration queue (a page at a time: the caller pages)."""
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for image_id in image_ids:
+                    self.app.send_task(celeryconfig.MIGRATE_IMAGE_TASK, args=[run_id, image_id],
+                                       queue=self.migration_queue, producer=producer)
+        except Exception as exc:  # as above
+            raise QueueUnavailable(f"the broker did not take the migration tasks: {exc}") from exc
 
     def deliver_callback(self, job_id: str) -> None:
         self._send(celeryconfig.DELIVER_CALLBACK_TASK, job_id)

@@ -145,6 +145,7 @@ def settings_env(database_url, seaweed) -> dict[str, str]:
         IMAGEPIPE_VAR_DIR=str(_VAR),
         CELERY_BROKER_URL=REDIS_URL,
         CELERY_QUEUE=f"images-test-{RUN_ID}",
+        MIGRATION_QUEUE=f"migration-test-{RUN_ID}",
         JWT_SECRET=secrets.token_urlsafe(48),
         STORAGE_BACKEND="s3",
         DATABASE_URL=database_url,
@@ -184,12 +185,13 @@ def celery_worker(settings, store):
 
     app = create_worker_app(settings)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
-                      queues=[settings.task_queue], loglevel="WARNING", shutdown_timeout=30) as worker:
+                      queues=[settings.task_queue, settings.migration_queue], loglevel="WARNING",
+                      shutdown_timeout=30) as worker:
         yield worker
     # drop whatever this run left in its private queue
     import redis
 
-    redis.Redis.from_url(REDIS_URL).delete(settings.task_queue)
+    redis.Redis.from_url(REDIS_URL).delete(settings.task_queue, settings.migration_queue)
 
 
 # -- The API over real HTTP -----------------------------------------------------------------

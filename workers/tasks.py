@@ -10,9 +10,9 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
-from services import callbacks, manage, process
+from services import callbacks, manage, migrate, process
 from services.config import Settings
-from services.lifecycle import fail_unfinished
+from services.lifecycle import FAILURE_MESSAGES, fail_unfinished
 from storage import StorageError, TransientStorageError
 
 from . import runtime
@@ -75,7 +75,33 @@ def deliver_callback(self: Task, job_id: str) -> str:
         raise self.retry(exc=exc, countdown=delay, max_retries=rt.settings.callback_max_attempts) from exc
 
 
+class MigrateImageTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        rt = runtime.get()
+        code = "storage_unavailable" if isinstance(exc, TransientStorageError) else "processing_error"
+        with rt.unit_of_work() as session:
+            migrate.fail_item(session, args[0], args[1], code, FAILURE_MESSAGES[code])
+        log.error("migration of image %s failed for good: %s: %s", args[1], type(exc).__name__, exc,
+                  extra={"code": code})
+
+
+def migrate_image(run_id: str, image_id: int) -> str:
+    rt = runtime.get()
+    with rt.unit_of_work() as session:
+        return migrate.migrate_one(session, rt.store, rt.settings, run_id, image_id)
+
+
 def register(app: Celery, settings: Settings) -> None:
+    app.task(
+        migrate_image,
+        name=celeryconfig.MIGRATE_IMAGE_TASK,
+        base=MigrateImageTask,
+        autoretry_for=(TransientStorageError, OperationalError),
+        retry_backoff=2,
+        retry_backoff_max=120,
+        retry_jitter=True,
+        max_retries=settings.task_max_retries,
+    )
     app.task(
         process_image,
         name=celeryconfig.PROCESS_IMAGE_TASK,

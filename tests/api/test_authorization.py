@@ -98,6 +98,8 @@ def _cells(w):
         ("get", "/api/v1/openapi.json"): (dict(path="/api/v1/openapi.json"), dict.fromkeys(no_one, 200)),
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
         ("get", "/readyz"): (dict(path="/readyz"), dict.fromkeys(no_one, 200)),
+        ("get", "/uploads/{legacy_path}"): (  # public: an old link, never migrated
+            dict(path="/uploads/properties/1/never-migrated.jpg"), dict.fromkeys(no_one, 404)),
         ("get", "/media/{key}"): (  # a private object: a signature is required, whoever asks
             dict(path=f"/media/originals/properties/{e}/{ready}.jpg"), dict.fromkeys(no_one, 403)),
         ("post", "/media/upload"): (  # no valid policy: refused, whoever asks

@@ -8,6 +8,7 @@ class RecordingQueue:
         self.images = images if images is not None else []
         self.deletes: list[int] = []
         self.callbacks: list[str] = []
+        self.migrations: list[tuple[str, int]] = []
 
     def process_images(self, image_ids: list[int]) -> None:
         self.images.extend(image_ids)
@@ -17,6 +18,9 @@ class RecordingQueue:
 
     def deliver_callback(self, job_id: str) -> None:
         self.callbacks.append(job_id)
+
+    def migrate_images(self, run_id: str, image_ids: list[int]) -> None:
+        self.migrations.extend((run_id, i) for i in image_ids)
 
     def ping(self) -> None:
         pass
