@@ -71,12 +71,27 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
     assert f"{COUNT - bad} already migrated (skipped)" in again.stdout
     assert f"{bad} failed before (use --retry-failed" in again.stdout
 
+    # A lost file turns up again: --retry-failed moves it; the other failures stay failed.
+    lost = report["failed_by_code"]["source_missing"]["files"][0]
+    (legacy_dir / lost).write_bytes((ROOT / "tests" / "corpus" / "photos" / "tree_1024x772.webp").read_bytes())
+    retried = _cli("migrate", "run", "--source", str(legacy_dir), "--retry-failed",
+                   "--report", str(tmp_path / "retry.json"), env=env, cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    retry = json.loads((tmp_path / "retry.json").read_text())
+    assert (retry["total"], retry["done"], retry["failed"]) == (bad, 1, bad - 1)
+    bad -= 1
+    migrated = session.query(Image).filter(Image.legacy_table.is_not(None), Image.status == "ready").all()
+
     checked = _cli("migrate", "verify", "--output", str(tmp_path / "verify.json"), env=env, cwd=tmp_path)
     verified = json.loads((tmp_path / "verify.json").read_text())
     assert verified["checked"] == COUNT - bad  # every migrated image was looked at
-    problems = verified["problems"]
-    # The migrated images agree with the store and the files; the rows whose files are missing are listed.
-    assert {p["problem"] for p in problems} == {"row_without_file"} and len(problems) == made["missing"]
+    assert (verified["problems"], checked.returncode) == ([], 0)  # the store and the files agree
+    # A legacy row whose file is gone is listed (here: a corrupt file that never migrated is deleted).
+    corrupt = report["failed_by_code"]["corrupt_image"]["files"][0]
+    (legacy_dir / corrupt).unlink()
+    checked = _cli("migrate", "verify", "--output", str(tmp_path / "verify.json"), env=env, cwd=tmp_path)
+    problems = json.loads((tmp_path / "verify.json").read_text())["problems"]
+    assert [(p["problem"], p["url"]) for p in problems] == [("row_without_file", "/uploads/" + corrupt)]
     assert checked.returncode == 1
     victim = migrated[0].renditions[0].key
     store.delete(victim)
@@ -84,6 +99,7 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
     tampered = json.loads((tmp_path / "v2.json").read_text())["problems"]
     assert {"image_id": migrated[0].id, "file": _item_path(engine, migrated[0].id), "problem": "object_missing",
             "key": victim} in tampered
+    assert "checksum_differs" not in {p["problem"] for p in tampered}
 
     redirect_map = _cli("migrate", "redirects", env=env, cwd=tmp_path).stdout.splitlines()
     assert redirect_map[0] == "legacy_url,new_url" and len(redirect_map) == 1 + COUNT - bad
@@ -93,10 +109,10 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
     assert "large_w1600" in new
     assert requests.get(f"{live_server}/uploads/properties/1/none.jpg", timeout=10).status_code == 404
 
-    run_id = report["run"]
     for _ in range(2):  # idempotent
-        undone = _cli("migrate", "rollback", "--run", run_id, env=env, cwd=tmp_path)
-        assert undone.returncode == 0, undone.stderr[-2000:]
+        for run_id in (report["run"], retry["run"]):
+            undone = _cli("migrate", "rollback", "--run", run_id, env=env, cwd=tmp_path)
+            assert undone.returncode == 0, undone.stderr[-2000:]
     assert _table(engine) == before  # exactly as it was, column by column
     assert session.query(Image).filter(Image.legacy_table.is_not(None), Image.status == "ready").count() == 0
     assert store.exists(migrated[1].s3_key)  # objects stay as a backup without --delete-objects
