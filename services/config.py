@@ -178,6 +178,9 @@ class _Declared(BaseSettings):
         900, "imagepipe sweep: how old a pending or deleting image or a staging object must be before it counts as"
         " abandoned (an image still processing after twice the hard time limit too)", env="SWEEP_GRACE_S",
         group="tasks", lo=60, hi=7 * 24 * 3600)
+    store_put_concurrency: int = setting(
+        4, "an image's original and renditions are written this many at a time (1: one after the other)",
+        env="STORE_PUT_CONCURRENCY", group="tasks", lo=1, hi=16)
     worker_concurrency: int = setting(2, "worker processes (one per core is best)", env="WORKER_CONCURRENCY",
                                       group="tasks", lo=1, hi=512)
     api_workers: int = setting(2, "gunicorn worker processes of the API", env="API_WORKERS", group="tasks",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -120,15 +121,25 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
     result = render(data, info, settings.encoder)
     meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
-    store.put(orig_key, data, content_type=info.mime_type, cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
-    keys, written = [orig_key], len(data)
-    for rendition in result.renditions:
-        key = rendition_key(image.entity_type, image.entity_id, image.id, rendition.spec)
-        store.put(key, rendition.data, content_type=rendition.spec.content_type,
-                  cache_control=IMMUTABLE_CACHE_CONTROL, metadata=meta)
-        keys.append(key)
-        written += len(rendition.data)
-    return Stored(info, result, keys, hashlib.sha256(data).hexdigest(), written)
+    writes = [(orig_key, data, info.mime_type, PRIVATE_CACHE_CONTROL)]
+    writes += [(rendition_key(image.entity_type, image.entity_id, image.id, r.spec), r.data, r.spec.content_type,
+                IMMUTABLE_CACHE_CONTROL) for r in result.renditions]
+
+    def put(write) -> None:
+        key, body, content_type, cache_control = write
+        store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=meta)
+
+    # The seven writes overlap (the CPU would otherwise wait on each round trip); a failure of any
+    # is raised once the others have finished, and a retry writes the same keys again.
+    if settings.store_put_concurrency > 1:
+        with ThreadPoolExecutor(min(settings.store_put_concurrency, len(writes))) as pool:
+            for future in [pool.submit(put, w) for w in writes]:
+                future.result()
+    else:
+        for write in writes:
+            put(write)
+    return Stored(info, result, [w[0] for w in writes], hashlib.sha256(data).hexdigest(),
+                  sum(len(w[1]) for w in writes))
 
 
 def record(image: Image, store: ObjectStore, stored: Stored) -> None:
