@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,35 +30,11 @@ sys.path.insert(0, str(ROOT))
 from cli.commands import api_command  # noqa: E402
 from services.config import Settings  # noqa: E402
 from services.tokens import issue_token  # noqa: E402
+from tests.support.services import BlackHole, free_port  # noqa: E402  (the fault suite's own)
 
 HUNG = 4  # uploads kept waiting on the store at once
 READS = 20  # gallery reads on the idle server
 BUSY_READS = 5  # ... and while the uploads hang (a sync worker makes each wait seconds)
-
-
-def black_hole() -> tuple[socket.socket, int]:
-    """Accepts connections (the kernel completes the handshake) and never reads or answers."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(512)
-    held: list[socket.socket] = []
-
-    def accept():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            held.append(conn)
-
-    threading.Thread(target=accept, daemon=True).start()
-    return srv, srv.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(model: list[str], env: dict, token: str) -> tuple[list[float], list[float]]:
@@ -111,11 +86,11 @@ def measure(model: list[str], env: dict, token: str) -> tuple[list[float], list[
 
 
 def main() -> None:
-    hole, hole_port = black_hole()
+    hole = BlackHole()
     var = tempfile.mkdtemp(prefix="imagepipe-bench-")
     env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
            "IMAGEPIPE_VAR_DIR": var, "JWT_SECRET": "b" * 40, "STORAGE_BACKEND": "s3",
-           "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{hole_port}", "AWS_ACCESS_KEY_ID": "x",
+           "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{hole.port}", "AWS_ACCESS_KEY_ID": "x",
            "AWS_SECRET_ACCESS_KEY": "y", "RATE_LIMIT_UPLOADS_PER_MINUTE": "0"}
     subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], cwd=ROOT, env=env, check=True)
     token = issue_token(env["JWT_SECRET"], 1, entities=["properties:1"])

@@ -58,6 +58,9 @@ def migrate() -> None:
 def run(source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_failed: bool, no_wait: bool,
         report_path: Path | None) -> None:
     """Queue every legacy image (page by page) on the migration queue, then follow the run."""
+    from datetime import UTC, datetime
+
+    from db.models import MigrationRun
     from services import migrate as svc
 
     rt = _runtime()
@@ -76,8 +79,6 @@ def run(source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_
     last = 0
     while True:
         with rt.unit_of_work() as session:
-            from db.models import MigrationRun
-
             page_end = svc.enqueue_page(session, rt.queue, session.get(MigrationRun, run_id), after_id=last,
                                         batch_size=batch_size, retry_failed=retry_failed)
             if page_end is None:
@@ -85,10 +86,6 @@ def run(source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_
         last = page_end
         click.echo(f"\rqueued up to image {last}", nl=False)
     with rt.unit_of_work() as session:
-        from datetime import UTC, datetime
-
-        from db.models import MigrationRun
-
         session.get(MigrationRun, run_id).enqueued_at = datetime.now(UTC)
     click.echo(f"\rrun {run_id}: queued; workers on the '{rt.settings.migration_queue}' queue move the files")
     if no_wait:

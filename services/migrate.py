@@ -365,23 +365,20 @@ def rollback(session: Session, store: ObjectStore, run_id: str, *, delete_object
     return {"run": run_id, "restored": restored, "objects_deleted": len(keys) if delete_objects else 0}
 
 
+def _migrated_large():
+    """(legacy URL, key of the large JPEG/PNG rendition) of migrated images: the redirects' one query."""
+    return (select(Image.url, Rendition.key).join(Rendition, Rendition.image_id == Image.id)
+            .where(Image.status == ImageStatus.READY, Image.legacy_table.is_not(None), Image.url.is_not(None),
+                   Rendition.name == "large", Rendition.format.in_(("jpeg", "png"))))
+
+
 def redirects(session: Session, store: ObjectStore) -> Iterator[tuple[str, str]]:
     """(legacy URL, new URL) of every migrated image: its large JPEG/PNG rendition."""
-    query = (select(Image.url, Rendition.key).join(Rendition, Rendition.image_id == Image.id)
-             .where(Image.status == ImageStatus.READY, Image.legacy_table.is_not(None), Image.url.is_not(None),
-                    Rendition.name == "large", Rendition.format.in_(("jpeg", "png")))
-             .order_by(Image.id).execution_options(yield_per=1000))
+    query = _migrated_large().order_by(Image.id).execution_options(yield_per=1000)
     for url, key in session.execute(query):
         yield url, store.public_url(key)
 
 
 def redirect_for(session: Session, store: ObjectStore, url: str) -> str | None:
-    return next((new for old, new in _one(session, store, url)), None)
-
-
-def _one(session: Session, store: ObjectStore, url: str) -> Iterator[tuple[str, str]]:
-    query = (select(Image.url, Rendition.key).join(Rendition, Rendition.image_id == Image.id)
-             .where(Image.url == url, Image.status == ImageStatus.READY, Rendition.name == "large",
-                    Rendition.format.in_(("jpeg", "png"))).limit(1))
-    for old, key in session.execute(query):
-        yield old, store.public_url(key)
+    row = session.execute(_migrated_large().where(Image.url == url).limit(1)).first()
+    return None if row is None else store.public_url(row.key)

@@ -25,13 +25,16 @@ class ProcessImageTask(Task):
         # Retries are exhausted (or the error was not transient): never leave an image spinning.
         # Celery also calls this in the worker's main process when the hard time limit killed
         # the child (libvips busy in C code cannot see the soft limit's signal).
-        if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
-            code = "processing_timeout"
-        elif isinstance(exc, TransientStorageError):
-            code = "storage_unavailable"
-        else:
-            code = "processing_error"
-        fail_for_good(args[0], code, f"{type(exc).__name__}: {exc}")
+        fail_for_good(args[0], _failure_code(exc), f"{type(exc).__name__}: {exc}")
+
+
+def _failure_code(exc: BaseException) -> str:
+    """The code a task failed for good with; its fixed text is what the client reads."""
+    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+        return "processing_timeout"
+    if isinstance(exc, TransientStorageError):
+        return "storage_unavailable"
+    return "processing_error"
 
 
 def fail_for_good(image_id: int, code: str, details: str) -> None:
@@ -78,7 +81,7 @@ def deliver_callback(self: Task, job_id: str) -> str:
 class MigrateImageTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         rt = runtime.get()
-        code = "storage_unavailable" if isinstance(exc, TransientStorageError) else "processing_error"
+        code = _failure_code(exc)
         with rt.unit_of_work() as session:
             migrate.fail_item(session, args[0], args[1], code, FAILURE_MESSAGES[code])
         log.error("migration of image %s failed for good: %s: %s", args[1], type(exc).__name__, exc,
@@ -92,26 +95,17 @@ def migrate_image(run_id: str, image_id: int) -> str:
 
 
 def register(app: Celery, settings: Settings) -> None:
-    app.task(
-        migrate_image,
-        name=celeryconfig.MIGRATE_IMAGE_TASK,
-        base=MigrateImageTask,
-        autoretry_for=(TransientStorageError, OperationalError),
-        retry_backoff=2,
-        retry_backoff_max=120,
-        retry_jitter=True,
-        max_retries=settings.task_max_retries,
-    )
+    # An image's work (processing it, migrating it) retries transient store and database errors
+    # with jittered backoff, TASK_MAX_RETRIES times, then fails it for good (on_failure).
+    image_work = dict(autoretry_for=(TransientStorageError, OperationalError), retry_backoff=2,
+                      retry_backoff_max=120, retry_jitter=True, max_retries=settings.task_max_retries)
+    app.task(migrate_image, name=celeryconfig.MIGRATE_IMAGE_TASK, base=MigrateImageTask, **image_work)
     app.task(
         process_image,
         name=celeryconfig.PROCESS_IMAGE_TASK,
         base=ProcessImageTask,
-        autoretry_for=(TransientStorageError, OperationalError),
-        retry_backoff=2,
-        retry_backoff_max=120,
-        retry_jitter=True,
-        max_retries=settings.task_max_retries,
         default_retry_delay=5,  # after a lost worker process (transient errors back off on their own)
+        **image_work,
     )
     app.task(
         delete_image,

@@ -136,20 +136,18 @@ class Processes:
 
 
 def _start_worker(env: dict, log: Path) -> subprocess.Popen:
+    """A worker writing to `log` (appended to across restarts); returns once it says it is ready."""
     cmd = worker_command(Settings.from_env(env), concurrency=2, pool="prefork") + ["--without-gossip",
                                                                                    "--without-mingle"]
+    ready_before = log.read_text(errors="replace").count("ready.") if log.exists() else 0
     with open(log, "a") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     deadline = time.monotonic() + 60
-    while log.read_text(errors="replace").count("ready.") < _start_worker.count.get(log, 0) + 1:
+    while log.read_text(errors="replace").count("ready.") <= ready_before:
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.2)
-    _start_worker.count[log] = _start_worker.count.get(log, 0) + 1
     return proc
-
-
-_start_worker.count = {}
 
 
 def _start(stack: Stack, name: str, **overrides) -> Processes:
