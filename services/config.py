@@ -504,6 +504,12 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
                         " does not exist")
     if s.cloudfront_key_pair_id and not s.aws_cloudfront_url:
         problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID needs AWS_CLOUDFRONT_URL (the distribution the URLs are for)")
+    store_call_s = s.store_max_attempts * (s.store_connect_timeout_s + s.store_read_timeout_s)
+    if store_call_s >= s.task_soft_time_limit_s:
+        problems.append(
+            f"TASK_SOFT_TIME_LIMIT_S ({s.task_soft_time_limit_s}) must exceed the longest a store call may take"
+            f" (STORE_MAX_ATTEMPTS x (STORE_CONNECT_TIMEOUT_S + STORE_READ_TIMEOUT_S) = {store_call_s:g} s): a hung"
+            " store must end in a retry, not in a task killed for time")
     if s.broker_visibility_timeout_s <= s.task_time_limit_s:
         problems.append("BROKER_VISIBILITY_TIMEOUT_S must exceed TASK_TIME_LIMIT_S (or a running task is delivered twice)")
     if s.task_time_limit_s <= s.task_soft_time_limit_s:

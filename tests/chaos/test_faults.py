@@ -96,8 +96,9 @@ def stack(tmp_path_factory):
             STORAGE_BACKEND="s3", AWS_S3_BUCKET="chaos", AWS_S3_ENDPOINT_URL=weed.endpoint_url,
             AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
             RATE_LIMIT_UPLOADS_PER_MINUTE="0", VIPS_CONCURRENCY="1",
-            # Short limits so that a lost task comes back within the scenario's time.
-            TASK_SOFT_TIME_LIMIT_S="20", TASK_TIME_LIMIT_S="30", BROKER_VISIBILITY_TIMEOUT_S="40",
+            # Short limits so that a lost task comes back within the scenario's time; the soft one
+            # still above a store call's worst case (4 x (2 + 5) s), as the settings require.
+            TASK_SOFT_TIME_LIMIT_S="40", TASK_TIME_LIMIT_S="50", BROKER_VISIBILITY_TIMEOUT_S="60",
             TASK_MAX_RETRIES="12", SWEEP_GRACE_S="60",
         )
         s = Settings.from_env(env)

@@ -191,3 +191,15 @@ def test_the_api_process_does_not_load_libvips():
                          env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_task_outlives_a_hung_store_call(tmp_path):
+    """A store that hangs ends each call in a transient error (retried) well before the soft time
+    limit would kill the task: the settings refuse limits that cannot hold."""
+    base = {"IMAGEPIPE_VAR_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**base, "TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "30"})
+    assert any(p.startswith("TASK_SOFT_TIME_LIMIT_S (20) must exceed") and "28 s" in p for p in err.value.problems)
+    ok = Settings.from_env({**base, "TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "30",
+                            "STORE_MAX_ATTEMPTS": "2"})
+    assert ok.store_max_attempts * (ok.store_connect_timeout_s + ok.store_read_timeout_s) < 20
