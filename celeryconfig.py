@@ -13,7 +13,32 @@ PROCESS_IMAGE_TASK = "imagepipe.process_image"
 DELETE_IMAGE_TASK = "imagepipe.delete_image"
 DELIVER_CALLBACK_TASK = "imagepipe.deliver_callback"
 MIGRATE_IMAGE_TASK = "imagepipe.migrate_image"
-TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
+REGENERATE_TASK = "imagepipe.regenerate_renditions"
+SCAN_ORPHANS_TASK = "imagepipe.scan_orphans"
+SCHEDULED_SCAN_TASK = "imagepipe.scheduled_orphan_scan"
+# The sweeps (services/sweeps.py): quick, idempotent, safe to run twice at once.
+SWEEP_TASKS = {
+    "imagepipe.sweep_stuck": "stuck pending/processing images re-queued (or failed past SWEEP_MAX_REQUEUES)",
+    "imagepipe.sweep_deleting": "images left deleting: purge queued again",
+    "imagepipe.sweep_uploads": "expired direct uploads: row and staged object removed",
+    "imagepipe.sweep_staging": "staging objects no live upload refers to, removed",
+    "imagepipe.sweep_usage": "the storage usage rollup's delta rows merged",
+}
+TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK, *SWEEP_TASKS)
+MAINTENANCE_TASKS = (REGENERATE_TASK, SCAN_ORPHANS_TASK, SCHEDULED_SCAN_TASK)
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """What Celery beat sends (`imagepipe beat`; `make run` starts it). One beat per deployment;
+    a second one would only make each sweep run twice, which they are built to survive."""
+    from celery.schedules import crontab
+
+    schedule = {name.split(".", 1)[1]: {"task": name, "schedule": float(settings.sweep_interval_s)}
+                for name in SWEEP_TASKS}
+    if settings.orphan_scan_hour >= 0:
+        schedule["orphan_scan_daily"] = {"task": SCHEDULED_SCAN_TASK,
+                                         "schedule": crontab(minute=17, hour=settings.orphan_scan_hour)}
+    return schedule
 
 
 def build(settings: Settings) -> dict:
@@ -45,7 +70,11 @@ def build(settings: Settings) -> dict:
         "task_time_limit": settings.task_time_limit_s,
         "task_default_queue": settings.task_queue,
         "task_routes": {**{name: {"queue": settings.task_queue} for name in TASK_NAMES},
+                        **{name: {"queue": settings.maintenance_queue} for name in MAINTENANCE_TASKS},
                         MIGRATE_IMAGE_TASK: {"queue": settings.migration_queue}},
+        "beat_schedule": beat_schedule(settings),
+        "beat_schedule_filename": str(settings.var_dir / "celerybeat-schedule"),
+        "timezone": "UTC",
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,

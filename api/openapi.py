@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, send_from_directory
 
-from db.models import CallbackState, ImageStatus, JobStatus
+from db.models import CallbackState, ImageStatus, JobStatus, ScanStatus
 from pipeline.specs import RENDITION_WIDTHS
 from services.access import MAX_ENTITY_ID
 from services.config import ENTITY_TYPES, Settings
@@ -96,6 +96,41 @@ SCHEMAS = {
     "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("ImageView")},
                      "next_cursor": _nullable(STR)}),
     "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
+    "Count": _obj({"objects": INT, "bytes": INT}),
+    "StorageStats": _obj({
+        "source": {"type": "string", "enum": ["database", "bucket"]},
+        "totals": _ref("Count"),
+        "entities": {"type": "object", "description": "by entity type", "additionalProperties": _obj({
+            "originals": _ref("Count"), "renditions": _ref("Count"), "objects": INT, "bytes": INT})},
+        "renditions": {"type": "object", "description": "by rendition name, then format",
+                       "additionalProperties": {"type": "object", "additionalProperties": _ref("Count")}},
+        "added_per_day": {"type": "array", "description": "the last 30 days, oldest first (UTC)",
+                          "items": _obj({"date": {"type": "string", "format": "date"}, "objects": INT, "bytes": INT})},
+        "images_by_status": {"type": "object", "propertyNames": {"enum": [s.value for s in ImageStatus]},
+                             "additionalProperties": INT},
+        "last_orphan_scan": _nullable(_obj({"id": STR, "finished_at": _nullable(TIME), "dry_run": BOOL,
+                                            "orphans": _ref("Count"),
+                                            "missing": _obj({"originals": INT, "renditions": INT})})),
+        "egress": _obj({"known": {"const": False}, "why": STR}),
+        "duration_ms": {"type": "number"},
+    }, {"staging": _ref("Count"), "outside_layout": _ref("Count"),
+        "difference": {"type": "object", "description": "bucket minus database"}}),
+    "Scan": _obj({
+        "id": STR, "status": {"type": "string", "enum": [s.value for s in ScanStatus]}, "dry_run": BOOL,
+        "scope": _nullable(_obj({"entity_type": STR, "entity_id": INT})), "grace_s": INT,
+        "requested_by": _nullable(STR), "created_at": _nullable(TIME), "started_at": _nullable(TIME),
+        "finished_at": _nullable(TIME),
+        "progress": _obj({"objects_listed": INT, "bytes_listed": INT, "expected_objects": _nullable(INT)}),
+        "counts": _nullable({"type": "object", "description": "listed, orphans (by kind), young_unreferenced, deleted,"
+                             " delete_errors, missing originals/renditions, marked_missing, rerender_queued"}),
+        "samples": _nullable({"type": "object", "description": "the first keys of each finding",
+                              "additionalProperties": {"type": "array", "items": {"type": "object"}}}),
+        "samples_capped_at": INT, "report_key": _nullable(STR), "error": _nullable(STR),
+    }),
+    "ScanRequest": {"type": "object", "additionalProperties": False, "properties": {
+        "dry_run": {"type": "boolean", "default": True, "description": "false: delete the orphans found"},
+        "entity": {"type": "string", "enum": list(ENTITY_TYPES)},
+        "entity_id": {"type": "integer", "minimum": 1, "maximum": MAX_ENTITY_ID}}},
     "Health": _obj({"status": {"const": "ok"}}),
     "Ready": _obj({"status": {"const": "ok"}, "checks": {"type": "object", "additionalProperties": STR}}),
     "NotReady": _obj({"status": {"const": "unavailable"}, "down": {"type": "array", "items": STR},
@@ -131,6 +166,7 @@ def _query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+SCAN_ID = _path_param("scan_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
 ENTITY = _path_param("entity", {"type": "string", "enum": list(ENTITY_TYPES)})
 ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0, "maximum": MAX_ENTITY_ID})
 IMAGE_ID = _path_param("image_id", {"type": "integer"})
@@ -218,6 +254,33 @@ def spec() -> dict:
                            _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size")],
             "responses": {"200": _json("AdminImages", "the images"), **_errors(400, 403, *ALWAYS)},
         }},
+        "/api/v1/admin/storage/stats": {"get": {
+            "summary": "Storage statistics (admin): bytes and objects per entity type and rendition, images per status,"
+                       " bytes added per day, the last orphan scan", "operationId": "adminStorageStats",
+            "security": AUTH,
+            "parameters": [_query("source", {"type": "string", "enum": ["database", "bucket"]},
+                                  "database (default, index-only aggregates) or bucket (a listing, with the difference)")],
+            "responses": {"200": _json("StorageStats", "the figures"), **_errors(400, 403, *ALWAYS)},
+        }},
+        "/api/v1/admin/storage/cleanup-orphaned": {"post": {
+            "summary": "Start an orphan scan, both ways (admin); a dry run unless dry_run is false",
+            "operationId": "adminCleanupOrphaned", "security": AUTH,
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("ScanRequest")}}},
+            "responses": {"202": {**_json("Scan", "queued; follow the Location"),
+                                  "headers": {"Location": {"schema": STR}}}, **_errors(400, 403, 404, 413, *ALWAYS)},
+        }},
+        "/api/v1/admin/storage/scans/{scan_id}": {
+            "parameters": [SCAN_ID],
+            "get": {"summary": "An orphan scan: progress, counts, the first keys of each finding (admin)",
+                    "operationId": "adminStorageScan", "security": AUTH,
+                    "responses": {"200": _json("Scan", "the scan"), **_errors(403, 404, *ALWAYS)}}},
+        "/api/v1/admin/storage/scans/{scan_id}/report": {
+            "parameters": [SCAN_ID],
+            "get": {"summary": "A finished scan's complete report, JSON lines (admin)",
+                    "operationId": "adminStorageScanReport", "security": AUTH,
+                    "responses": {"200": {"description": "one JSON object per finding",
+                                          "content": {"application/x-ndjson": {"schema": STR}}},
+                                  **_errors(403, 404, 409, *ALWAYS)}}},
         "/api/v1/openapi.json": {"get": {
             "summary": "This document", "operationId": "openapi",
             "responses": {"200": {"description": "OpenAPI 3.1",

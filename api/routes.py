@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from db.models import Image, ImageStatus
-from services import access, manage
+from db.models import Image, ImageStatus, ScanStatus, StorageScan
+from db.unit import after_commit
+from services import access, manage, orphans, stats
 from services.callbacks import CallbackRejected, check_callback_url
 from services.config import ENTITY_TYPES
 from services.ingest import IncomingFile, IngestResult, accept, ingest_upload
@@ -327,3 +328,75 @@ def admin_images():
     rows = images_in_status(db_session(), status, _int_arg("limit", 50, 1, MAX_LIST_LIMIT))
     store = components().store
     return jsonify({"status": status, "images": [image_json(i, store, full=True) for i in rows]})
+
+
+@bp.get("/admin/storage/stats")
+@admin_required
+def admin_storage_stats():
+    """Storage statistics from the database (index-only aggregates), or `?source=bucket`: from a
+    listing of the bucket, with its difference from the database."""
+    source = request.args.get("source", "database")
+    if source not in ("database", "bucket"):
+        raise ApiError(400, "invalid_parameter", "source must be database or bucket")
+    db = stats.database_stats(db_session())
+    if source == "database":
+        return jsonify(db)
+    out = stats.bucket_stats(components().store) | {"images_by_status": db["images_by_status"],
+                                                    "last_orphan_scan": db["last_orphan_scan"]}
+    out["difference"] = stats.difference(out, db)
+    return jsonify(out)
+
+
+@bp.post("/admin/storage/cleanup-orphaned")
+@admin_required
+def admin_cleanup_orphaned():
+    """Start an orphan scan (a dry run unless `"dry_run": false` is sent); 202 with the scan,
+    whose report is read at its Location."""
+    body = _json_body() if request.content_length else {}
+    unknown = set(body) - {"dry_run", "entity", "entity_id"}
+    if unknown:
+        raise ApiError(400, "invalid_parameter", f"unknown field(s): {', '.join(sorted(unknown))}")
+    dry_run = body.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise ApiError(400, "invalid_parameter", "dry_run must be true or false")
+    scope = None
+    if "entity" in body or "entity_id" in body:
+        if not ("entity" in body and "entity_id" in body):
+            raise ApiError(400, "invalid_parameter", "send entity and entity_id together (or neither: the whole bucket)")
+        if not isinstance(body["entity"], str):
+            raise ApiError(400, "invalid_parameter", f"entity must be one of {', '.join(ENTITY_TYPES)}")
+        scope = (_entity(body["entity"]), _entity_id(body["entity_id"]))
+    session = db_session()
+    settings, queue = components().settings, components().queue
+    scan = orphans.create_scan(session, dry_run=dry_run, grace_s=settings.orphan_grace_s,
+                               requested_by=f"user:{g.principal.user_id}", entity=scope)
+    scan_id = scan.id
+    after_commit(session, lambda: queue.scan_orphans(scan_id))
+    return AfterCommit(lambda: (jsonify(orphans.scan_json(scan)), 202,
+                                {"Location": url_for("v1.admin_storage_scan", scan_id=scan_id)}))
+
+
+def _scan(scan_id: str) -> StorageScan:
+    scan = db_session().get(StorageScan, scan_id) if len(scan_id) == 32 and scan_id.isalnum() else None
+    if scan is None:
+        raise ApiError(404, "scan_not_found", "no such scan")
+    return scan
+
+
+@bp.get("/admin/storage/scans/<scan_id>")
+@admin_required
+def admin_storage_scan(scan_id: str):
+    """A scan's progress, counts and the first keys of each finding (the report has them all)."""
+    return jsonify(orphans.scan_json(_scan(scan_id)))
+
+
+@bp.get("/admin/storage/scans/<scan_id>/report")
+@admin_required
+def admin_storage_scan_report(scan_id: str):
+    """The complete report: one JSON object per line (finding, key or image, bytes, action)."""
+    scan = _scan(scan_id)
+    if scan.status != ScanStatus.SUCCEEDED or not scan.report_key:
+        raise ApiError(409, "scan_not_finished", f"the scan is {scan.status}; its report exists once it has succeeded")
+    data = components().store.get(scan.report_key)
+    return Response(data, mimetype="application/x-ndjson",
+                    headers={"Content-Disposition": f'attachment; filename="orphan-scan-{scan.id}.jsonl"'})

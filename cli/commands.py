@@ -21,11 +21,15 @@ def api_command(settings: Settings, *, workers: int | None = None, bind: str | N
 
 def worker_command(settings: Settings, *, concurrency: int | None = None, pool: str | None = None,
                    queue: str | None = None) -> list[str]:
-    # Uploads first, then the migration (the broker's priority order): one worker serves both.
-    queues = queue or f"{settings.task_queue},{settings.migration_queue}"
+    # Uploads first, then the migration, then maintenance (the broker's priority order).
+    queues = queue or f"{settings.task_queue},{settings.migration_queue},{settings.maintenance_queue}"
     cmd = [sys.executable, "-m", "workers", "worker", "-Q", queues,
            "-c", str(concurrency or settings.worker_concurrency), "-E", "--loglevel", "INFO"]
     return cmd + (["-P", pool] if pool else [])
+
+
+def beat_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "workers", "beat", "--loglevel", "INFO"]
 
 
 def flower_command(settings: Settings) -> list[str]:

@@ -67,23 +67,27 @@ def run_all() -> int:
             _say(f"generated S3 credentials are in {settings.var_dir / 'secrets' / 's3_credentials.json'}")
         if settings.storage_backend == "local" and not settings.public_api_url:
             env["PUBLIC_API_URL"] = f"http://{settings.host}:{settings.port}"
+        if embedded_s3 and not settings.cors_allowed_origins:
+            env["CORS_ALLOWED_ORIGINS"] = f"http://{settings.host}:{settings.port}"  # the web page's direct uploads
         settings = Settings.from_env(env)
 
         from db.migrate import upgrade
         from services.stores import make_store
 
-        from .commands import api_command, flower_command, worker_command
+        from .commands import api_command, beat_command, flower_command, worker_command
 
         _say(f"migrating {settings.database_url.split('@')[-1]} to head ...")
         upgrade(settings.database_url)
         if embedded_s3:
-            store = make_store(settings)
-            store.ensure_bucket()
-            store.allow_anonymous_read("public/")  # only renditions are anonymously readable
+            from services.bucket import setup
+
+            # The bucket as `imagepipe bucket setup` makes it: only public/ anonymously readable,
+            # CORS for this page's origin, staging/ expiring after a day.
+            setup(make_store(settings), settings)
 
         flower_port = settings.flower_port
         specs = [("api", api_command(settings)), ("worker", worker_command(settings)),
-                 ("flower", flower_command(settings))]
+                 ("beat", beat_command(settings)), ("flower", flower_command(settings))]
         for name, cmd in specs:
             children.append((name, subprocess.Popen(cmd, env=env)))
         base = f"http://{settings.host}:{settings.port}"

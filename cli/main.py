@@ -128,6 +128,16 @@ def worker(concurrency: int | None) -> None:
 
 
 @main.command()
+def beat() -> None:
+    """Run Celery beat: the sweeps every SWEEP_INTERVAL_S and the daily dry-run orphan scan. One per
+    deployment (a second one makes each sweep run twice, which they survive)."""
+    from .commands import beat_command
+
+    cmd = beat_command(_settings())
+    os.execvp(cmd[0], cmd)
+
+
+@main.command()
 def sweep() -> None:
     """Put right what a crash left between two steps (services/sweeps.py); safe at any time."""
     import json
@@ -139,23 +149,25 @@ def sweep() -> None:
     rt = build_runtime(s)
     with rt.unit_of_work() as session:
         report = run_sweep(session, rt.store, rt.queue, grace_s=s.sweep_grace_s,
-                           processing_limit_s=2 * s.task_time_limit_s + s.sweep_grace_s)
+                           processing_limit_s=2 * s.task_time_limit_s + s.sweep_grace_s,
+                           max_requeues=s.sweep_max_requeues)
     click.echo(json.dumps(report.as_dict()))
 
 
 @main.command()
 def run() -> None:
     """Start everything for development: object store (if none configured), migrations, API,
-    worker and Flower. Ctrl-C stops all of it."""
+    worker, beat and Flower. Ctrl-C stops all of it."""
     from .devrun import run_all
 
     sys.exit(run_all())
 
 
 from .migrate import legacy, migrate  # noqa: E402  (their commands use _settings above)
+from .storage import bucket, orphans, renditions, stats  # noqa: E402
 
-main.add_command(migrate)
-main.add_command(legacy)
+for _command in (migrate, legacy, bucket, stats, orphans, renditions):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

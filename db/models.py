@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -59,6 +60,7 @@ class ImageStatus(StrEnum):
     FAILED = "failed"
     DELETING = "deleting"  # hidden from listings; a task is removing its objects, then the row
     LEGACY = "legacy"  # a pre-S3 row with a local url, not yet migrated
+    MISSING = "missing"  # the orphan scan found its original gone from the store: upload it again
 
 
 UNFINISHED = (ImageStatus.PENDING, ImageStatus.PROCESSING)
@@ -105,6 +107,7 @@ class Image(Base):
         Index("ix_images_entity_sha256", "entity_type", "entity_id", "sha256"),
         Index("ix_images_entity_position", "entity_type", "entity_id", "position", "id"),
         Index("ix_images_url", "url"),
+        Index("ix_images_staging_key", "staging_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,6 +148,7 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    requeues: Mapped[int] = mapped_column(Integer, default=0)  # by the stuck-image sweep; past a bound it fails
 
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="Rendition.id"
@@ -160,6 +164,7 @@ class Rendition(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    entity_type: Mapped[str | None] = mapped_column(String(20))  # the image's, for statistics without a join
     name: Mapped[str] = mapped_column(String(30))
     format: Mapped[str] = mapped_column(String(10))
     spec: Mapped[str] = mapped_column(String(100))
@@ -204,6 +209,10 @@ class Upload(Base):
     """A direct-to-store upload: created with a presigned POST, completed into an image + job."""
 
     __tablename__ = "uploads"
+    __table_args__ = (
+        Index("ix_uploads_staging_key", "staging_key"),
+        Index("ix_uploads_expires", "expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
     entity_type: Mapped[str] = mapped_column(String(20))
@@ -258,3 +267,67 @@ class MigrationItem(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     before: Mapped[str] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ScanStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class StorageScan(Base):
+    """One orphan scan (services/orphans.py): its scope, progress, counts and where its complete
+    report is stored."""
+
+    __tablename__ = "storage_scans"
+    __table_args__ = (Index("ix_storage_scans_created", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    dry_run: Mapped[bool] = mapped_column()
+    entity_type: Mapped[str | None] = mapped_column(String(20))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default=ScanStatus.QUEUED)  # a ScanStatus
+    requested_by: Mapped[str | None] = mapped_column(String(50))  # "user:7", "cli", "schedule"
+    grace_s: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    objects_listed: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_listed: Mapped[int] = mapped_column(BigInteger, default=0)
+    expected_objects: Mapped[int | None] = mapped_column(BigInteger)  # what the database knows of: progress
+    counts: Mapped[str | None] = mapped_column(Text)  # JSON
+    samples: Mapped[str | None] = mapped_column(Text)  # JSON: the first keys of each finding
+    report_key: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class StorageUsage(Base):
+    """What the images and renditions tables hold, summed: kept by database triggers (migration
+    0008) that append one signed delta row per changed (day, entity type, kind, name, format,
+    status), and compacted by a sweep (services/stats.py). The statistics sum this small table
+    instead of scanning a million image rows."""
+
+    __tablename__ = "storage_usage"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    day: Mapped[date | None] = mapped_column(Date)  # the row's created_at, UTC
+    entity_type: Mapped[str | None] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))  # image | rendition
+    name: Mapped[str] = mapped_column(String(30), default="")  # rendition name
+    format: Mapped[str] = mapped_column(String(10), default="")  # rendition format
+    status: Mapped[str] = mapped_column(String(20), default="")  # image status
+    objects: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class StorageScanObject(Base):
+    """The bucket listing of a running scan, a page at a time, so the comparison with the
+    database is a query and the scanning process holds one page, whatever the bucket's size."""
+
+    __tablename__ = "storage_scan_objects"
+
+    scan_id: Mapped[str] = mapped_column(ForeignKey("storage_scans.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_modified: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -13,6 +13,7 @@ over. libvips has already read and checked its header in probe().
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyvips
@@ -147,13 +148,18 @@ def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> byte
     raise ValueError(f"unknown format {spec.format}")
 
 
-def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCODER) -> RenderResult:
+def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCODER,
+           wanted: Callable[[RenditionSpec], bool] | None = None) -> RenderResult:
+    """Every rendition of `specs_for` the image; `wanted`: only those it accepts (regenerating
+    after a spec change renders what is missing, nothing else)."""
     provisional = specs_for(False, enc)
     source = decode_for_renditions(data, probe, max(s.width for s in provisional))
     has_alpha = _has_real_alpha(source)
     if source.hasalpha() and not has_alpha:
         source = source.extract_band(0, n=source.bands - 1)  # opaque alpha: JPEG, smaller files
-    specs = specs_for(has_alpha, enc)
+    specs = [spec for spec in specs_for(has_alpha, enc) if wanted is None or wanted(spec)]
+    if not specs:
+        return RenderResult(has_alpha=has_alpha, renditions=[], placeholders=placeholders(source))
 
     # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a

@@ -71,6 +71,7 @@ _URL_HINT = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 _HOST_ENTRY = re.compile(r"[a-z0-9.\-]+(:([0-9]{1,5}|\*))?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 Hosts = Annotated[tuple[str, ...], NoDecode]
+_ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:[0-9]{1,5})?")
 
 
 class _Declared(BaseSettings):
@@ -100,6 +101,10 @@ class _Declared(BaseSettings):
     migration_queue: str = setting(
         "migration", "the legacy migration's queue; workers take from it only when the processing queue is empty",
         env="MIGRATION_QUEUE", group="data")
+    maintenance_queue: str = setting(
+        "maintenance", "low-priority work (regenerating renditions after a spec change, repairs found by the orphan"
+        " scan, the scheduled sweeps): taken only when the processing and migration queues are empty",
+        env="MAINTENANCE_QUEUE", group="data")
     legacy_url_prefix: str = setting(
         "/uploads/", "the path prefix of the legacy local URLs: the migration maps it to --source, and the API"
         " answers GET on it with a 301 to the migrated image", env="LEGACY_URL_PREFIX", group="general")
@@ -127,6 +132,10 @@ class _Declared(BaseSettings):
     cloudfront_private_key_path: Path | None = setting(
         None, "PEM file of the CloudFront key pair", env="AWS_CLOUDFRONT_PRIVATE_KEY_PATH", group="storage",
         example="/etc/imagepipe/cloudfront.pem")
+    cors_allowed_origins: Hosts = setting(
+        (), "comma-separated origins whose pages may upload straight to the bucket (presigned POST) and read it;"
+        " applied by `imagepipe bucket setup` (make run adds its own page's origin)", env="CORS_ALLOWED_ORIGINS",
+        group="storage", example="https://www.example.com,https://admin.example.com")
     local_storage_dir: Path | None = setting(None, "root of the local backend", env="LOCAL_STORAGE_DIR",
                                              group="storage", shown="var/storage")
 
@@ -178,6 +187,18 @@ class _Declared(BaseSettings):
         900, "imagepipe sweep: how old a pending or deleting image or a staging object must be before it counts as"
         " abandoned (an image still processing after twice the hard time limit too)", env="SWEEP_GRACE_S",
         group="tasks", lo=60, hi=7 * 24 * 3600)
+    sweep_interval_s: int = setting(
+        300, "Celery beat runs each sweep (stuck images, deletions, expired uploads, staging leftovers) this often",
+        env="SWEEP_INTERVAL_S", group="tasks", lo=30, hi=24 * 3600)
+    sweep_max_requeues: int = setting(
+        3, "times the sweep re-queues an image stuck pending or processing before it fails it (processing_timeout)",
+        env="SWEEP_MAX_REQUEUES", group="tasks", lo=0, hi=100)
+    orphan_grace_s: int = setting(
+        86400, "the orphan scan never touches an object younger than this (uploads in flight, a worker between"
+        " writing and recording)", env="ORPHAN_GRACE_S", group="tasks", lo=60, hi=90 * 24 * 3600)
+    orphan_scan_hour: int = setting(
+        3, "hour (UTC) of the daily dry-run orphan scan that Celery beat starts; -1 turns it off",
+        env="ORPHAN_SCAN_HOUR", group="tasks", lo=-1, hi=23)
     store_put_concurrency: int = setting(
         4, "an image's original and renditions are written this many at a time (1: one after the other)",
         env="STORE_PUT_CONCURRENCY", group="tasks", lo=1, hi=16)
@@ -251,6 +272,15 @@ class _Declared(BaseSettings):
         bad = [h for h in value if not _HOST_ENTRY.fullmatch(h)]
         if bad:
             raise ValueError(f"must list host, host:port or host:* entries, got {', '.join(bad)!r}")
+        return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [o for o in value if o != "*" and not _ORIGIN.fullmatch(o)]
+        if bad:
+            raise ValueError(f"must list origins like https://www.example.com (scheme, host, optional port, no path),"
+                             f" got {', '.join(bad)!r}")
         return value
 
     @field_validator("database_url", "broker_url")

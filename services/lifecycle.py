@@ -23,6 +23,7 @@ FAILURE_MESSAGES = {
     "processing_timeout": "processing took longer than its time limit",
     "processing_error": "the image could not be processed because of a fault on our side; operators have been told",
     "queue_unavailable": "the task queue was not reachable; upload the image again",
+    "original_missing": "the original file of this image is no longer in storage; upload it again",
 }
 
 

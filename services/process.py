@@ -121,25 +121,44 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
     result = render(data, info, settings.encoder)
     meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
-    writes = [(orig_key, data, info.mime_type, PRIVATE_CACHE_CONTROL)]
-    writes += [(rendition_key(image.entity_type, image.entity_id, image.id, r.spec), r.data, r.spec.content_type,
-                IMMUTABLE_CACHE_CONTROL) for r in result.renditions]
+    writes = [(orig_key, data, info.mime_type, PRIVATE_CACHE_CONTROL)] + rendition_writes(image, result.renditions)
 
+    put_all(store, settings, writes, meta)
+    return Stored(info, result, [w[0] for w in writes], hashlib.sha256(data).hexdigest(),
+                  sum(len(w[1]) for w in writes))
+
+
+def put_all(store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes, str, str]],
+            meta: dict[str, object]) -> None:
+    """Write (key, body, content type, cache control) objects. The writes overlap (the CPU would
+    otherwise wait on each round trip); a failure of any is raised once the others have finished,
+    and a retry writes the same keys again."""
     def put(write) -> None:
         key, body, content_type, cache_control = write
         store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=meta)
 
-    # The seven writes overlap (the CPU would otherwise wait on each round trip); a failure of any
-    # is raised once the others have finished, and a retry writes the same keys again.
-    if settings.store_put_concurrency > 1:
+    if settings.store_put_concurrency > 1 and len(writes) > 1:
         with ThreadPoolExecutor(min(settings.store_put_concurrency, len(writes))) as pool:
             for future in [pool.submit(put, w) for w in writes]:
                 future.result()
     else:
         for write in writes:
             put(write)
-    return Stored(info, result, [w[0] for w in writes], hashlib.sha256(data).hexdigest(),
-                  sum(len(w[1]) for w in writes))
+
+
+def rendition_writes(image: Image, renditions) -> list[tuple[str, bytes, str, str]]:
+    return [(rendition_key(image.entity_type, image.entity_id, image.id, r.spec), r.data, r.spec.content_type,
+             IMMUTABLE_CACHE_CONTROL) for r in renditions]
+
+
+def set_rendition(image: Image, row: Rendition, rendition, key: str, store: ObjectStore) -> None:
+    """A rendition row as `rendition` (written at `key`) says; the seed's url column too."""
+    spec = rendition.spec
+    row.spec, row.key, row.entity_type = str(spec), key, image.entity_type
+    row.width, row.height = rendition.width, rendition.height
+    row.bytes, row.content_type = len(rendition.data), spec.content_type
+    if spec.format in ("jpeg", "png"):
+        setattr(image, _URL_COLUMNS[spec.name], store.public_url(key))
 
 
 def record(image: Image, store: ObjectStore, stored: Stored) -> None:
@@ -152,11 +171,7 @@ def record(image: Image, store: ObjectStore, stored: Stored) -> None:
         if row is None:
             row = Rendition(name=spec.name, format=spec.format)
             image.renditions.append(row)
-        row.spec, row.key = str(spec), key
-        row.width, row.height = rendition.width, rendition.height
-        row.bytes, row.content_type = len(rendition.data), spec.content_type
-        if spec.format in ("jpeg", "png"):
-            setattr(image, _URL_COLUMNS[spec.name], store.public_url(key))
+        set_rendition(image, row, rendition, key, store)
 
     image.s3_key = stored.keys[0]
     image.s3_bucket = store.bucket

@@ -1,4 +1,4 @@
-"""The task queue as the services see it: three messages, sent by name. The API and the CLI
+"""The task queue as the services see it: messages sent by name. The API and the CLI
 never import the worker's code; the task names in celeryconfig are the contract."""
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ class TaskQueue(Protocol):
 
     def migrate_images(self, run_id: str, image_ids: list[int]) -> None: ...
 
+    def regenerate_renditions(self, image_ids: list[int]) -> None: ...
+
+    def scan_orphans(self, scan_id: str) -> None: ...
+
     def ping(self) -> None: ...
 
 
@@ -35,6 +39,7 @@ class CeleryQueue:
 
         self.queue = settings.task_queue
         self.migration_queue = settings.migration_queue
+        self.maintenance_queue = settings.maintenance_queue
         if app is None:
             celeryconfig.prepare_broker(settings)
             app = Celery("imagepipe-producer", set_as_current=False)
@@ -58,13 +63,22 @@ class CeleryQueue:
 
     def migrate_images(self, run_id: str, image_ids: list[int]) -> None:
         """One task per legacy image, on the migration queue (a page at a time: the caller pages)."""
+        self._send_many(celeryconfig.MIGRATE_IMAGE_TASK, [[run_id, i] for i in image_ids], self.migration_queue)
+
+    def regenerate_renditions(self, image_ids: list[int]) -> None:
+        """One task per image, on the low-priority maintenance queue."""
+        self._send_many(celeryconfig.REGENERATE_TASK, [[i] for i in image_ids], self.maintenance_queue)
+
+    def scan_orphans(self, scan_id: str) -> None:
+        self._send_many(celeryconfig.SCAN_ORPHANS_TASK, [[scan_id]], self.maintenance_queue)
+
+    def _send_many(self, name: str, arg_lists: list[list], queue: str) -> None:
         try:
             with self.app.producer_or_acquire() as producer:
-                for image_id in image_ids:
-                    self.app.send_task(celeryconfig.MIGRATE_IMAGE_TASK, args=[run_id, image_id],
-                                       queue=self.migration_queue, producer=producer)
+                for args in arg_lists:
+                    self.app.send_task(name, args=args, queue=queue, producer=producer)
         except Exception as exc:  # as above
-            raise QueueUnavailable(f"the broker did not take the migration tasks: {exc}") from exc
+            raise QueueUnavailable(f"the broker did not take {name}: {exc}") from exc
 
     def deliver_callback(self, job_id: str) -> None:
         self._send(celeryconfig.DELIVER_CALLBACK_TASK, job_id)

@@ -278,17 +278,59 @@ class S3ObjectStore:
 
     def allow_anonymous_read(self, prefix: str) -> None:
         """Bucket policy: anonymous GET for objects under `prefix`, nothing else."""
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "PublicReadRenditions",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{self.bucket}/{prefix}*"],
-                }
-            ],
+        self.put_bucket_config("policy", anonymous_read_policy(self.bucket, prefix))
+
+    # -- bucket configuration (`imagepipe bucket setup|check`, services/bucket.py) ----------
+    def bucket_exists(self) -> bool:
+        try:
+            self.ping()
+            return True
+        except (ObjectNotFound, PermanentStorageError):
+            return False
+
+    def get_bucket_config(self, part: str):
+        """The bucket's `policy` (dict), `cors` (rules) or `lifecycle` (rules); None when unset."""
+        getter, absent, pick = _BUCKET_PARTS[part]
+        try:
+            answer = self._call(lambda: getattr(self.client, getter)(Bucket=self.bucket))
+        except PermanentStorageError as exc:
+            if any(code in str(exc) for code in absent):
+                return None
+            raise
+        except ObjectNotFound:  # some servers answer 404 without the specific code
+            return None
+        return pick(answer)
+
+    def put_bucket_config(self, part: str, value) -> None:
+        bucket = self.bucket
+        calls = {
+            "policy": lambda: self.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(value)),
+            "cors": lambda: self.client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": value}),
+            "lifecycle": lambda: self.client.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": value}),
         }
-        self._call(lambda: self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy)))
+        self._call(calls[part])
+
+
+def anonymous_read_policy(bucket: str | None, prefix: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicReadRenditions",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
+            }
+        ],
+    }
+
+
+_BUCKET_PARTS = {
+    "policy": ("get_bucket_policy", ("NoSuchBucketPolicy",), lambda a: json.loads(a["Policy"])),
+    "cors": ("get_bucket_cors", ("NoSuchCORSConfiguration",), lambda a: a.get("CORSRules", [])),
+    "lifecycle": ("get_bucket_lifecycle_configuration", ("NoSuchLifecycleConfiguration",),
+                  lambda a: a.get("Rules", [])),
+}
 

@@ -106,6 +106,16 @@ def database_url(pg) -> str:
     return url
 
 
+def private_database(pg, label: str) -> str:
+    """A database of its own (schema from `alembic upgrade head`), for tests that count or sweep
+    every row and must not see the rest of the suite's."""
+    from db.migrate import upgrade
+
+    url = pg.create(f"{TEST_DB_NAME}_{label}")
+    upgrade(url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def engine(database_url):
     from db.session import make_engine
@@ -146,6 +156,7 @@ def settings_env(database_url, seaweed) -> dict[str, str]:
         CELERY_BROKER_URL=REDIS_URL,
         CELERY_QUEUE=f"images-test-{RUN_ID}",
         MIGRATION_QUEUE=f"migration-test-{RUN_ID}",
+        MAINTENANCE_QUEUE=f"maintenance-test-{RUN_ID}",
         JWT_SECRET=secrets.token_urlsafe(48),
         STORAGE_BACKEND="s3",
         DATABASE_URL=database_url,
@@ -185,13 +196,14 @@ def celery_worker(settings, store):
 
     app = create_worker_app(settings)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
-                      queues=[settings.task_queue, settings.migration_queue], loglevel="WARNING",
+                      queues=[settings.task_queue, settings.migration_queue, settings.maintenance_queue],
+                      loglevel="WARNING",
                       shutdown_timeout=30) as worker:
         yield worker
     # drop whatever this run left in its private queue
     import redis
 
-    redis.Redis.from_url(REDIS_URL).delete(settings.task_queue, settings.migration_queue)
+    redis.Redis.from_url(REDIS_URL).delete(settings.task_queue, settings.migration_queue, settings.maintenance_queue)
 
 
 # -- The API over real HTTP -----------------------------------------------------------------

@@ -3,6 +3,7 @@ worker's factory, with the options that depend on settings."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
@@ -10,7 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
-from services import callbacks, manage, migrate, process
+from services import callbacks, manage, migrate, orphans, process, renditions, sweeps
 from services.config import Settings
 from services.lifecycle import FAILURE_MESSAGES, fail_unfinished
 from storage import StorageError, TransientStorageError
@@ -18,6 +19,7 @@ from storage import StorageError, TransientStorageError
 from . import runtime
 
 log = logging.getLogger(__name__)
+SCAN_TIME_LIMIT_S = 6 * 3600
 
 
 class ProcessImageTask(Task):
@@ -94,6 +96,71 @@ def migrate_image(run_id: str, image_id: int) -> str:
         return migrate.migrate_one(session, rt.store, rt.settings, run_id, image_id)
 
 
+def regenerate_renditions(image_id: int) -> str:
+    rt = runtime.get()
+    return renditions.regenerate(rt.unit_of_work, rt.store, rt.settings, image_id)
+
+
+def scan_orphans(scan_id: str) -> dict | None:
+    rt = runtime.get()
+    scan = orphans.run_scan(rt.unit_of_work, rt.store, rt.queue, scan_id)
+    return None if scan is None else {"status": scan.status}
+
+
+def scheduled_orphan_scan() -> dict | None:
+    """Celery beat's daily scan: a dry run over the whole bucket (its report says what a
+    `imagepipe orphans --delete` would remove)."""
+    rt = runtime.get()
+    with rt.unit_of_work() as session:
+        scan_id = orphans.create_scan(session, dry_run=True, grace_s=rt.settings.orphan_grace_s,
+                                      requested_by="schedule").id
+    return scan_orphans(scan_id)
+
+
+def _sweep(name: str) -> dict:
+    """One sweep in its own unit of work; see services/sweeps.py for why two at once are safe."""
+    rt = runtime.get()
+    s = rt.settings
+    now, report = datetime.now(UTC), sweeps.SweepReport()
+    with rt.unit_of_work() as session:
+        if name == "imagepipe.sweep_stuck":
+            sweeps.requeue_stuck(session, rt.queue, grace_s=s.sweep_grace_s,
+                                 processing_limit_s=2 * s.task_time_limit_s + s.sweep_grace_s,
+                                 max_requeues=s.sweep_max_requeues, now=now, report=report)
+        elif name == "imagepipe.sweep_deleting":
+            sweeps.retry_deleting(session, rt.queue, grace_s=s.sweep_grace_s, now=now, report=report)
+        elif name == "imagepipe.sweep_uploads":
+            sweeps.expire_uploads(session, rt.store, grace_s=s.sweep_grace_s, now=now, report=report)
+        elif name == "imagepipe.sweep_staging":
+            sweeps.clean_staging(session, rt.store, grace_s=s.sweep_grace_s, now=now, report=report)
+        else:
+            report.usage_rows_merged = sweeps.compact_usage(session)
+    done = {k: v for k, v in report.as_dict().items() if v}
+    if done:
+        log.info("%s: %s", name, done, extra={"sweep": done})
+    return done
+
+
+def sweep_stuck() -> dict:
+    return _sweep("imagepipe.sweep_stuck")
+
+
+def sweep_deleting() -> dict:
+    return _sweep("imagepipe.sweep_deleting")
+
+
+def sweep_uploads() -> dict:
+    return _sweep("imagepipe.sweep_uploads")
+
+
+def sweep_staging() -> dict:
+    return _sweep("imagepipe.sweep_staging")
+
+
+def sweep_usage() -> dict:
+    return _sweep("imagepipe.sweep_usage")
+
+
 def register(app: Celery, settings: Settings) -> None:
     # An image's work (processing it, migrating it) retries transient store and database errors
     # with jittered backoff, TASK_MAX_RETRIES times, then fails it for good (on_failure).
@@ -122,4 +189,15 @@ def register(app: Celery, settings: Settings) -> None:
         bind=True,
         acks_late=False,  # a redelivered message would send the callback twice; retries are explicit
     )
+    app.task(regenerate_renditions, name=celeryconfig.REGENERATE_TASK, **image_work)
+    # A scan lists the whole bucket: longer than an image's limits, and acknowledged on receipt
+    # (a redelivery would start a second scan; a scan left `running` by a lost worker is simply
+    # started again by hand or by the next day's schedule).
+    long = dict(acks_late=False, soft_time_limit=SCAN_TIME_LIMIT_S - 60, time_limit=SCAN_TIME_LIMIT_S)
+    app.task(scan_orphans, name=celeryconfig.SCAN_ORPHANS_TASK, **long)
+    app.task(scheduled_orphan_scan, name=celeryconfig.SCHEDULED_SCAN_TASK, **long)
+    for name, fn in zip(celeryconfig.SWEEP_TASKS, (sweep_stuck, sweep_deleting, sweep_uploads, sweep_staging,
+                                                      sweep_usage),
+                        strict=True):
+        app.task(fn, name=name, autoretry_for=(StorageError, OperationalError), retry_backoff=5, max_retries=3)
     signals.task_failure.connect(_worker_lost_for_good, weak=False)

@@ -60,7 +60,11 @@ def world(settings, engine, contract, make_token, tmp_path_factory):
     direct = client.post("/api/v1/uploads", headers=uploader, json={
         "entity": "properties", "entity_id": entity_id, "content_type": "image/jpeg", "size": len(photo)}).get_json()
     extra = [upload(photo + bytes([n, n]), f"delete-{n}.jpg")["images"][0]["id"] for n in range(6)]
-    return {"client": client, "store": store, "actors": actors, "entity_id": entity_id, "photo": photo,
+    from services.orphans import create_scan
+
+    with unit_of_work(sessions) as session:
+        scan = create_scan(session, dry_run=True, grace_s=86400, requested_by="test").id
+    return {"scan": scan, "client": client, "store": store, "actors": actors, "entity_id": entity_id, "photo": photo,
             "ready": ready["images"][0]["id"], "pending": pending["images"][0]["id"], "job": ready["job"]["id"],
             "upload": direct["upload_id"], "deletable": extra}
 
@@ -69,6 +73,7 @@ def _cells(w):
     """(method, OpenAPI path) -> (concrete request, {actor: expected status})."""
     e, ready, pending = w["entity_id"], w["ready"], w["pending"]
     no_one = {"anonymous": 401, "other": 404, "writer": 200, "former": 404, "admin": 200}
+    admin_only = {"anonymous": 401, "other": 403, "writer": 403, "former": 403, "admin": 200}
     upload_form = lambda: {"file": (io.BytesIO(w["photo"] + b"\x01" + bytes(8)), "x.jpg")}  # noqa: E731
     return {
         ("post", "/api/v1/{entity}/{entity_id}/images"): (
@@ -95,6 +100,14 @@ def _cells(w):
         ("get", "/api/v1/admin/images"): (
             dict(path="/api/v1/admin/images"), {"anonymous": 401, "other": 403, "writer": 403, "former": 403,
                                                 "admin": 200}),
+        ("get", "/api/v1/admin/storage/stats"): (dict(path="/api/v1/admin/storage/stats"), admin_only),
+        ("post", "/api/v1/admin/storage/cleanup-orphaned"): (
+            dict(path="/api/v1/admin/storage/cleanup-orphaned", json={"entity": "properties", "entity_id": e}),
+            {**admin_only, "admin": 202}),
+        ("get", "/api/v1/admin/storage/scans/{scan_id}"): (
+            dict(path=f"/api/v1/admin/storage/scans/{w['scan']}"), admin_only),
+        ("get", "/api/v1/admin/storage/scans/{scan_id}/report"): (  # queued, never run: no report yet
+            dict(path=f"/api/v1/admin/storage/scans/{w['scan']}/report"), {**admin_only, "admin": 409}),
         ("get", "/api/v1/openapi.json"): (dict(path="/api/v1/openapi.json"), dict.fromkeys(no_one, 200)),
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
         ("get", "/readyz"): (dict(path="/readyz"), dict.fromkeys(no_one, 200)),

@@ -199,4 +199,5 @@ def test_the_sweep_command_runs_against_the_configured_services(settings_env):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(report) == {"requeued", "purges", "staging_deleted"} and all(v >= 0 for v in report.values())
+    assert set(report) == {"requeued", "failed", "purges", "uploads_expired", "staging_deleted",
+                           "usage_rows_merged"} and all(v >= 0 for v in report.values())

@@ -9,6 +9,8 @@ class RecordingQueue:
         self.deletes: list[int] = []
         self.callbacks: list[str] = []
         self.migrations: list[tuple[str, int]] = []
+        self.regenerations: list[int] = []
+        self.scans: list[str] = []
 
     def process_images(self, image_ids: list[int]) -> None:
         self.images.extend(image_ids)
@@ -21,6 +23,12 @@ class RecordingQueue:
 
     def migrate_images(self, run_id: str, image_ids: list[int]) -> None:
         self.migrations.extend((run_id, i) for i in image_ids)
+
+    def regenerate_renditions(self, image_ids: list[int]) -> None:
+        self.regenerations.extend(image_ids)
+
+    def scan_orphans(self, scan_id: str) -> None:
+        self.scans.append(scan_id)
 
     def ping(self) -> None:
         pass

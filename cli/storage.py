@@ -1,0 +1,250 @@
+"""Storage administration: `imagepipe bucket setup|check|policy`, `imagepipe stats`,
+`imagepipe orphans`, `imagepipe renditions stale|regenerate` (docs/operations.md)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from services.config import ENTITY_TYPES
+
+
+def _settings():
+    from .main import _settings as read
+
+    return read()
+
+
+def _runtime():
+    from services.runtime import build_runtime
+
+    return build_runtime(_settings())
+
+
+def _s3_store(settings):
+    from services.stores import make_store
+
+    store = make_store(settings)
+    if not hasattr(store, "get_bucket_config"):
+        raise click.ClickException("STORAGE_BACKEND=local has no bucket to set up: the files live in "
+                                   f"{settings.local_storage_dir}, and the API serves public/ itself")
+    return store
+
+
+def _entity(value: str | None, *, id_required: bool = False) -> tuple[str, int | None] | None:
+    if not value:
+        return None
+    entity_type, _, raw_id = value.partition(":")
+    if entity_type not in ENTITY_TYPES:
+        raise click.BadParameter(f"entity type must be one of {', '.join(ENTITY_TYPES)}", param_hint="--entity")
+    if not raw_id:
+        if id_required:
+            raise click.BadParameter("give TYPE:ID, e.g. properties:17", param_hint="--entity")
+        return entity_type, None
+    try:
+        return entity_type, int(raw_id)
+    except ValueError:
+        raise click.BadParameter(f"the id must be a number, got {raw_id!r}", param_hint="--entity") from None
+
+
+# -- bucket --------------------------------------------------------------------------------------
+@click.group()
+def bucket() -> None:
+    """The bucket's policy, CORS and lifecycle rules (services/bucket.py)."""
+
+
+@bucket.command("setup")
+@click.option("--dry-run", is_flag=True, help="print what would change; change nothing")
+def bucket_setup(dry_run: bool) -> None:
+    """Create the bucket if missing and apply the policy (only public/ anonymously readable), CORS
+    for CORS_ALLOWED_ORIGINS and the lifecycle rules (staging/ expires after a day, incomplete
+    multipart uploads aborted after a day). Idempotent."""
+    from services.bucket import setup
+
+    settings = _settings()
+    plan = setup(_s3_store(settings), settings, dry_run=dry_run)
+    if plan.clean:
+        click.echo(f"bucket {plan.bucket}: up to date, nothing changed")
+        return
+    verb = "would change" if dry_run else "changed"
+    for diff in plan.differences:
+        if diff.problem == "extra":
+            click.echo(f"left alone: {diff.describe()}")
+        else:
+            click.echo(f"{verb}: {diff.describe()}")
+
+
+@bucket.command("check")
+def bucket_check() -> None:
+    """Report what is missing or different on the bucket (exit 1 if anything is)."""
+    from services.bucket import check
+
+    settings = _settings()
+    plan = check(_s3_store(settings), settings)
+    if plan.clean:
+        click.echo(f"bucket {plan.bucket}: policy, CORS and lifecycle as imagepipe needs them")
+        return
+    for diff in plan.differences:
+        click.echo(diff.describe())
+    click.echo("run `imagepipe bucket setup` to apply (with --dry-run first to see it)")
+    sys.exit(1)
+
+
+@bucket.command("policy")
+@click.option("--print-iam", is_flag=True, required=True, help="print the IAM policy of the application's credentials")
+@click.option("--setup", "for_setup", is_flag=True, help="print instead what `bucket setup|check` needs (an operator's)")
+def bucket_policy(print_iam: bool, for_setup: bool) -> None:
+    """Print the least-privilege IAM policy (JSON) for AWS_S3_BUCKET."""
+    from services.bucket import iam_policy, setup_iam_policy
+
+    settings = _settings()
+    click.echo(json.dumps(setup_iam_policy(settings) if for_setup else iam_policy(settings), indent=2))
+
+
+# -- stats ---------------------------------------------------------------------------------------
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@click.command()
+@click.option("--source", type=click.Choice(["database", "bucket"]), default="database", show_default=True,
+              help="bucket: recompute from a listing of the bucket and show how it differs from the database")
+@click.option("--json", "as_json", is_flag=True, help="print the JSON the API answers")
+def stats(source: str, as_json: bool) -> None:
+    """Bytes and objects per entity type and rendition, images per status, bytes added per day."""
+    from services import stats as svc
+
+    rt = _runtime()
+    with rt.unit_of_work() as session:
+        db = svc.database_stats(session)
+    out = db
+    if source == "bucket":
+        out = svc.bucket_stats(rt.store) | {"images_by_status": db["images_by_status"],
+                                           "last_orphan_scan": db["last_orphan_scan"],
+                                           "difference": None}
+        out["difference"] = svc.difference(out, db)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"source: {out['source']} ({out['duration_ms']} ms)")
+    click.echo(f"total: {out['totals']['objects']} objects, {_size(out['totals']['bytes'])}")
+    for name, e in out["entities"].items():
+        click.echo(f"  {name:<11} originals {e['originals']['objects']:>8} {_size(e['originals']['bytes']):>11}"
+                   f"   renditions {e['renditions']['objects']:>8} {_size(e['renditions']['bytes']):>11}")
+    for name, formats in out["renditions"].items():
+        click.echo(f"  {name:<11} " + "  ".join(f"{f} {c['objects']} ({_size(c['bytes'])})" for f, c in formats.items()))
+    click.echo("images: " + ", ".join(f"{k} {v}" for k, v in out["images_by_status"].items()))
+    recent = [d for d in out["added_per_day"] if d["objects"]][-7:]
+    if recent:
+        click.echo("added (last days with uploads): " + ", ".join(f"{d['date']} {_size(d['bytes'])}" for d in recent))
+    scan = out["last_orphan_scan"]
+    click.echo("last orphan scan: " + ("none yet" if scan is None else
+                                       f"{scan['finished_at']}: {scan['orphans']['objects']} orphans "
+                                       f"({_size(scan['orphans']['bytes'])}), missing {scan['missing']}"))
+    click.echo(f"egress: unknown here — {out['egress']['why']}")
+    if source == "bucket":
+        click.echo("difference (bucket - database): " + json.dumps(out["difference"]["entities"]))
+
+
+# -- orphans -------------------------------------------------------------------------------------
+@click.command()
+@click.option("--delete", "do_delete", is_flag=True, help="delete the orphans found (default: a dry run)")
+@click.option("--entity", default=None, metavar="TYPE:ID", help="only this listing's objects and images")
+@click.option("--here", is_flag=True, help="run the scan in this process instead of a worker")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the complete report (JSON lines) here")
+def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path | None) -> None:
+    """Reconcile the bucket with the database, both ways: objects no row refers to (older than
+    ORPHAN_GRACE_S; deleted with --delete) and rows whose objects are missing (a missing original
+    marks the image missing, a missing rendition is rendered again; not in a dry run)."""
+    from db.models import ScanStatus, StorageScan
+    from services import orphans as svc
+
+    scope = _entity(entity, id_required=True)
+    rt = _runtime()
+    with rt.unit_of_work() as session:
+        scan = svc.create_scan(session, dry_run=not do_delete, grace_s=rt.settings.orphan_grace_s,
+                               requested_by="cli", entity=scope)
+        scan_id = scan.id
+    click.echo(f"scan {scan_id} ({'deleting orphans' if do_delete else 'dry run'}); "
+               f"objects younger than {rt.settings.orphan_grace_s} s are never touched", err=True)
+
+    def show(scan: StorageScan) -> None:
+        expected = scan.expected_objects or 0
+        share = min(1.0, scan.objects_listed / expected) if expected else 0.0
+        bar = "#" * int(share * 30) + "-" * (30 - int(share * 30))
+        click.echo(f"\r[{bar}] {scan.objects_listed} objects listed of ~{expected} recorded  {scan.status}   ",
+                   nl=False, err=True)
+
+    if here:
+        from datetime import UTC, datetime
+
+        def on_page(n: int) -> None:
+            with rt.unit_of_work() as session:
+                show(session.get(StorageScan, scan_id))
+
+        scan = svc.run_scan(rt.unit_of_work, rt.store, rt.queue, scan_id, now=datetime.now(UTC), on_page=on_page)
+    else:
+        rt.queue.scan_orphans(scan_id)
+        while True:
+            with rt.unit_of_work() as session:
+                scan = session.get(StorageScan, scan_id)
+                session.expunge(scan)
+            show(scan)
+            if scan.status in (ScanStatus.SUCCEEDED, ScanStatus.FAILED):
+                break
+            time.sleep(1)
+    click.echo("", err=True)
+    body = svc.scan_json(scan)
+    if report_path and scan.report_key:
+        report_path.write_bytes(rt.store.get(scan.report_key))
+        body["report_file"] = str(report_path)
+    click.echo(json.dumps(body, indent=2))
+    if scan.status != ScanStatus.SUCCEEDED:
+        sys.exit(1)
+
+
+# -- renditions ----------------------------------------------------------------------------------
+@click.group()
+def renditions() -> None:
+    """Roll out a rendition spec change (width, quality, format, AVIF on/off)."""
+
+
+@renditions.command("stale")
+@click.option("--entity", default=None, metavar="TYPE[:ID]", help="only this entity type or listing")
+def renditions_stale(entity: str | None) -> None:
+    """Count ready images whose renditions differ from the current specs."""
+    from services.renditions import count_stale
+
+    rt = _runtime()
+    with rt.unit_of_work() as session:
+        n = count_stale(session, rt.settings.encoder, _entity(entity))
+    click.echo(json.dumps({"stale": n}))
+
+
+@renditions.command("regenerate")
+@click.option("--entity", default=None, metavar="TYPE[:ID]", help="only this entity type or listing")
+@click.option("--limit", type=click.IntRange(1, None), default=None, help="at most this many images")
+def renditions_regenerate(entity: str | None, limit: int | None) -> None:
+    """Queue the stale images on the maintenance queue (low priority): each is rendered anew from
+    its original where it differs, switched in one commit, and its superseded objects deleted."""
+    from services.renditions import stale_ids
+
+    rt = _runtime()
+    scope, queued, after = _entity(entity), 0, 0
+    while limit is None or queued < limit:
+        with rt.unit_of_work() as session:
+            page = stale_ids(session, rt.settings.encoder, scope, after=after,
+                             limit=min(1000, limit - queued) if limit else 1000)
+        if not page:
+            break
+        rt.queue.regenerate_renditions(page)
+        queued, after = queued + len(page), page[-1]
+    click.echo(json.dumps({"queued": queued, "queue": rt.settings.maintenance_queue}))
