@@ -6,7 +6,6 @@ import logging
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from db.models import Image, ImageStatus, ScanStatus, StorageScan
-from db.unit import after_commit
 from services import access, manage, orphans, stats
 from services.callbacks import CallbackRejected, check_callback_url
 from services.config import ENTITY_TYPES
@@ -370,10 +369,16 @@ def admin_cleanup_orphaned():
     settings, queue = components().settings, components().queue
     scan = orphans.create_scan(session, dry_run=dry_run, grace_s=settings.orphan_grace_s,
                                requested_by=f"user:{g.principal.user_id}", entity=scope)
-    scan_id = scan.id
-    after_commit(session, lambda: queue.scan_orphans(scan_id))
-    return AfterCommit(lambda: (jsonify(orphans.scan_json(scan)), 202,
-                                {"Location": url_for("v1.admin_storage_scan", scan_id=scan_id)}))
+    orphans.start_scan(session, queue, scan)
+
+    def present():
+        session.refresh(scan)
+        if scan.status == ScanStatus.FAILED and scan.error == orphans.QUEUE_REFUSED:
+            raise ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
+                           {"Retry-After": "10"}, category="broker")
+        return jsonify(orphans.scan_json(scan)), 202, {"Location": url_for("v1.admin_storage_scan", scan_id=scan.id)}
+
+    return AfterCommit(present)
 
 
 def _scan(scan_id: str) -> StorageScan:

@@ -117,13 +117,23 @@ def _size(n: int) -> str:
 @click.option("--source", type=click.Choice(["database", "bucket"]), default="database", show_default=True,
               help="bucket: recompute from a listing of the bucket and show how it differs from the database")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON the API answers")
-def stats(source: str, as_json: bool) -> None:
+@click.option("--recount", is_flag=True, help="also aggregate the images and renditions tables themselves (a full scan)"
+              " and say whether the usage rollup agrees (exit 1 if not)")
+def stats(source: str, as_json: bool, recount: bool) -> None:
     """Bytes and objects per entity type and rendition, images per status, bytes added per day."""
     from services import stats as svc
 
     rt = _runtime()
     with rt.unit_of_work() as session:
         db = svc.database_stats(session)
+        full = svc.recount(session) if recount else None
+    if full is not None:
+        keys = ("totals", "entities", "renditions", "images_by_status", "added_per_day")
+        agree = all(full[k] == db[k] for k in keys)
+        click.echo(f"recount: {full['duration_ms']} ms over the tables; the rollup "
+                   + ("agrees" if agree else "DIFFERS: " + ", ".join(k for k in keys if full[k] != db[k])), err=True)
+        if not agree:
+            sys.exit(1)
     out = db
     if source == "bucket":
         out = svc.bucket_stats(rt.store) | {"images_by_status": db["images_by_status"],
@@ -192,7 +202,8 @@ def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path |
 
         scan = svc.run_scan(rt.unit_of_work, rt.store, rt.queue, scan_id, now=datetime.now(UTC), on_page=on_page)
     else:
-        rt.queue.scan_orphans(scan_id)
+        with rt.unit_of_work() as session:
+            svc.start_scan(session, rt.queue, session.get(StorageScan, scan_id))
         while True:
             with rt.unit_of_work() as session:
                 scan = session.get(StorageScan, scan_id)

@@ -29,12 +29,12 @@ from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Rendition, ScanStatus, StorageScan, StorageScanObject, Upload
-from db.unit import Units
+from db.unit import Units, after_commit
 from storage import ObjectStore
 
 from .keys import SCANNED_PREFIXES, entity_prefixes, parse_key, scan_report_key
 from .lifecycle import FAILURE_MESSAGES
-from .queue import TaskQueue
+from .queue import QueueUnavailable, TaskQueue
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,25 @@ def create_scan(session: Session, *, dry_run: bool, grace_s: int, requested_by: 
     session.add(scan)
     session.flush()
     return scan
+
+
+QUEUE_REFUSED = "the task queue did not take the scan"
+
+
+def start_scan(session: Session, queue: TaskQueue, scan: StorageScan) -> None:
+    """Queue the scan once it is committed. If the broker refuses it, the scan is recorded as
+    failed (committed as well) instead of waiting `queued` for ever; the caller sees the status."""
+    scan_id = scan.id
+
+    def send() -> None:
+        try:
+            queue.scan_orphans(scan_id)
+        except QueueUnavailable as exc:
+            log.error("orphan scan %s not queued: %s", scan_id, exc)
+            session.execute(update(StorageScan).where(StorageScan.id == scan_id).values(
+                status=ScanStatus.FAILED, error=QUEUE_REFUSED, finished_at=datetime.now(UTC)))
+
+    after_commit(session, send)
 
 
 def _referenced(key, now: datetime):

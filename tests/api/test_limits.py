@@ -116,3 +116,16 @@ def test_every_error_is_one_structured_line_with_the_request_id(settings, auth, 
         client.get("/api/v1/jobs/x")
     [unauth] = [rec for rec in caplog.records if getattr(rec, "code", None) == "unauthorized"]
     assert unauth.category == "auth"
+
+
+def test_broker_down_fails_an_orphan_scan_instead_of_leaving_it_queued(settings, make_token, session):
+    from db.models import StorageScan
+    from services.queue import CeleryQueue
+
+    app = create_app(settings, queue=CeleryQueue(settings.with_overrides(broker_url="redis://127.0.0.1:1/0")))
+    entity = new_entity_id()
+    r = app.test_client().post("/api/v1/admin/storage/cleanup-orphaned", json={"entity": "projects", "entity_id": entity},
+                               headers={"Authorization": f"Bearer {make_token(1, admin=True)}"})
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "queue_unavailable"
+    [scan] = session.query(StorageScan).filter(StorageScan.entity_id == entity).all()
+    assert scan.status == "failed" and scan.error == "the task queue did not take the scan"

@@ -65,6 +65,10 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
         assert url.startswith(f"http://127.0.0.1:{base + 7}/")
         got = requests.get(url, timeout=5)
         assert got.status_code == 200 and got.headers["Content-Type"] == "image/webp"
+        # the bucket as `imagepipe bucket setup` makes it: the page's origin may upload directly
+        preflight = requests.options(f"http://127.0.0.1:{base + 7}/imagepipe/staging/x", timeout=5, headers={
+            "Origin": api, "Access-Control-Request-Method": "POST"})
+        assert preflight.headers.get("Access-Control-Allow-Origin") == api
         _wait(f"http://127.0.0.1:{flower_port}/healthcheck", 30, proc)
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
@@ -77,6 +81,7 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
         output = log.read()
         print(output[-5000:])
     assert proc.returncode == 0, output[-3000:]
+    assert "beat: Starting..." in output  # the sweeps' and the daily scan's scheduler
     for port in (api_port, flower_port, base + 7):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/", timeout=2)
