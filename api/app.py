@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import wraps
+from functools import cached_property, wraps
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from db.unit import commit, discard
 from services.config import Settings
 from services.ingest import fail_unqueued
+from services.metrics import metrics
 from services.queue import QueueUnavailable, TaskQueue
 from services.ratelimit import RateLimiter
 from services.runtime import Runtime, build_runtime
@@ -44,6 +46,16 @@ class Components:
     @property
     def queue(self) -> TaskQueue:
         return self.runtime.queue
+
+    @cached_property
+    def collectors(self) -> list:
+        """Read at scrape time by GET /metrics."""
+        from services.metrics import DatabaseCollector, QueueCollector
+
+        s = self.runtime.settings
+        return [QueueCollector(s.broker_url, [s.task_queue, s.migration_queue, s.maintenance_queue],
+                               timeout_s=min(1.0, s.broker_timeout_s)),
+                DatabaseCollector(self.runtime.sessions)]
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,19 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     register_error_handlers(app)
     register_request_ids(app)
     caps = {"v1.upload": app.config["MAX_CONTENT_LENGTH"], "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES}
+
+    @app.before_request
+    def _started():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(resp):
+        started = g.get("started")
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            metrics().http_seconds.labels(route, request.method, str(resp.status_code)).observe(
+                time.perf_counter() - started)
+        return resp
 
     @app.before_request
     def _body_cap():

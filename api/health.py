@@ -2,13 +2,15 @@
 ports, driver messages) goes to the log, not to whoever asks."""
 from __future__ import annotations
 
+import hmac
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from db.session import ping as db_ping
 
 from .app import components
+from .errors import ApiError
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("imagepipe.api")
@@ -38,3 +40,20 @@ def readyz():
         resp.status_code = 503
         return resp
     return jsonify({"status": "ok", "checks": results})
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Prometheus exposition: this API's processes summed (multiprocess mode), the queues' depth
+    and oldest message, images per status, the last orphan scan (services/metrics.py)."""
+    c = components()
+    token = c.settings.metrics_token
+    if token:
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "send the metrics token: Authorization: Bearer <METRICS_TOKEN>",
+                           {"WWW-Authenticate": 'Bearer realm="imagepipe-metrics"'})
+    from services.metrics import exposition
+
+    body, content_type = exposition(c.collectors)
+    return Response(body, content_type=content_type)

@@ -285,6 +285,10 @@ def spec() -> dict:
             "summary": "This document", "operationId": "openapi",
             "responses": {"200": {"description": "OpenAPI 3.1",
                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (a bearer METRICS_TOKEN when one is configured)", "operationId": "metrics",
+            "responses": {"200": {"description": "the exposition format",
+                                  "content": {"text/plain": {"schema": STR}}}, **_errors(401)}}},
         "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
                              "responses": {"200": _json("Health", "the process is up")}}},
         "/readyz": {"get": {"summary": "Readiness: database, broker, store", "operationId": "readyz",

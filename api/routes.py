@@ -6,11 +6,13 @@ import logging
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from db.models import Image, ImageStatus, ScanStatus, StorageScan
+from db.unit import after_commit
 from services import access, manage, orphans, stats
 from services.callbacks import CallbackRejected, check_callback_url
 from services.config import ENTITY_TYPES
 from services.ingest import IncomingFile, IngestResult, accept, ingest_upload
 from services.jobs import job_status
+from services.metrics import metrics
 from services.queries import images_in_status, list_images
 from services.uploads import UploadNotReceived, complete_upload, create_upload
 from services.views import image_json, iso, job_json
@@ -143,6 +145,7 @@ def upload(entity: str, entity_id: int):
         entity_type=entity, entity_id=entity_id, user_id=g.principal.user_id,
         files=[IncomingFile(p.stream, p.filename, p.mimetype) for p in parts], callback_url=callback_url,
     )
+    _count_uploads(session, entity, result)
     if result.job is None:
         # Nothing acceptable: answer with the (first) file's own error, 413 or 415.
         first = result.rejected[0].error
@@ -193,7 +196,22 @@ def complete_direct_upload(upload_id: str):
         result = complete_upload(session, c.store, c.settings, c.queue, up)
     except UploadNotReceived as exc:
         raise ApiError(409, "upload_not_received", f"{exc}; POST the file to the upload URL first") from None
+    _count_uploads(session, up.entity_type, result)
     return _accepted(result)
+
+
+def _count_uploads(session, entity: str, result: IngestResult) -> None:
+    """Refusals now; acceptances once committed (a broker that refuses them makes the request 503)."""
+    uploads = metrics().uploads
+    for rejected in result.rejected:
+        uploads.labels(entity, rejected.error.code).inc()
+    accepted, duplicates = len(result.images), len(result.duplicates)
+    if accepted or duplicates:
+        def count() -> None:
+            for outcome, n in (("accepted", accepted), ("duplicate", duplicates)):
+                if n:
+                    uploads.labels(entity, outcome).inc(n)
+        after_commit(session, count)
 
 
 # --- jobs ------------------------------------------------------------------------------------

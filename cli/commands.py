@@ -16,7 +16,7 @@ def api_command(settings: Settings, *, workers: int | None = None, bind: str | N
             "--timeout", str(settings.api_timeout_s), "--graceful-timeout", "20",
             "-b", bind or f"{settings.host}:{settings.port}", "--access-logfile", "-",
             "--logger-class", "api.gunicorn_log.JsonLogger", "--no-control-socket",
-            "api.wsgi:app_from_environment()"]
+            "-c", "python:api.gunicorn_conf", "api.wsgi:app_from_environment()"]
 
 
 def worker_command(settings: Settings, *, concurrency: int | None = None, pool: str | None = None,
@@ -33,4 +33,5 @@ def beat_command(settings: Settings) -> list[str]:
 
 
 def flower_command(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "workers", "flower", "--address=127.0.0.1", f"--port={settings.flower_port}"]
+    # Basic auth and persistence come from the settings through the environment (workers/__main__.py).
+    return [sys.executable, "-m", "workers", "flower", f"--address={settings.host}", f"--port={settings.flower_port}"]

@@ -93,7 +93,9 @@ def run_all() -> int:
         base = f"http://{settings.host}:{settings.port}"
         _say(f"API      {base}/api/v1   (health: {base}/healthz, readiness: {base}/readyz)")
         _say(f"web page {base}/")
-        _say(f"Flower   http://127.0.0.1:{flower_port}/")
+        flower_user, _ = settings.flower_credentials()
+        _say(f"Flower   http://{settings.host}:{flower_port}/   (user {flower_user}, password in"
+             f" {settings.var_dir / 'secrets' / 'flower_password'} unless FLOWER_PASSWORD is set)")
         if weed is not None:
             _say(f"S3       {weed.endpoint_url}/{settings.aws_s3_bucket}  (public/ is anonymously readable)")
         _say("get a token: .venv/bin/imagepipe token --user 1 --entity properties:17     Ctrl-C stops everything")

@@ -48,8 +48,9 @@ def config() -> None:
 @click.option("--check", is_flag=True, help="only report whether the files are up to date (exit 1 if not)")
 def config_generate(check: bool) -> None:
     """Write .env.example and the settings table of docs/configuration.md."""
-    targets = {ROOT / ".env.example": env_example(),
-               ROOT / "docs" / "configuration.md": render_docs((ROOT / "docs" / "configuration.md").read_text())}
+    targets = {ROOT / ".env.example": env_example()}
+    for doc in ("configuration.md", "deploy.md"):  # both carry the settings table
+        targets[ROOT / "docs" / doc] = render_docs((ROOT / "docs" / doc).read_text())
     stale = [path for path, text in targets.items() if path.read_text() != text]
     if check:
         for path in stale:
@@ -119,11 +120,24 @@ def serve(workers: int | None) -> None:
 @main.command()
 @click.option("--concurrency", "-c", type=int, default=None,
               help="worker processes, one per core is best (default: WORKER_CONCURRENCY)")
-def worker(concurrency: int | None) -> None:
-    """Run a Celery worker on the images queue."""
+@click.option("--queues", "-Q", default=None, metavar="Q1,Q2",
+              help="the queues to take, in priority order (default: CELERY_QUEUE, MIGRATION_QUEUE, MAINTENANCE_QUEUE);"
+                   " e.g. only MIGRATION_QUEUE for a host of its own during the migration")
+def worker(concurrency: int | None, queues: str | None) -> None:
+    """Run a Celery worker: uploads first, then the migration, then maintenance."""
     from .commands import worker_command
 
-    cmd = worker_command(_settings(), concurrency=concurrency)
+    cmd = worker_command(_settings(), concurrency=concurrency, queue=queues)
+    os.execvp(cmd[0], cmd)
+
+
+@main.command()
+def flower() -> None:
+    """Run Flower on HOST:FLOWER_PORT behind basic auth (FLOWER_USER / FLOWER_PASSWORD, generated
+    under var/secrets in development), its history kept in var/flower.db."""
+    from .commands import flower_command
+
+    cmd = flower_command(_settings())
     os.execvp(cmd[0], cmd)
 
 

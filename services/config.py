@@ -46,6 +46,7 @@ GROUPS = {
     "delivery": "uploads, callbacks, signed URLs",
     "tasks": "tasks and workers",
     "timeouts": "timeouts (docs/reliability.md: a hung dependency costs seconds, never a process)",
+    "observability": "metrics and Flower (docs/deploy.md)",
     "devrun": "make run / imagepipe run only",
 }
 
@@ -187,6 +188,15 @@ class _Declared(BaseSettings):
         900, "imagepipe sweep: how old a pending or deleting image or a staging object must be before it counts as"
         " abandoned (an image still processing after twice the hard time limit too)", env="SWEEP_GRACE_S",
         group="tasks", lo=60, hi=7 * 24 * 3600)
+    metrics_dir: Path | None = setting(
+        None, "where the API's and the worker's processes keep their Prometheus values (one sub-folder per service;"
+        " wiped when the service starts)", env="METRICS_DIR", group="observability", shown="var/metrics")
+    worker_metrics_port: int = setting(
+        9808, "the worker's main process serves its pool's metrics on HOST:this port (0: no endpoint)",
+        env="WORKER_METRICS_PORT", group="observability", lo=0, hi=65535)
+    metrics_token: str = setting(
+        "", "when set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus' `authorization` in its scrape"
+        " config); unset, keep /metrics off the public proxy", env="METRICS_TOKEN", group="secrets", secret=True)
     sweep_interval_s: int = setting(
         300, "Celery beat runs each sweep (stuck images, deletions, expired uploads, staging leftovers) this often",
         env="SWEEP_INTERVAL_S", group="tasks", lo=30, hi=24 * 3600)
@@ -243,8 +253,12 @@ class _Declared(BaseSettings):
                                      group="devrun", lo=1, hi=65535)
     seaweedfs_base_port: int = setting(18330, "first of SeaweedFS's internal ports", env="SEAWEEDFS_BASE_PORT",
                                        group="devrun", lo=1, hi=65000)
-    flower_port: int = setting(5555, "Flower's port (bound to 127.0.0.1)", env="FLOWER_PORT", group="devrun",
+    flower_port: int = setting(5555, "Flower's port (on HOST)", env="FLOWER_PORT", group="observability",
                                lo=1, hi=65535)
+    flower_user: str = setting("admin", "Flower's basic-auth user", env="FLOWER_USER", group="observability")
+    flower_password: str = setting(
+        "", "Flower's basic-auth password (Flower never starts without one)", env="FLOWER_PASSWORD", group="secrets",
+        secret=True, shown="generated under var/secrets (development)")
 
     _jwt_generated: bool = PrivateAttr(default=False)
 
@@ -321,6 +335,15 @@ class _Declared(BaseSettings):
     @property
     def jwt_secret_generated(self) -> bool:
         return self._jwt_generated
+
+    def flower_credentials(self) -> tuple[str, str]:
+        """Flower's basic auth: FLOWER_PASSWORD, or in development one generated under
+        var/secrets (ConfigError in production without one)."""
+        if self.flower_password:
+            return self.flower_user, self.flower_password
+        if self.is_production:
+            raise ConfigError(["FLOWER_PASSWORD is required to start Flower in production"])
+        return self.flower_user, _dev_secret(self.var_dir / "secrets" / "flower_password")
 
     @property
     def limits(self) -> ImageLimits:
@@ -527,6 +550,8 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
                         " (or both left unset to use the instance role)")
     if s.local_storage_dir is None:
         changes["local_storage_dir"] = s.var_dir / "storage"
+    if s.metrics_dir is None:
+        changes["metrics_dir"] = s.var_dir / "metrics"
     if bool(s.cloudfront_key_pair_id) != bool(s.cloudfront_private_key_path):
         problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID and AWS_CLOUDFRONT_PRIVATE_KEY_PATH must be set together")
     elif s.cloudfront_private_key_path and not s.cloudfront_private_key_path.is_file():

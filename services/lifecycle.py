@@ -8,9 +8,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from db.models import UNFINISHED, Image, ImageStatus
+from db.unit import after_commit
 from storage import ObjectStore, StorageError
 
 from .jobs import notify_when_ended
+from .metrics import metrics
 from .queue import TaskQueue
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ def mark_failed(session: Session, image_id: int, code: str, message: str | None 
                 processed_at=datetime.now(UTC), updated_at=datetime.now(UTC))
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount == 1:
+        after_commit(session, lambda: metrics().images_finished.labels("failed", code).inc())
     return result.rowcount == 1
 
 

@@ -8,6 +8,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Attributes a record may carry (via `extra=`) that belong in the line.
@@ -59,16 +60,30 @@ def _access_fields(atoms: Mapping) -> dict:
     return out
 
 
+_context: ContextVar[dict | None] = ContextVar("imagepipe_log_context", default=None)
+
+
+def bind(**fields) -> None:
+    """Add fields to every line this task (or request) writes from now on (`clear` ends it)."""
+    _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+
+
+def clear() -> None:
+    _context.set(None)
+
+
 def _task_fields() -> dict:
-    """The Celery task a worker line was written in, if any."""
+    """The Celery task a worker line was written in, if any: its name, id and attempt, and what
+    the task bound (the image, its job)."""
+    out = dict(_context.get() or {})
     if "celery" not in sys.modules:
-        return {}
+        return out
     from celery._state import get_current_task
 
     task = get_current_task()
     if task is None or task.request is None or not task.request.id:
-        return {}
-    return {"task": task.name, "task_id": task.request.id}
+        return out
+    return {"task": task.name, "task_id": task.request.id, "attempt": (task.request.retries or 0) + 1, **out}
 
 
 def use_json(logger: logging.Logger) -> None:

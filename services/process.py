@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from .config import Settings
 from .jobs import notify_when_ended
 from .keys import object_metadata, original_key, rendition_key
 from .lifecycle import discard_staging, fail_unfinished
+from .metrics import megapixel_bucket, metrics, timed
 from .queue import TaskQueue
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,15 @@ def run(units: Units, store: ObjectStore, settings: Settings, queue: TaskQueue, 
         refused = claim(session, image_id)
     if refused is not None:
         return refused
+    started = time.perf_counter()
     with units() as session:
-        return finish(session, store, settings, queue, image_id)
+        outcome = finish(session, store, settings, queue, image_id)
+        committing = time.perf_counter()
+    m = metrics()
+    m.stage_seconds.labels("commit").observe(time.perf_counter() - committing)
+    if outcome in (Outcome.READY, Outcome.FAILED):
+        m.stage_seconds.labels("total").observe(time.perf_counter() - started)
+    return outcome
 
 
 def claim(session: Session, image_id: int) -> Outcome | None:
@@ -79,7 +88,8 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
     if image.status != ImageStatus.PROCESSING:
         return Outcome.SKIPPED
     try:
-        data = _load_source(store, image)
+        with timed("fetch"):
+            data = _load_source(store, image)
     except ObjectNotFound:
         return _failed(session, queue, image, "source_missing")
 
@@ -98,6 +108,8 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
         return Outcome.DELETED
 
     record(image, store, stored)
+    log.info("image ready: %d renditions, %d bytes written", len(stored.result.renditions), stored.bytes_written)
+    after_commit(session, lambda: metrics().images_finished.labels(Outcome.READY.value, "").inc())
     after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
     notify_when_ended(session, queue, image_id=image.id)
     return Outcome.READY
@@ -117,13 +129,21 @@ class Stored:
 def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes) -> Stored:
     """Probe, render, and write the original and every rendition under their deterministic keys
     (ImageError for a file that is refused). Shared by uploads and the legacy migration."""
-    info = probe(data, settings.limits)
-    result = render(data, info, settings.encoder)
+    with timed("probe"):
+        info = probe(data, settings.limits)
+    started = time.perf_counter()
+    with timed("render"):
+        result = render(data, info, settings.encoder)
+    m = metrics()
+    m.render_seconds.labels(megapixel_bucket(info.width, info.height)).observe(time.perf_counter() - started)
+    for r in result.renditions:
+        m.rendition_bytes.labels(r.spec.format).inc(len(r.data))
     meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
     writes = [(orig_key, data, info.mime_type, PRIVATE_CACHE_CONTROL)] + rendition_writes(image, result.renditions)
 
-    put_all(store, settings, writes, meta)
+    with timed("store"):
+        put_all(store, settings, writes, meta)
     return Stored(info, result, [w[0] for w in writes], hashlib.sha256(data).hexdigest(),
                   sum(len(w[1]) for w in writes))
 

@@ -2,9 +2,15 @@
 never import the worker's code; the task names in celeryconfig are the contract."""
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import celeryconfig
+
+
+def _headers() -> dict:
+    """On every message: when it was sent (the queue's oldest-message age, services/metrics.py)."""
+    return {"sent_at": round(time.time(), 3)}
 
 
 class QueueUnavailable(Exception):
@@ -52,7 +58,9 @@ class CeleryQueue:
 
         if not image_ids:
             return
-        sigs = [self.app.signature(celeryconfig.PROCESS_IMAGE_TASK, args=[i], queue=self.queue) for i in image_ids]
+        headers = _headers()
+        sigs = [self.app.signature(celeryconfig.PROCESS_IMAGE_TASK, args=[i], queue=self.queue, headers=headers)
+                for i in image_ids]
         try:
             (sigs[0] if len(sigs) == 1 else group(sigs)).apply_async()
         except Exception as exc:  # kombu's OperationalError, or the transport's own (a Redis timeout)
@@ -76,7 +84,7 @@ class CeleryQueue:
         try:
             with self.app.producer_or_acquire() as producer:
                 for args in arg_lists:
-                    self.app.send_task(name, args=args, queue=queue, producer=producer)
+                    self.app.send_task(name, args=args, queue=queue, producer=producer, headers=_headers())
         except Exception as exc:  # as above
             raise QueueUnavailable(f"the broker did not take {name}: {exc}") from exc
 
@@ -85,7 +93,7 @@ class CeleryQueue:
 
     def _send(self, name: str, *args) -> None:
         try:
-            self.app.send_task(name, args=list(args), queue=self.queue)
+            self.app.send_task(name, args=list(args), queue=self.queue, headers=_headers())
         except Exception as exc:  # as above
             raise QueueUnavailable(f"the broker did not take {name}: {exc}") from exc
 

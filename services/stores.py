@@ -6,6 +6,7 @@ from storage.local import LocalObjectStore
 from storage.s3 import S3ObjectStore
 
 from .config import Settings
+from .metrics import observe_storage
 
 
 def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
@@ -25,4 +26,5 @@ def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
         connect_timeout_s=settings.store_connect_timeout_s,
         read_timeout_s=settings.store_read_timeout_s,
         max_attempts=min(2, settings.store_max_attempts) if in_request else settings.store_max_attempts,
+        observe=observe_storage,
     )

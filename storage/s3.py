@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, TypeVar
 
@@ -101,8 +102,11 @@ class S3ObjectStore:
         max_backoff_s: float = 4.0,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
+        observe: Callable[[str, str, float], None] | None = None,
     ):
+        """`observe(op, outcome, seconds)` is told of every operation (services/metrics.py)."""
         self.bucket = bucket
+        self.observe = observe
         self.region = region
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
         self.cloudfront_url = cloudfront_url.rstrip("/") if cloudfront_url else None
@@ -129,7 +133,25 @@ class S3ObjectStore:
         )
 
     # -- retry wrapper -------------------------------------------------------------------
-    def _call(self, fn: Callable[[], T], key: str | None = None, rewind: BinaryIO | None = None) -> T:
+    def _call(self, op: str, fn: Callable[[], T], key: str | None = None, rewind: BinaryIO | None = None) -> T:
+        """One store operation `op` (retries included), reported to the observer with its outcome."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = self._retrying(fn, key, rewind)
+            outcome = "ok"
+            return result
+        except ObjectNotFound:
+            outcome = "not_found"
+            raise
+        except TransientStorageError:
+            outcome = "transient"
+            raise
+        finally:
+            if self.observe is not None:
+                self.observe(op, outcome, time.perf_counter() - started)
+
+    def _retrying(self, fn: Callable[[], T], key: str | None, rewind: BinaryIO | None) -> T:
         start = rewind.tell() if rewind is not None else 0
         retrying = Retrying(
             retry=retry_if_exception_type(TransientStorageError),
@@ -159,7 +181,7 @@ class S3ObjectStore:
             extra["CacheControl"] = cache_control
         if isinstance(body, (bytes, bytearray, memoryview)):
             data = bytes(body)
-            self._call(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra), key)
+            self._call("put", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra), key)
             size = len(data)
         else:
             # upload_fileobj streams from the file (multipart above 8 MiB); we rewind on retry.
@@ -169,6 +191,7 @@ class S3ObjectStore:
             size = body.seek(0, io.SEEK_END) - start
             body.seek(start)
             self._call(
+                "put",
                 lambda: self.client.upload_fileobj(unclosable, self.bucket, key, ExtraArgs=extra),
                 key,
                 rewind=body,
@@ -180,10 +203,10 @@ class S3ObjectStore:
         def fetch() -> bytes:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-        return self._call(fetch, key)
+        return self._call("get", fetch, key)
 
     def head(self, key: str) -> ObjectInfo:
-        r = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key)
+        r = self._call("head", lambda: self.client.head_object(Bucket=self.bucket, Key=key), key)
         return ObjectInfo(
             key=key,
             size=int(r.get("ContentLength", 0)),
@@ -197,7 +220,7 @@ class S3ObjectStore:
     def copy(self, source: str, key: str) -> None:
         # The managed copy: one CopyObject, or a multipart copy above its threshold (S3's
         # CopyObject stops at 5 GB); content type, cache control and metadata come along.
-        self._call(lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key), source)
+        self._call("copy", lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key), source)
 
     def exists(self, key: str) -> bool:
         try:
@@ -207,14 +230,14 @@ class S3ObjectStore:
             return False
 
     def delete(self, key: str) -> None:
-        self._call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key), key)
+        self._call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=key), key)
 
     def delete_many(self, keys: list[str]) -> DeleteResult:
         result = DeleteResult()
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), DELETE_BATCH_SIZE):
             chunk = unique[i : i + DELETE_BATCH_SIZE]
-            r = self._call(
+            r = self._call("delete_many",
                 lambda chunk=chunk: self.client.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False},
@@ -231,7 +254,7 @@ class S3ObjectStore:
             kwargs = {"Bucket": self.bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
+            page = self._call("list", lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
             for obj in page.get("Contents", []):
                 yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", "").strip('"'),
                                  last_modified=obj.get("LastModified"))
@@ -264,7 +287,7 @@ class S3ObjectStore:
         return PresignedPost(url=post["url"], fields=dict(post["fields"]))
 
     def ping(self) -> None:
-        self._call(lambda: self.client.head_bucket(Bucket=self.bucket))
+        self._call("ping", lambda: self.client.head_bucket(Bucket=self.bucket))
 
     # -- provisioning (used by `imagepipe run` and tests, not by request paths) ------------
     def ensure_bucket(self) -> None:
@@ -274,7 +297,7 @@ class S3ObjectStore:
             kwargs = {"Bucket": self.bucket}
             if self.region != "us-east-1" and not self.endpoint_url:
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            self._call(lambda: self.client.create_bucket(**kwargs))
+            self._call("create_bucket", lambda: self.client.create_bucket(**kwargs))
 
     def allow_anonymous_read(self, prefix: str) -> None:
         """Bucket policy: anonymous GET for objects under `prefix`, nothing else."""
@@ -292,7 +315,7 @@ class S3ObjectStore:
         """The bucket's `policy` (dict), `cors` (rules) or `lifecycle` (rules); None when unset."""
         getter, absent, pick = _BUCKET_PARTS[part]
         try:
-            answer = self._call(lambda: getattr(self.client, getter)(Bucket=self.bucket))
+            answer = self._call("get_bucket_config", lambda: getattr(self.client, getter)(Bucket=self.bucket))
         except PermanentStorageError as exc:
             if any(code in str(exc) for code in absent):
                 return None
@@ -309,7 +332,7 @@ class S3ObjectStore:
             "lifecycle": lambda: self.client.put_bucket_lifecycle_configuration(
                 Bucket=bucket, LifecycleConfiguration={"Rules": value}),
         }
-        self._call(calls[part])
+        self._call("put_bucket_config", calls[part])
 
 
 def anonymous_read_policy(bucket: str | None, prefix: str) -> dict:

@@ -166,6 +166,7 @@ def settings_env(database_url, seaweed) -> dict[str, str]:
         AWS_S3_BUCKET=seaweed.bucket,
         CALLBACK_ALLOWED_HOSTS="127.0.0.1:*",  # the tests' own callback receivers, on any port
         RATE_LIMIT_UPLOADS_PER_MINUTE="0",  # off for the suite; tests/api/test_limits.py turns it on
+        WORKER_METRICS_PORT="0",  # workers started by a test serve their metrics only where it asks
     )
     return env
 

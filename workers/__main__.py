@@ -20,10 +20,27 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["worker"]:
+        # Before prometheus-client is imported: the pool's processes keep their values in files
+        # that the main process serves on WORKER_METRICS_PORT (services/metrics.py).
+        from services.metrics import use_multiprocess_dir
+
+        use_multiprocess_dir(settings.metrics_dir / "worker", wipe=True)
+    if args[:1] == ["flower"]:
+        # Flower only behind basic auth, its history kept across restarts. Given through Flower's
+        # own environment variables, so the password is not on the command line (ps shows that).
+        try:
+            user, password = settings.flower_credentials()
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        os.environ.update({"FLOWER_BASIC_AUTH": f"{user}:{password}", "FLOWER_PERSISTENT": "True",
+                           "FLOWER_DB": str(settings.var_dir / "flower.db"), "FLOWER_STATE_SAVE_INTERVAL": "60000"})
     from .app import create_worker_app
 
     app = create_worker_app(settings)
-    return app.start(list(sys.argv[1:] if argv is None else argv)) or 0
+    return app.start(args) or 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ own command line on it; tests call `create_worker_app(settings)` and start a wor
 """
 from __future__ import annotations
 
+import logging
+
 from celery import Celery, signals
 
 import celeryconfig
@@ -36,7 +38,80 @@ def _connect_signals() -> None:
     signals.worker_process_init.connect(_after_fork, weak=False)
     signals.after_setup_logger.connect(_json_logs, weak=False)
     signals.after_setup_task_logger.connect(_json_logs, weak=False)
+    signals.task_prerun.connect(_bind_task, weak=False)
+    signals.task_postrun.connect(_unbind_task, weak=False)
+    signals.task_retry.connect(_count_retry, weak=False)
+    signals.task_failure.connect(_count_failure, weak=False)
+    signals.worker_process_shutdown.connect(_process_gone, weak=False)
+    signals.worker_init.connect(_serve_metrics, weak=False)
     _signals_connected = True
+
+
+# The first argument of each task that names an image.
+_IMAGE_ARG = {celeryconfig.PROCESS_IMAGE_TASK: 0, celeryconfig.DELETE_IMAGE_TASK: 0, celeryconfig.REGENERATE_TASK: 0,
+              celeryconfig.MIGRATE_IMAGE_TASK: 1}
+
+
+def _bind_task(sender=None, args=None, **_kwargs) -> None:
+    """Every JSON line of an image's task carries the image id (and the job's, bound by the task
+    once it knows it); the task name, id and attempt are added by the formatter."""
+    from services.logs import bind, clear
+
+    clear()
+    position = _IMAGE_ARG.get(getattr(sender, "name", None))
+    if position is not None and args and len(args) > position:
+        bind(image_id=args[position])
+    if getattr(sender, "name", None) == celeryconfig.DELIVER_CALLBACK_TASK and args:
+        bind(job_id=args[0])
+
+
+def _unbind_task(**_kwargs) -> None:
+    from services.logs import clear
+
+    clear()
+
+
+def _count_retry(sender=None, **_kwargs) -> None:
+    from services.metrics import metrics
+
+    metrics().retries.labels(getattr(sender, "name", "unknown")).inc()
+
+
+def _count_failure(sender=None, exception=None, **_kwargs) -> None:
+    from services.metrics import metrics
+
+    from .tasks import failure_code
+
+    metrics().task_failures.labels(getattr(sender, "name", "unknown"), failure_code(exception)).inc()
+
+
+def _process_gone(**_kwargs) -> None:
+    import os
+
+    from services.metrics import mark_process_dead
+
+    mark_process_dead(os.getpid())
+
+
+def _serve_metrics(sender=None, **_kwargs) -> None:
+    """In the worker's main process: its pool's metrics on HOST:WORKER_METRICS_PORT."""
+    from services import metrics as m
+
+    settings = runtime.settings()
+    if not settings or not settings.worker_metrics_port or not m.multiprocess():
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import multiprocess as mp
+
+    registry = CollectorRegistry()
+    mp.MultiProcessCollector(registry)
+    log = logging.getLogger(__name__)
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.host, registry=registry)
+    except OSError as exc:  # the port is taken: the worker still works, unscraped (ImagepipeNoWorker says so)
+        log.error("metrics endpoint not started on %s:%s: %s", settings.host, settings.worker_metrics_port, exc)
+        return
+    log.info("metrics on http://%s:%s/metrics", settings.host, settings.worker_metrics_port)
 
 
 def _after_fork(**_kwargs) -> None:

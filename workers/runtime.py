@@ -19,6 +19,10 @@ def configure(settings: Settings, *, queue_factory: Callable[[], TaskQueue] | No
     _settings, _queue_factory, _runtime = settings, queue_factory, None
 
 
+def settings() -> Settings | None:
+    return _settings
+
+
 def get() -> Runtime:
     global _runtime
     if _runtime is None:

@@ -8,12 +8,16 @@ from datetime import UTC, datetime
 from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
+from db.models import JobImage
 from services import callbacks, manage, migrate, orphans, process, renditions, sweeps
 from services.config import Settings
 from services.lifecycle import FAILURE_MESSAGES, fail_unfinished
+from services.logs import bind
+from services.metrics import metrics
 from storage import StorageError, TransientStorageError
 
 from . import runtime
@@ -27,10 +31,10 @@ class ProcessImageTask(Task):
         # Retries are exhausted (or the error was not transient): never leave an image spinning.
         # Celery also calls this in the worker's main process when the hard time limit killed
         # the child (libvips busy in C code cannot see the soft limit's signal).
-        fail_for_good(args[0], _failure_code(exc), f"{type(exc).__name__}: {exc}")
+        fail_for_good(args[0], failure_code(exc), f"{type(exc).__name__}: {exc}")
 
 
-def _failure_code(exc: BaseException) -> str:
+def failure_code(exc: BaseException) -> str:
     """The code a task failed for good with; its fixed text is what the client reads."""
     if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
         return "processing_timeout"
@@ -59,6 +63,8 @@ def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, 
 
 def process_image(image_id: int) -> str:
     rt = runtime.get()
+    with rt.unit_of_work() as session:  # the job, for every log line of this task
+        bind(job_id=session.scalar(select(JobImage.job_id).where(JobImage.image_id == image_id).limit(1)))
     return process.run(rt.unit_of_work, rt.store, rt.settings, rt.queue, image_id)
 
 
@@ -72,8 +78,12 @@ def deliver_callback(self: Task, job_id: str) -> str:
     rt = runtime.get()
     last = self.request.retries + 1 >= rt.settings.callback_max_attempts
     try:
-        return callbacks.deliver(rt.unit_of_work, rt.settings, job_id, final_attempt=last)
+        outcome = callbacks.deliver(rt.unit_of_work, rt.settings, job_id, final_attempt=last)
+        if outcome in (callbacks.DeliveryOutcome.DELIVERED, callbacks.DeliveryOutcome.FAILED):
+            metrics().callbacks.labels(str(outcome)).inc()
+        return outcome
     except callbacks.CallbackFailed as exc:
+        metrics().callbacks.labels("retrying").inc()
         delay = min(600, 2 ** (self.request.retries + 1))
         log.warning("callback for job %s failed (attempt %s): %s; retrying in %ss",
                     job_id, self.request.retries + 1, exc, delay)
@@ -83,7 +93,7 @@ def deliver_callback(self: Task, job_id: str) -> str:
 class MigrateImageTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         rt = runtime.get()
-        code = _failure_code(exc)
+        code = failure_code(exc)
         with rt.unit_of_work() as session:
             migrate.fail_item(session, args[0], args[1], code, FAILURE_MESSAGES[code])
         log.error("migration of image %s failed for good: %s: %s", args[1], type(exc).__name__, exc,

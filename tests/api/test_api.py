@@ -138,4 +138,8 @@ def test_upload_page_is_served(client):
     page = client.get("/")
     assert page.status_code == 200 and b'src="/web/app.js"' in page.data
     script = client.get("/web/app.js")
-    assert script.status_code == 200 and b"status_url" in script.data
+    assert script.status_code == 200 and b'from "/web/imagepipe.js"' in script.data
+    module = client.get("/web/imagepipe.js")
+    assert module.status_code == 200 and b"export async function uploadImages" in module.data
+    assert module.headers["Content-Type"].startswith(("text/javascript", "application/javascript"))
+    assert client.get("/web/imagepipe.css").status_code == 200

@@ -110,6 +110,7 @@ def _cells(w):
             dict(path=f"/api/v1/admin/storage/scans/{w['scan']}/report"), {**admin_only, "admin": 409}),
         ("get", "/api/v1/openapi.json"): (dict(path="/api/v1/openapi.json"), dict.fromkeys(no_one, 200)),
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
+        ("get", "/metrics"): (dict(path="/metrics"), dict.fromkeys(no_one, 200)),  # no METRICS_TOKEN configured
         ("get", "/readyz"): (dict(path="/readyz"), dict.fromkeys(no_one, 200)),
         ("get", "/uploads/{legacy_path}"): (  # public: an old link, never migrated
             dict(path="/uploads/properties/1/never-migrated.jpg"), dict.fromkeys(no_one, 404)),

@@ -69,7 +69,19 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
         preflight = requests.options(f"http://127.0.0.1:{base + 7}/imagepipe/staging/x", timeout=5, headers={
             "Origin": api, "Access-Control-Request-Method": "POST"})
         assert preflight.headers.get("Access-Control-Allow-Origin") == api
-        _wait(f"http://127.0.0.1:{flower_port}/healthcheck", 30, proc)
+        flower = f"http://127.0.0.1:{flower_port}"
+        password = (tmp_path / "var" / "secrets" / "flower_password").read_text().strip()
+        deadline = time.monotonic() + 30
+        while True:  # Flower answers only behind basic auth, with the generated password
+            try:
+                if requests.get(f"{flower}/", auth=("admin", password), timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "Flower did not start"
+            time.sleep(0.5)
+        assert requests.get(f"{flower}/", timeout=5).status_code == 401
+        assert requests.get(f"{flower}/", auth=("admin", "wrong"), timeout=5).status_code == 401
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         try:
@@ -82,6 +94,8 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
         print(output[-5000:])
     assert proc.returncode == 0, output[-3000:]
     assert "beat: Starting..." in output  # the sweeps' and the daily scan's scheduler
+    assert (tmp_path / "var" / "flower.db").exists() or list((tmp_path / "var").glob("flower.db*"))  # persistent
+    assert password not in output  # never printed, never on a command line
     for port in (api_port, flower_port, base + 7):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/", timeout=2)

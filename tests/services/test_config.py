@@ -120,8 +120,10 @@ def test_generated_env_example_and_settings_table_are_up_to_date():
 
     example = (ROOT / ".env.example").read_text()
     docs = (ROOT / "docs" / "configuration.md").read_text()
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
     assert example == env_example(), "stale .env.example: run `imagepipe config generate`"
     assert docs == render_docs(docs), "stale docs/configuration.md: run `imagepipe config generate`"
+    assert deploy == render_docs(deploy), "stale docs/deploy.md: run `imagepipe config generate`"
     for _, field in declarations():
         assert f"{env_name(field)}=" in example and f"`{env_name(field)}`" in docs
 

@@ -118,7 +118,9 @@ def test_stats_on_100k_images_come_from_the_rollup_and_equal_a_full_recount(pg):
     tables and read a table of a few hundred rows. Times are printed, not asserted
     (docs/operations.md has the measurement)."""
     url = private_database(pg, "stats100k")
-    engine = make_engine(url)
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)  # no client-side statement deadline: generating the rows takes a while
     with engine.begin() as conn:
         conn.execute(text("""
             INSERT INTO images (id, entity_type, entity_id, status, file_size, created_at, updated_at, position,
