@@ -111,6 +111,9 @@ async function upload(files) {
       row.classList.toggle("failed", s.phase === "failed");
       row.querySelector(".state").textContent = s.phase === "failed" ? `failed: ${s.error.message}`
         : s.phase === "ready" ? "ready" : s.phase === "processing" ? "processing…" : `uploading${s.direct ? " (direct)" : ""}…`;
+      if (s.phase === "ready" && !row.querySelector(".ip-image")) {
+        row.append(renderImage(s.image, "list", { alt: s.image.alt_text || s.file.name }));  // then the image
+      }
       if (s.phase === "ready" || s.phase === "failed") say(`${s.file.name}: ${row.querySelector(".state").textContent}`);
     },
   });

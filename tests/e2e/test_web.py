@@ -85,6 +85,8 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     for name in [*PHOTOS, LARGE]:
         assert by_name[name]["phase"] == "ready" and by_name[name]["progress"] == 100, by_name[name]
     assert by_name[LARGE]["direct"] == "true" and by_name[PHOTOS[0]]["direct"] == "false"
+    # each ready file's row ends with its image
+    assert page.locator("#uploads li[data-phase=ready] .ip-image img").count() == 4
     # a corrupt JPEG: accepted, then failed by the worker with the API's message
     truncated = by_name["libvips-truncated.jpg"]
     assert truncated["phase"] == "failed" and truncated["state"].startswith("failed: ")
@@ -127,6 +129,14 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     page.wait_for_selector(".ip-gallery .ip-item")
     assert page.get_attribute(".ip-item >> nth=1", "data-image-id") == first_id
     assert "cover" in page.inner_text(f".ip-item[data-image-id='{cover_id}'] .ip-caption")
+
+    # alt text, saved on change and shown from the API's answer
+    item = page.locator(f".ip-item[data-image-id='{cover_id}']")
+    item.get_by_role("textbox").fill("Sunny kitchen")
+    item.get_by_role("textbox").press("Tab")
+    page.wait_for_function("id => document.querySelector(`.ip-item[data-image-id='${id}'] img`)?.alt === 'Sunny kitchen'",
+                           arg=cover_id, timeout=WAIT_MS)
+    assert requests.get(f"{site}/api/v1/images/{cover_id}", timeout=10).json()["alt_text"] == "Sunny kitchen"
 
     # delete one
     ready_items = page.locator(".ip-item:has(.ip-open)")  # the failed one stays, for its writer to see
