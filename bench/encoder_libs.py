@@ -1,4 +1,6 @@
-"""Same encoder, two builds: libvips' (pyvips-binary) libjpeg-turbo/libwebp against Pillow's.
+"""Same encoder, two builds: libvips' (pyvips-binary) libjpeg-turbo/libwebp/libpng against Pillow's.
+The table is what pipeline/encoders.py's choice of build rests on; run it again when either
+wheel changes.
 
     .venv/bin/python bench/encoder_libs.py
 
@@ -61,6 +63,12 @@ def main() -> int:
         (f"WebP q80 effort {e}", lambda e=e: img.webpsave_buffer(Q=80, effort=e, keep="none"),
          lambda e=e: pil_bytes(pim, "WEBP", quality=80, method=e)) for e in (0, 2, 4)
     ]
+    # PNG renditions are for images with real alpha: the RGBA photo of the corpus, at 1600 px
+    rgba = pyvips.Image.new_from_file(str(ROOT / "tests" / "corpus" / "photos" / "paper_alpha_2048x1536.png"))
+    rgba = rgba.thumbnail_image(1600).copy_memory()
+    prgba = Image.frombytes("RGBA", (rgba.width, rgba.height), bytes(rgba.write_to_memory()))
+    cases.append(("PNG level 6 (RGBA)", lambda: rgba.pngsave_buffer(compression=6, keep="none"),
+                  lambda: pil_bytes(prgba, "PNG", compress_level=6)))
     print(f"{img.width}x{img.height} from {PHOTO.name}; libvips {pyvips.version(0)}.{pyvips.version(1)}, "
           f"Pillow {Image.__version__}")
     print(f"{'encode':28} {'pyvips ms':>10} {'Pillow ms':>10} {'ratio':>6} {'pyvips B':>9} {'Pillow B':>9}")
@@ -68,8 +76,28 @@ def main() -> int:
         size_a, size_b = len(vips_fn()), len(pil_fn())
         a, b = median_ms(vips_fn), median_ms(pil_fn)
         print(f"{name:28} {a:10.1f} {b:10.1f} {a / b:6.2f} {size_a:9} {size_b:9}")
+    from pipeline.specs import DEFAULT_ENCODER
+
+    print(f"imagepipe encodes JPEG with {DEFAULT_ENCODER.jpeg_encoder}, WebP with {DEFAULT_ENCODER.webp_encoder}, "
+          "PNG and AVIF with libvips (pipeline/encoders.py; JPEG_ENCODER, WEBP_ENCODER)")
+    whole_render(DEFAULT_ENCODER)
     budget()
     return 0
+
+
+def whole_render(default) -> None:
+    """pipeline.render on the 12 MP photo (six renditions, placeholders), with each build."""
+    from dataclasses import replace
+
+    from pipeline.probe import probe
+    from pipeline.render import render
+
+    data = PHOTO.read_bytes()
+    info = probe(data)
+    builds = {b: replace(default, jpeg_encoder=b, webp_encoder=b) for b in ("libvips", "pillow")}
+    times = {b: median_ms(lambda enc=enc: render(data, info, enc), n=7) for b, enc in builds.items()}
+    print(f"whole render of {PHOTO.name}: libvips encoders {times['libvips']:.0f} ms, Pillow's "
+          f"{times['pillow']:.0f} ms ({times['libvips'] / times['pillow']:.2f} x)")
 
 
 def budget() -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pyvips
 
+from . import encoders
 from .errors import CorruptImage
 from .placeholders import Placeholders, placeholders
 from .probe import ProbeResult, apply_loader_policy, vips_reason
@@ -134,18 +135,8 @@ def decode_for_renditions(data: bytes, probe: ProbeResult, max_width: int) -> py
 
 
 def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> bytes:
-    if spec.format == "jpeg":
-        return img.jpegsave_buffer(
-            Q=spec.quality, optimize_coding=enc.jpeg_optimize_coding, interlace=spec.name in enc.jpeg_progressive,
-            subsample_mode=enc.jpeg_subsample, keep="none",
-        )
-    if spec.format == "webp":
-        return img.webpsave_buffer(Q=spec.quality, effort=enc.webp_effort, keep="none")
-    if spec.format == "png":
-        return img.pngsave_buffer(compression=enc.png_compression, keep="none")
-    if spec.format == "avif":
-        return img.heifsave_buffer(compression="av1", Q=spec.quality, effort=enc.avif_effort, keep="none")
-    raise ValueError(f"unknown format {spec.format}")
+    """One rendition (kept for callers outside render(): the benchmarks)."""
+    return encoders.encode(img, spec, enc)
 
 
 def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCODER,
@@ -165,8 +156,9 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a
     # processing_error and logs it).
     sized = cascade(source, [spec.width for spec in specs])
-    out = [Rendition(spec, encode(sized[spec.width], spec, enc), sized[spec.width].width, sized[spec.width].height)
-           for spec in specs]
+    pillow = encoders.PillowImages()  # each size handed to Pillow once, for its JPEG and its WebP
+    out = [Rendition(spec, encoders.encode(sized[spec.width], spec, enc, pillow), sized[spec.width].width,
+                     sized[spec.width].height) for spec in specs]
     marks = placeholders(sized[min(sized)])  # from the smallest size: cheap, whatever the upload
     return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks)
 

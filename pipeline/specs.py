@@ -49,6 +49,11 @@ class EncoderSettings:
         "auto", "chroma subsampling: auto (4:2:0 below q90), on, off (4:4:4)")
     jpeg_optimize_coding: bool = setting(
         True, "optimised Huffman tables: about 2 % smaller JPEGs for a second pass over the coefficients")
+    jpeg_encoder: Literal["pillow", "libvips"] = setting(
+        "pillow", "which build of libjpeg-turbo writes JPEG renditions: Pillow's (faster here, the same pixels) or"
+        " libvips' (pipeline/encoders.py, docs/benchmarks.md)")
+    webp_encoder: Literal["pillow", "libvips"] = setting(
+        "pillow", "which build of libwebp writes WebP renditions: Pillow's (faster here, the same bytes) or libvips'")
     webp_quality: int = setting(80, "WebP quality; part of each rendition's key (medium_w800_q80.webp)", lo=1, hi=100)
     webp_effort: int = setting(4, "0 (fastest) ... 6 (smallest); the biggest single CPU cost of a photo", lo=0, hi=6)
     png_compression: int = setting(

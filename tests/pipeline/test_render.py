@@ -482,9 +482,12 @@ def test_an_encoder_failure_is_not_blamed_on_the_upload():
     # Every pixel is decoded before the first encode; what fails after that is not the file's
     # fault and must not come back as corrupt_image (the worker reports processing_error).
     data = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
-    with pytest.raises(pyvips.Error) as err:
-        render(data, probe(data), EncoderSettings(jpeg_subsample="bogus"))  # jpegsave refuses it
+    with pytest.raises(pyvips.Error) as err:  # libvips' jpegsave refuses it
+        render(data, probe(data), EncoderSettings(jpeg_encoder="libvips", jpeg_subsample="bogus"))
     assert "bogus" in str(err.value)
+    assert not isinstance(err.value, CorruptImage)
+    with pytest.raises(ValueError) as err:  # Pillow's libwebp refuses an effort out of range
+        render(data, probe(data), EncoderSettings(webp_encoder="pillow", webp_effort=99))
     assert not isinstance(err.value, CorruptImage)
 
 
