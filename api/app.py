@@ -100,8 +100,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         started = g.get("started")
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            metrics().http_seconds.labels(route, request.method, str(resp.status_code)).observe(
-                time.perf_counter() - started)
+            try:
+                metrics().http_seconds.labels(route, request.method, str(resp.status_code)).observe(
+                    time.perf_counter() - started)
+            except Exception:  # noqa: BLE001 - a metric never fails a request
+                log.exception("could not record the request's metric")
         return resp
 
     @app.before_request

@@ -1,5 +1,5 @@
 """gunicorn hooks (`gunicorn -c python:api.gunicorn_conf`): the master chooses the Prometheus
-multiprocess folder (METRICS_DIR/api, emptied) before it forks the workers, and drops a
+multiprocess folder (METRICS_DIR/api-<master pid>, new) before it forks the workers, and drops a
 worker's live gauges when it exits, so GET /metrics sums exactly this run's processes
 (services/metrics.py)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ def on_starting(server) -> None:
     from services.config import Settings
     from services.metrics import use_multiprocess_dir
 
-    use_multiprocess_dir(Settings.from_env().metrics_dir / "api", wipe=True)
+    use_multiprocess_dir(Settings.from_env().metrics_dir, "api")
 
 
 def child_exit(server, worker) -> None:

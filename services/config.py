@@ -189,8 +189,9 @@ class _Declared(BaseSettings):
         " abandoned (an image still processing after twice the hard time limit too)", env="SWEEP_GRACE_S",
         group="tasks", lo=60, hi=7 * 24 * 3600)
     metrics_dir: Path | None = setting(
-        None, "where the API's and the worker's processes keep their Prometheus values (one sub-folder per service;"
-        " wiped when the service starts)", env="METRICS_DIR", group="observability", shown="var/metrics")
+        None, "where the API's and the workers' processes keep their Prometheus values (a sub-folder per running"
+        " instance, api-<pid> or worker-<pid>; those of stopped instances are removed)", env="METRICS_DIR",
+        group="observability", shown="var/metrics")
     worker_metrics_port: int = setting(
         9808, "the worker's main process serves its pool's metrics on HOST:this port (0: no endpoint)",
         env="WORKER_METRICS_PORT", group="observability", lo=0, hi=65535)

@@ -13,12 +13,13 @@ Metrics are created on first use, not at import (nothing happens at import).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -38,16 +39,34 @@ def megapixel_bucket(width: int, height: int) -> str:
 _multiprocess_dir: Path | None = None
 
 
-def use_multiprocess_dir(path: Path, *, wipe: bool) -> None:
+def use_multiprocess_dir(base: Path, service: str) -> Path:
     """In the process that starts the others (gunicorn's master, Celery's main process), before
     prometheus-client is first imported (it chooses where values live at import): values go to
-    files under `path`, which is emptied first. The processes it forks inherit the choice."""
+    files under `base/<service>-<this pid>`, a folder of this instance's own, so two workers (or
+    two APIs) on one host never empty each other's. Folders of instances that are no longer
+    running are removed. The processes it forks inherit the choice."""
     global _multiprocess_dir
-    if wipe and path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob(f"{service}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"{service}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
     os.environ.update({MULTIPROC_ENV: str(path)})  # prometheus-client's own variable
     _multiprocess_dir = path
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def multiprocess() -> bool:
@@ -81,9 +100,18 @@ class Metrics:
                                       " status", ["route", "method", "status"], buckets=SECONDS)
 
 
-@cache
+_metrics: Metrics | None = None
+_metrics_lock = threading.Lock()
+
+
 def metrics() -> Metrics:
-    return Metrics()
+    """The process's metrics, created once even when the first calls race (the API's threads)."""
+    global _metrics
+    if _metrics is None:
+        with _metrics_lock:
+            if _metrics is None:
+                _metrics = Metrics()
+    return _metrics
 
 
 @contextmanager
@@ -96,10 +124,14 @@ def timed(stage: str) -> Iterator[None]:
 
 
 def observe_storage(op: str, outcome: str, seconds: float) -> None:
-    """The storage adapters' observer (storage/ knows nothing of Prometheus)."""
-    m = metrics()
-    m.storage_ops.labels(op, outcome).inc()
-    m.storage_seconds.labels(op).observe(seconds)
+    """The storage adapters' observer (storage/ knows nothing of Prometheus). A metric must never
+    fail the work it measures: a problem here is logged, not raised."""
+    try:
+        m = metrics()
+        m.storage_ops.labels(op, outcome).inc()
+        m.storage_seconds.labels(op).observe(seconds)
+    except Exception:  # noqa: BLE001 - see the docstring
+        logging.getLogger(__name__).exception("could not record a storage metric")
 
 
 def exposition(extra_collectors=()) -> tuple[bytes, str]:

@@ -149,7 +149,10 @@ class S3ObjectStore:
             raise
         finally:
             if self.observe is not None:
-                self.observe(op, outcome, time.perf_counter() - started)
+                try:
+                    self.observe(op, outcome, time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - measuring must never fail the call
+                    log.exception("storage observer failed")
 
     def _retrying(self, fn: Callable[[], T], key: str | None, rewind: BinaryIO | None) -> T:
         start = rewind.tell() if rewind is not None else 0

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         # that the main process serves on WORKER_METRICS_PORT (services/metrics.py).
         from services.metrics import use_multiprocess_dir
 
-        use_multiprocess_dir(settings.metrics_dir / "worker", wipe=True)
+        use_multiprocess_dir(settings.metrics_dir, "worker")
     if args[:1] == ["flower"]:
         # Flower only behind basic auth, its history kept across restarts. Given through Flower's
         # own environment variables, so the password is not on the command line (ps shows that).

@@ -95,7 +95,8 @@ def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_
 
             api_text = requests.get(f"{api}/metrics", timeout=10).text
             worker_text = requests.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10).text
-            pids = {p.name.rsplit("_", 1)[-1] for p in (tmp_path / "metrics" / "api").glob("*.db")}
+            [api_dir] = (tmp_path / "metrics").glob("api-*")  # this master's own folder
+            pids = {p.name.rsplit("_", 1)[-1] for p in api_dir.glob("*.db")}
         finally:
             os.killpg(api_proc.pid, signal.SIGTERM)
             api_proc.wait(timeout=30)
@@ -179,3 +180,45 @@ def test_alert_rules_are_valid_and_pass_their_unit_tests():
                            text=True, cwd=deploy)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "SUCCESS" in tests.stdout
+
+
+def test_the_first_metrics_of_a_process_survive_a_race_of_threads():
+    """The API's threads may all record their first metric at once: one set of metrics is
+    created, none of the requests fails (the chaos suite once saw 500s from exactly that)."""
+    import sys
+
+    probe = ("import threading\n"
+             "from services.metrics import metrics\n"
+             "barrier, errors, got = threading.Barrier(16), [], []\n"
+             "def go():\n"
+             "    barrier.wait()\n"
+             "    try:\n        got.append(id(metrics()))\n"
+             "    except Exception as exc:\n        errors.append(repr(exc))\n"
+             "threads = [threading.Thread(target=go) for _ in range(16)]\n"
+             "[t.start() for t in threads]; [t.join() for t in threads]\n"
+             "assert not errors and len(set(got)) == 1, (errors, set(got))\n"
+             "print('ok')\n")
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_two_workers_on_one_host_keep_their_own_metrics_folders(tmp_path):
+    """Each instance writes under METRICS_DIR/<service>-<pid>; starting one never empties another
+    that is running, and a dead instance's folder is removed."""
+    import sys
+
+    base = tmp_path / "metrics"
+    alive = base / f"worker-{os.getpid()}"  # this test process: alive
+    alive.mkdir(parents=True)
+    (alive / "counter_1.db").write_bytes(b"x")
+    dead = base / "worker-999999999"
+    dead.mkdir()
+    probe = ("import sys\nfrom pathlib import Path\nfrom services.metrics import use_multiprocess_dir\n"
+             "print(use_multiprocess_dir(Path(sys.argv[1]), 'worker'))\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(base)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    mine = Path(out.stdout.strip())
+    assert mine.parent == base and mine.name.startswith("worker-") and mine != alive
+    assert (alive / "counter_1.db").exists() and not dead.exists()
