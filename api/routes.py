@@ -356,12 +356,7 @@ def admin_storage_stats():
     if source not in ("database", "bucket"):
         raise ApiError(400, "invalid_parameter", "source must be database or bucket")
     db = stats.database_stats(db_session())
-    if source == "database":
-        return jsonify(db)
-    out = stats.bucket_stats(components().store) | {"images_by_status": db["images_by_status"],
-                                                    "last_orphan_scan": db["last_orphan_scan"]}
-    out["difference"] = stats.difference(out, db)
-    return jsonify(out)
+    return jsonify(db if source == "database" else stats.bucket_report(components().store, db))
 
 
 @bp.post("/admin/storage/cleanup-orphaned")

@@ -20,6 +20,13 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
+def _runtime():
+    """The wiring (database, store, queue) for the commands that use the services."""
+    from services.runtime import build_runtime
+
+    return build_runtime(_settings())
+
+
 @click.group()
 def main() -> None:
     """imagepipe: listing-photo pipeline (API, worker, tools)."""
@@ -156,15 +163,12 @@ def sweep() -> None:
     """Put right what a crash left between two steps (services/sweeps.py); safe at any time."""
     import json
 
-    from services.runtime import build_runtime
+    from services.sweeps import options
     from services.sweeps import sweep as run_sweep
 
-    s = _settings()
-    rt = build_runtime(s)
+    rt = _runtime()
     with rt.unit_of_work() as session:
-        report = run_sweep(session, rt.store, rt.queue, grace_s=s.sweep_grace_s,
-                           processing_limit_s=2 * s.task_time_limit_s + s.sweep_grace_s,
-                           max_requeues=s.sweep_max_requeues)
+        report = run_sweep(session, rt.store, rt.queue, **options(rt.settings))
     click.echo(json.dumps(report.as_dict()))
 
 

@@ -12,11 +12,9 @@ from services.config import ENTITY_TYPES
 
 
 def _runtime():
-    from services.runtime import build_runtime
+    from .main import _runtime as runtime
 
-    from .main import _settings
-
-    return build_runtime(_settings())
+    return runtime()
 
 
 def _run_id(session, run_id: str | None) -> str:

@@ -19,9 +19,9 @@ def _settings():
 
 
 def _runtime():
-    from services.runtime import build_runtime
+    from .main import _runtime as runtime
 
-    return build_runtime(_settings())
+    return runtime()
 
 
 def _s3_store(settings):
@@ -134,12 +134,7 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
                    + ("agrees" if agree else "DIFFERS: " + ", ".join(k for k in keys if full[k] != db[k])), err=True)
         if not agree:
             sys.exit(1)
-    out = db
-    if source == "bucket":
-        out = svc.bucket_stats(rt.store) | {"images_by_status": db["images_by_status"],
-                                           "last_orphan_scan": db["last_orphan_scan"],
-                                           "difference": None}
-        out["difference"] = svc.difference(out, db)
+    out = svc.bucket_report(rt.store, db) if source == "bucket" else db
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return

@@ -46,6 +46,21 @@ def mark_failed(session: Session, image_id: int, code: str, message: str | None 
     return result.rowcount == 1
 
 
+def mark_missing(session: Session, image_ids: list[int]) -> int:
+    """Ready images whose original is gone from the store (the orphan scan, a regenerate that found
+    nothing to render from): `missing`, with the fixed text telling the client to upload again. A
+    conditional UPDATE: an image that is no longer ready meanwhile is left alone."""
+    if not image_ids:
+        return 0
+    return session.execute(
+        update(Image)
+        .where(Image.id.in_(image_ids), Image.status == ImageStatus.READY)
+        .values(status=ImageStatus.MISSING, error_code="original_missing",
+                error_message=FAILURE_MESSAGES["original_missing"], updated_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def fail_unfinished(session: Session, queue: TaskQueue, image_id: int, code: str, message: str | None = None) -> bool:
     """Retries are exhausted: fail the image unless a run already finished it, and send the
     callbacks of the jobs that have thereby ended."""

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -223,7 +224,9 @@ class DatabaseCollector:
         from sqlalchemy import func, select
         from sqlalchemy.exc import SQLAlchemyError
 
-        from db.models import ImageStatus, ScanStatus, StorageScan, StorageUsage
+        from db.models import ImageStatus, StorageUsage
+
+        from .stats import last_scan
 
         images = GaugeMetricFamily("imagepipe_images", "Images per status (from the database)", labels=["status"])
         scan = GaugeMetricFamily("imagepipe_orphan_scan_findings", "What the last finished orphan scan found",
@@ -236,22 +239,19 @@ class DatabaseCollector:
                 for status, n in session.execute(select(StorageUsage.status, func.sum(StorageUsage.objects))
                                                  .where(StorageUsage.kind == "image").group_by(StorageUsage.status)):
                     counts[status] = int(n or 0)
-                last = session.scalars(select(StorageScan).where(StorageScan.status == ScanStatus.SUCCEEDED)
-                                       .order_by(StorageScan.finished_at.desc()).limit(1)).first()
-                found = json.loads(last.counts or "{}") if last else None
-                finished = last.finished_at.timestamp() if last and last.finished_at else None
+                found = last_scan(session)
         except SQLAlchemyError:
             return
         for status, n in counts.items():
             images.add_metric([status], n)
         yield images
         if found is not None:
-            orphans, missing = found.get("orphans", {}), found.get("missing", {})
+            orphans, missing = found["orphans"], found["missing"]
             scan.add_metric(["orphans", "objects"], orphans.get("objects", 0))
             scan.add_metric(["orphans", "bytes"], orphans.get("bytes", 0))
             scan.add_metric(["missing_originals", "objects"], missing.get("originals", 0))
             scan.add_metric(["missing_renditions", "objects"], missing.get("renditions", 0))
             yield scan
-        if finished is not None:
-            scan_time.add_metric([], finished)
-            yield scan_time
+            if found["finished_at"]:
+                scan_time.add_metric([], datetime.fromisoformat(found["finished_at"]).timestamp())
+                yield scan_time

@@ -33,8 +33,9 @@ from db.unit import Units, after_commit
 from storage import ObjectStore
 
 from .keys import SCANNED_PREFIXES, entity_prefixes, parse_key, scan_report_key
-from .lifecycle import FAILURE_MESSAGES
+from .lifecycle import mark_missing
 from .queue import QueueUnavailable, TaskQueue
+from .views import iso
 
 log = logging.getLogger(__name__)
 
@@ -274,12 +275,7 @@ def _bump(target: dict, size: int) -> None:
 
 
 def _mark_missing(session: Session, image_ids: list[int], dry_run: bool) -> int:
-    if dry_run or not image_ids:
-        image_ids.clear()
-        return 0
-    done = session.execute(update(Image).where(Image.id.in_(image_ids), Image.status == ImageStatus.READY).values(
-        status=ImageStatus.MISSING, error_code="original_missing", error_message=FAILURE_MESSAGES["original_missing"],
-        updated_at=datetime.now(UTC)).execution_options(synchronize_session=False)).rowcount
+    done = 0 if dry_run else mark_missing(session, image_ids)
     image_ids.clear()
     return done
 
@@ -302,9 +298,9 @@ def scan_json(scan: StorageScan) -> dict:
         "scope": {"entity_type": scan.entity_type, "entity_id": scan.entity_id} if scan.entity_type else None,
         "grace_s": scan.grace_s,
         "requested_by": scan.requested_by,
-        "created_at": scan.created_at.isoformat() if scan.created_at else None,
-        "started_at": scan.started_at.isoformat() if scan.started_at else None,
-        "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+        "created_at": iso(scan.created_at),
+        "started_at": iso(scan.started_at),
+        "finished_at": iso(scan.finished_at),
         "progress": {"objects_listed": scan.objects_listed or 0, "bytes_listed": scan.bytes_listed or 0,
                      "expected_objects": scan.expected_objects},
         "counts": json.loads(scan.counts) if scan.counts else None,

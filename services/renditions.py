@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Image, ImageStatus, Rendition
@@ -27,7 +27,7 @@ from storage import ObjectNotFound, ObjectStore
 
 from .config import Settings
 from .keys import object_metadata, rendition_key, rendition_prefix
-from .lifecycle import FAILURE_MESSAGES
+from .lifecycle import mark_missing
 from .process import put_all, rendition_writes, set_rendition
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,7 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
             data = None
         if data is None:
             with units() as session:
-                session.execute(update(Image).where(Image.id == image_id, Image.status == ImageStatus.READY).values(
-                    status=ImageStatus.MISSING, error_code="original_missing",
-                    error_message=FAILURE_MESSAGES["original_missing"], updated_at=datetime.now(UTC)))
+                mark_missing(session, [image_id])
             log.warning("image %s: original %s is missing; marked missing", image_id, snap.s3_key)
             return RegenOutcome.ORIGINAL_MISSING
         try:

@@ -21,6 +21,7 @@ from db.models import Image, ImageStatus, Rendition, ScanStatus, StorageScan, St
 from storage import ObjectStore
 
 from .keys import SCANNED_PREFIXES, parse_key
+from .views import iso
 
 DAYS = 30
 # Statuses whose original is in the store (a `missing` image's is not; unfinished ones are not
@@ -181,6 +182,15 @@ def _shape(source: str, entities, renditions, extra, per_day, started: float) ->
     return out
 
 
+def bucket_report(store: ObjectStore, database: dict) -> dict:
+    """`source=bucket`: the bucket's figures, what only the database knows (statuses, the last
+    scan), and how the two differ."""
+    out = bucket_stats(store) | {"images_by_status": database["images_by_status"],
+                                 "last_orphan_scan": database["last_orphan_scan"]}
+    out["difference"] = difference(out, database)
+    return out
+
+
 def difference(bucket: dict, database: dict) -> dict:
     """bucket minus database, per entity and part, and in total (only what differs)."""
     diff: dict[str, dict] = {}
@@ -204,6 +214,6 @@ def last_scan(session: Session) -> dict | None:
     if scan is None:
         return None
     counts = json.loads(scan.counts or "{}")
-    return {"id": scan.id, "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+    return {"id": scan.id, "finished_at": iso(scan.finished_at),
             "dry_run": scan.dry_run, "orphans": counts.get("orphans", _count()),
             "missing": counts.get("missing", _count())}

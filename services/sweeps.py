@@ -124,18 +124,36 @@ def clean_staging(session: Session, store: ObjectStore, *, grace_s: float, now: 
         after_commit(session, lambda: store.delete_many(keys))
 
 
+STEPS = ("stuck", "deleting", "uploads", "staging", "usage")
+
+
+def options(settings) -> dict:
+    """The sweeps' thresholds, from the settings (`imagepipe sweep` and the beat tasks alike):
+    an image still `processing` past twice the hard time limit plus the grace has lost its worker."""
+    return {"grace_s": settings.sweep_grace_s,
+            "processing_limit_s": 2 * settings.task_time_limit_s + settings.sweep_grace_s,
+            "max_requeues": settings.sweep_max_requeues}
+
+
 def sweep(session: Session, store: ObjectStore, queue: TaskQueue, *, grace_s: float, processing_limit_s: float,
-          max_requeues: int = 3, now: datetime | None = None) -> SweepReport:
-    """Every sweep, in one unit of work (`imagepipe sweep`). `grace_s`: how old a state must be
-    before it counts as abandoned (longer than a request or a queue wait); `processing_limit_s`:
-    past this an image still `processing` has lost its worker."""
+          max_requeues: int = 3, now: datetime | None = None, only: str | None = None) -> SweepReport:
+    """Every sweep (`imagepipe sweep`), or `only` one of STEPS (each beat task), in the caller's
+    unit of work. `grace_s`: how old a state must be before it counts as abandoned (longer than a
+    request or a queue wait); `processing_limit_s`: past this an image still `processing` has
+    lost its worker."""
     now = now or datetime.now(UTC)
     report = SweepReport()
-    requeue_stuck(session, queue, grace_s=grace_s, processing_limit_s=processing_limit_s,
-                  max_requeues=max_requeues, now=now, report=report)
-    retry_deleting(session, queue, grace_s=grace_s, now=now, report=report)
-    expire_uploads(session, store, grace_s=grace_s, now=now, report=report)
-    clean_staging(session, store, grace_s=grace_s, now=now, report=report)
-    report.usage_rows_merged = compact_usage(session)
-    after_commit(session, lambda: log.info("sweep: %s", report.as_dict(), extra={"sweep": report.as_dict()}))
+    steps = {
+        "stuck": lambda: requeue_stuck(session, queue, grace_s=grace_s, processing_limit_s=processing_limit_s,
+                                       max_requeues=max_requeues, now=now, report=report),
+        "deleting": lambda: retry_deleting(session, queue, grace_s=grace_s, now=now, report=report),
+        "uploads": lambda: expire_uploads(session, store, grace_s=grace_s, now=now, report=report),
+        "staging": lambda: clean_staging(session, store, grace_s=grace_s, now=now, report=report),
+        "usage": lambda: setattr(report, "usage_rows_merged", compact_usage(session)),
+    }
+    for name in (only,) if only else STEPS:
+        steps[name]()
+    done = {k: v for k, v in report.as_dict().items() if v}
+    if done:
+        after_commit(session, lambda: log.info("sweep %s: %s", only or "all", done, extra={"sweep": done}))
     return report

@@ -3,7 +3,6 @@ worker's factory, with the options that depend on settings."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
@@ -127,48 +126,14 @@ def scheduled_orphan_scan() -> dict | None:
     return scan_orphans(scan_id)
 
 
-def _sweep(name: str) -> dict:
-    """One sweep in its own unit of work; see services/sweeps.py for why two at once are safe."""
+def sweep_task(self: Task) -> dict:
+    """One sweep, named by the task (imagepipe.sweep_<step>), in its own unit of work; see
+    services/sweeps.py for why two at once are safe."""
     rt = runtime.get()
-    s = rt.settings
-    now, report = datetime.now(UTC), sweeps.SweepReport()
     with rt.unit_of_work() as session:
-        if name == "imagepipe.sweep_stuck":
-            sweeps.requeue_stuck(session, rt.queue, grace_s=s.sweep_grace_s,
-                                 processing_limit_s=2 * s.task_time_limit_s + s.sweep_grace_s,
-                                 max_requeues=s.sweep_max_requeues, now=now, report=report)
-        elif name == "imagepipe.sweep_deleting":
-            sweeps.retry_deleting(session, rt.queue, grace_s=s.sweep_grace_s, now=now, report=report)
-        elif name == "imagepipe.sweep_uploads":
-            sweeps.expire_uploads(session, rt.store, grace_s=s.sweep_grace_s, now=now, report=report)
-        elif name == "imagepipe.sweep_staging":
-            sweeps.clean_staging(session, rt.store, grace_s=s.sweep_grace_s, now=now, report=report)
-        else:
-            report.usage_rows_merged = sweeps.compact_usage(session)
-    done = {k: v for k, v in report.as_dict().items() if v}
-    if done:
-        log.info("%s: %s", name, done, extra={"sweep": done})
-    return done
-
-
-def sweep_stuck() -> dict:
-    return _sweep("imagepipe.sweep_stuck")
-
-
-def sweep_deleting() -> dict:
-    return _sweep("imagepipe.sweep_deleting")
-
-
-def sweep_uploads() -> dict:
-    return _sweep("imagepipe.sweep_uploads")
-
-
-def sweep_staging() -> dict:
-    return _sweep("imagepipe.sweep_staging")
-
-
-def sweep_usage() -> dict:
-    return _sweep("imagepipe.sweep_usage")
+        report = sweeps.sweep(session, rt.store, rt.queue, **sweeps.options(rt.settings),
+                              only=self.name.rsplit("_", 1)[1])
+    return {k: v for k, v in report.as_dict().items() if v}
 
 
 def register(app: Celery, settings: Settings) -> None:
@@ -206,8 +171,7 @@ def register(app: Celery, settings: Settings) -> None:
     long = dict(acks_late=False, soft_time_limit=SCAN_TIME_LIMIT_S - 60, time_limit=SCAN_TIME_LIMIT_S)
     app.task(scan_orphans, name=celeryconfig.SCAN_ORPHANS_TASK, **long)
     app.task(scheduled_orphan_scan, name=celeryconfig.SCHEDULED_SCAN_TASK, **long)
-    for name, fn in zip(celeryconfig.SWEEP_TASKS, (sweep_stuck, sweep_deleting, sweep_uploads, sweep_staging,
-                                                      sweep_usage),
-                        strict=True):
-        app.task(fn, name=name, autoretry_for=(StorageError, OperationalError), retry_backoff=5, max_retries=3)
+    for name in celeryconfig.SWEEP_TASKS:
+        app.task(sweep_task, name=name, bind=True, autoretry_for=(StorageError, OperationalError), retry_backoff=5,
+                 max_retries=3)
     signals.task_failure.connect(_worker_lost_for_good, weak=False)

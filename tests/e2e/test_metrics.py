@@ -20,6 +20,7 @@ from cli.commands import api_command
 from services.config import Settings
 from tests.conftest import ROOT, corpus, new_entity_id
 from tests.e2e.test_worker_deaths import running_worker
+from tests.support.http import wait_for_job
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.e2e
@@ -46,22 +47,13 @@ def _promtool_check(text: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _upload(api: str, headers: dict, entity_id: int, salt: int) -> str:
+def _upload(api: str, headers: dict, entity_id: int, salt: int) -> dict:
+    """A new connection each time, so the API's processes share the requests."""
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes() + bytes([salt]) * 7
     r = requests.post(f"{api}/api/v1/properties/{entity_id}/images", headers={**headers, "Connection": "close"},
                       files={"file": ("p.jpg", io.BytesIO(photo), "image/jpeg")}, timeout=30)
     assert r.status_code == 202, r.text
-    return r.json()["job"]["id"]
-
-
-def _wait_jobs(api: str, headers: dict, jobs: list[str]) -> None:
-    deadline = time.monotonic() + 120
-    for job in jobs:
-        while (body := requests.get(f"{api}/api/v1/jobs/{job}", headers=headers, timeout=10).json())["status"] \
-                not in ("succeeded", "failed", "partial"):
-            assert time.monotonic() < deadline, body
-            time.sleep(0.3)
-        assert body["status"] == "succeeded", body
+    return r.json()["job"]
 
 
 def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_env, store, make_token, tmp_path):
@@ -91,7 +83,8 @@ def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_
             api_proc.send_signal(signal.SIGHUP)  # gunicorn replaces every worker process
             time.sleep(3)
             jobs += [_upload(api, headers, entity_id, n) for n in range(2, 4)]
-            _wait_jobs(api, headers, jobs)
+            for job in jobs:
+                assert wait_for_job(api, headers, job["status_url"], timeout_s=120)["status"] == "succeeded"
 
             api_text = requests.get(f"{api}/metrics", timeout=10).text
             worker_text = requests.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10).text
@@ -109,7 +102,7 @@ def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_
     ready = [json.loads(line) for line in worker_log.splitlines()
              if line.startswith("{") and "image ready" in line]
     assert len(ready) == 4, worker_log[-3000:]
-    assert {line["job_id"] for line in ready} == set(jobs)
+    assert {line["job_id"] for line in ready} == {job["id"] for job in jobs}
     assert all(line["image_id"] and line["attempt"] == 1 and line["task"] == "imagepipe.process_image"
                and line["task_id"] for line in ready)
     assert len(pids) >= 3, pids  # two processes before the reload, new ones after: summed all the same

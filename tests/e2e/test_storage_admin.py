@@ -19,6 +19,7 @@ from sqlalchemy import text
 from db.models import Image, Upload
 from tests.conftest import ROOT, corpus, new_entity_id, private_database
 from tests.e2e.test_worker_deaths import running_worker
+from tests.support.http import wait_for_job
 
 pytestmark = pytest.mark.e2e
 
@@ -33,15 +34,9 @@ def _upload_ready(live_server, auth, entity_id: int, salts: list[int]) -> list[i
     files = [("file", (f"p{s}.jpg", io.BytesIO(photo + bytes([s]) * 5), "image/jpeg")) for s in salts]
     r = requests.post(f"{live_server}/api/v1/properties/{entity_id}/images", headers=auth, files=files, timeout=60)
     assert r.status_code == 202, r.text
-    job = r.json()["job"]["id"]
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        body = requests.get(f"{live_server}/api/v1/jobs/{job}", headers=auth, timeout=10).json()
-        if body["status"] in ("succeeded", "failed", "partial"):
-            assert body["status"] == "succeeded", body
-            return [i["id"] for i in body["images"]]
-        time.sleep(0.3)
-    raise AssertionError("upload not processed in time")
+    job = wait_for_job(live_server, auth, r.json()["job"]["status_url"])
+    assert job["status"] == "succeeded", job
+    return [i["id"] for i in job["images"]]
 
 
 def _until(predicate, timeout_s: float, what: str):

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import corpus, new_entity_id
+from tests.support.http import upload, wait_for_job
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -182,18 +183,11 @@ def _detail_src(browser, site: str, entity_id: int, token: str, image_id: str, w
 
 
 def _upload_one(site: str, token: str, entity_id: int, name: str) -> str:
-    with open(corpus("photos", name), "rb") as fh:
-        r = requests.post(f"{site}/api/v1/properties/{entity_id}/images", headers={"Authorization": f"Bearer {token}"},
-                          files={"file": (name, fh)}, timeout=60)
-    job, image_id = r.json()["job"]["status_url"], r.json()["images"][0]["id"]
-    import time
-
-    deadline = time.monotonic() + 90
-    while requests.get(f"{site}{job}", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["status"] \
-            != "succeeded":
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-    return str(image_id)
+    headers = {"Authorization": f"Bearer {token}"}
+    r = upload(site, headers, "properties", entity_id, corpus("photos", name))
+    assert r.status_code == 202, r.text
+    assert wait_for_job(site, headers, r.json()["job"]["status_url"])["status"] == "succeeded"
+    return str(r.json()["images"][0]["id"])
 
 
 def test_the_browser_picks_the_rendition_that_fits_the_viewport(browser, site, make_token):
