@@ -28,8 +28,15 @@ test: $(VENV)/.installed-test
 test-chaos: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-test
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(PIP) install --quiet -e '.[test,bench]'
+	touch $@
+
+# The core against libvips and Pillow, then the whole pipeline on PostgreSQL, Redis and
+# SeaweedFS (both print ratios measured in the same run; docs/benchmarks.md).
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/renditions.py
+	$(BIN)/python bench/e2e.py
 
 lint: $(VENV)/.installed-test
 	$(PIP) install --quiet ruff

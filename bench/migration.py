@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -29,10 +28,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from cli.commands import api_command, worker_command  # noqa: E402
-from cli.seaweed import S3Credentials, SeaweedServer  # noqa: E402
-from services.config import Settings  # noqa: E402
+from stack import Stack  # noqa: E402
 
 _PEAK = """
 import runpy, sys
@@ -78,14 +76,6 @@ def _pure_rate(files: list[Path]) -> float:
         return rendered / (time.perf_counter() - start)
 
 
-def _cli(env: dict, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=7200)
-    if out.returncode not in (0, 1):
-        raise RuntimeError(out.stderr[-3000:])
-    return out.stdout
-
-
 def _upload_latency(base: str, token: str, photo: bytes, entity_id: int) -> float:
     start = time.perf_counter()
     r = requests.post(f"{base}/api/v1/properties/{entity_id}/images", headers={"Authorization": f"Bearer {token}"},
@@ -99,67 +89,22 @@ def _upload_latency(base: str, token: str, photo: bytes, entity_id: int) -> floa
     return time.perf_counter() - start
 
 
-def _postgres_database() -> str | None:
-    """A database of its own on this machine's PostgreSQL, when it answers (else SQLite)."""
-    from sqlalchemy import create_engine, text
-
-    for admin in ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-                  "postgresql+psycopg2://root@127.0.0.1:5432/postgres"):
-        try:
-            engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-            name = f"imagepipe_bench_{secrets.token_hex(4)}"
-            with engine.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            return admin.rsplit("/", 1)[0] + "/" + name
-        except Exception:  # noqa: BLE001 - try the next role, then SQLite
-            continue
-    return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imagepipe-bench-migration-"))
-    creds = S3Credentials("bench" + secrets.token_hex(4), secrets.token_urlsafe(24))
-    weed = SeaweedServer(work / "s3", bucket="bench", credentials=creds).start()
-    procs: list[subprocess.Popen] = []
-    env: dict[str, str] = {}
+    stack = Stack(work)
     try:
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-        env.update(IMAGEPIPE_VAR_DIR=str(work / "var"), JWT_SECRET=secrets.token_urlsafe(48), AWS_S3_BUCKET="bench",
-                   AWS_S3_ENDPOINT_URL=weed.endpoint_url, AWS_ACCESS_KEY_ID=creds.access_key_id,
-                   AWS_SECRET_ACCESS_KEY=creds.secret_access_key, RATE_LIMIT_UPLOADS_PER_MINUTE="0",
-                   CELERY_QUEUE=f"bench-{secrets.token_hex(3)}", MIGRATION_QUEUE=f"bench-m-{secrets.token_hex(3)}")
-        if subprocess.run(["redis-cli", "ping"], capture_output=True).returncode == 0:
-            env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/0"
-        database = _postgres_database()
-        if database:
-            env["DATABASE_URL"] = database
-        settings = Settings.from_env(env)
-        from services.stores import make_store
-
-        make_store(settings).allow_anonymous_read("public/")
-        _cli(env, "db", "upgrade")
+        stack.start()
+        env, settings, _cli = stack.env, stack.settings, stack.cli
         legacy = work / "legacy"
-        _cli(env, "legacy", "seed", "--dir", str(legacy), "--count", str(args.count))
+        _cli("legacy", "seed", "--dir", str(legacy), "--count", str(args.count))
         files = sorted(p for p in legacy.rglob("*") if p.is_file() and p.stat().st_size > 0)
 
-        port = 8100 + os.getpid() % 500
-        procs.append(subprocess.Popen(api_command(settings, workers=1, bind=f"127.0.0.1:{port}"), cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen(worker_command(settings, concurrency=2), cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        from services.tokens import issue_token
-
-        token = issue_token(env["JWT_SECRET"], 1, entities=["properties:*"])
+        _, base = stack.api(workers=1)
+        stack.worker(2)
+        token = stack.token()
         photo = (ROOT / "tests" / "corpus" / "photos" / "iphone6_3264x2448.jpg").read_bytes()
         idle = sorted(_upload_latency(base, token, photo + bytes([n]), 10**9 + n) for n in range(3))[1]
 
@@ -167,10 +112,10 @@ def main() -> None:
         peak_kb = _peak_kb(["migrate", "run", "--source", str(legacy), "--no-wait"], env)
         time.sleep(3)
         busy = sorted(_upload_latency(base, token, photo + bytes([100 + n]), 2 * 10**9 + n) for n in range(3))[1]
-        while '"queued": 0' not in _cli(env, "migrate", "status"):
+        while '"queued": 0' not in _cli("migrate", "status"):
             time.sleep(1)
         migration_s = time.perf_counter() - started
-        status = _cli(env, "migrate", "status").strip().splitlines()[-1]
+        status = _cli("migrate", "status").strip().splitlines()[-1]
         done = __import__("json").loads(status)["done"]
         rate = done / migration_s
         pure = _pure_rate(files[: min(len(files), 200)])
@@ -197,22 +142,7 @@ def main() -> None:
         print(f"CLI peak RSS   {peak_kb / 1024:.0f} MB queueing {args.count} rows, "
               f"{peak_10x_kb / 1024:.0f} MB queueing {10 * args.count} more")
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
-        weed.stop()
-        if env.get("DATABASE_URL", "").startswith("postgresql"):
-            _drop(env["DATABASE_URL"])
-
-
-def _drop(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin, name = url.rsplit("/", 1)
-    engine = create_engine(admin + "/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ over. libvips has already read and checked its header in probe().
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyvips
 
@@ -50,6 +51,9 @@ class RenderResult:
     has_alpha: bool
     renditions: list[Rendition]
     placeholders: Placeholders
+    # Seconds spent in each step (decode, resize, encode_<format>, placeholders): the worker
+    # reports them as processing stages, the benchmark plots them.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _to_display_space(img: pyvips.Image) -> pyvips.Image:
@@ -143,24 +147,45 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
            wanted: Callable[[RenditionSpec], bool] | None = None) -> RenderResult:
     """Every rendition of `specs_for` the image; `wanted`: only those it accepts (regenerating
     after a spec change renders what is missing, nothing else)."""
+    clock = _Clock()
     provisional = specs_for(False, enc)
     source = decode_for_renditions(data, probe, max(s.width for s in provisional))
     has_alpha = _has_real_alpha(source)
     if source.hasalpha() and not has_alpha:
         source = source.extract_band(0, n=source.bands - 1)  # opaque alpha: JPEG, smaller files
+    clock.lap("decode")
     specs = [spec for spec in specs_for(has_alpha, enc) if wanted is None or wanted(spec)]
     if not specs:
-        return RenderResult(has_alpha=has_alpha, renditions=[], placeholders=placeholders(source))
+        return RenderResult(has_alpha=has_alpha, renditions=[], placeholders=placeholders(source),
+                            timings=clock.laps)
 
     # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a
     # processing_error and logs it).
     sized = cascade(source, [spec.width for spec in specs])
+    clock.lap("resize")
     pillow = encoders.PillowImages()  # each size handed to Pillow once, for its JPEG and its WebP
-    out = [Rendition(spec, encoders.encode(sized[spec.width], spec, enc, pillow), sized[spec.width].width,
-                     sized[spec.width].height) for spec in specs]
+    out = []
+    for spec in specs:
+        img = sized[spec.width]
+        out.append(Rendition(spec, encoders.encode(img, spec, enc, pillow), img.width, img.height))
+        clock.lap(f"encode_{spec.format}")
     marks = placeholders(sized[min(sized)])  # from the smallest size: cheap, whatever the upload
-    return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks)
+    clock.lap("placeholders")
+    return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks, timings=clock.laps)
+
+
+class _Clock:
+    """Seconds between successive laps, summed per name."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def cascade(source: pyvips.Image, widths: list[int]) -> dict[int, pyvips.Image]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import UNFINISHED, Image, ImageStatus, Rendition
+from db.models import UNFINISHED, Image, ImageStatus, JobImage, Rendition
 from db.unit import Units, after_commit
 from pipeline.errors import ImageError
 from pipeline.probe import ProbeResult, probe
@@ -22,6 +23,7 @@ from .config import Settings
 from .jobs import notify_when_ended
 from .keys import object_metadata, original_key, rendition_key
 from .lifecycle import discard_staging, fail_unfinished
+from .logs import bind
 from .metrics import megapixel_bucket, metrics, timed
 from .queue import TaskQueue
 
@@ -41,15 +43,20 @@ class Outcome(StrEnum):
 
 def run(units: Units, store: ObjectStore, settings: Settings, queue: TaskQueue, image_id: int) -> Outcome:
     """Process one image in two units of work: claim it (committed, so a DELETE sees that it is
-    being processed), then render, store and record it."""
+    being processed), then render, store and record it. The source is read from the store from
+    the moment the claim names its key, while the claim commits and the image is loaded."""
     with units() as session:
-        refused = claim(session, image_id)
-    if refused is not None:
-        return refused
+        claimed = claim(session, image_id)
+        if isinstance(claimed, Outcome):
+            return claimed
+        source = Prefetch(store, claimed)
     started = time.perf_counter()
-    with units() as session:
-        outcome = finish(session, store, settings, queue, image_id)
-        committing = time.perf_counter()
+    try:
+        with units() as session:
+            outcome = finish(session, store, settings, queue, image_id, source)
+            committing = time.perf_counter()
+    finally:
+        source.discard()
     m = metrics()
     m.stage_seconds.labels("commit").observe(time.perf_counter() - committing)
     if outcome in (Outcome.READY, Outcome.FAILED):
@@ -57,30 +64,56 @@ def run(units: Units, store: ObjectStore, settings: Settings, queue: TaskQueue, 
     return outcome
 
 
-def claim(session: Session, image_id: int) -> Outcome | None:
-    """Move a pending (or interrupted) image to processing. None when claimed; otherwise why not."""
+def claim(session: Session, image_id: int) -> list[str] | Outcome:
+    """Move a pending (or interrupted) image to processing: the keys its source may be read from
+    (staging first); otherwise why not. The image's job is bound to the task's log lines."""
+    bind(job_id=session.scalar(select(JobImage.job_id).where(JobImage.image_id == image_id).limit(1)))
     claimed = session.execute(
         update(Image)
         .where(Image.id == image_id, Image.status.in_(UNFINISHED))
         .values(status=ImageStatus.PROCESSING, updated_at=datetime.now(UTC))
+        .returning(Image.staging_key, Image.s3_key)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed:
-        return None
+    ).first()
+    if claimed is not None:
+        return [key for key in claimed if key]
     return Outcome.MISSING if session.get(Image, image_id) is None else Outcome.SKIPPED  # ready, failed, legacy, deleting
 
 
-def _load_source(store: ObjectStore, image: Image) -> bytes:
-    for key in (image.staging_key, image.s3_key):
-        if key:
-            try:
-                return store.get(key)
-            except ObjectNotFound:
-                continue
-    raise ObjectNotFound(image.staging_key or image.s3_key or f"image {image.id}")
+class Prefetch:
+    """The source's bytes, read on a thread of their own from the first key that holds them."""
+
+    def __init__(self, store: ObjectStore, keys: list[str]):
+        self._keys, self._data, self._error = keys, None, None
+        self._thread = threading.Thread(target=self._read, args=(store,), name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _read(self, store: ObjectStore) -> None:
+        try:
+            for key in self._keys:
+                try:
+                    self._data = store.get(key)
+                    return
+                except ObjectNotFound:
+                    continue
+            raise ObjectNotFound(self._keys[0] if self._keys else "no key")
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the bytes
+            self._error = exc
+
+    def result(self) -> bytes:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._data
+
+    def discard(self) -> None:
+        """Drop the bytes (a 25 MiB source must not outlive the task that read it)."""
+        self._thread.join()
+        self._data = self._error = None
 
 
-def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, image_id: int) -> Outcome:
+def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, image_id: int,
+           source: Prefetch) -> Outcome:
     """Render and store a claimed image, then record it. Safe to run again after a crash."""
     image = session.get(Image, image_id, populate_existing=True)
     if image is None:
@@ -88,8 +121,8 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
     if image.status != ImageStatus.PROCESSING:
         return Outcome.SKIPPED
     try:
-        with timed("fetch"):
-            data = _load_source(store, image)
+        with timed("fetch"):  # what is left of the read once the image is loaded
+            data = source.result()
     except ObjectNotFound:
         return _failed(session, queue, image, "source_missing")
 
@@ -135,6 +168,8 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
     with timed("render"):
         result = render(data, info, settings.encoder)
     m = metrics()
+    for step, seconds in result.timings.items():  # decode, resize, encode_<format>, placeholders
+        m.stage_seconds.labels(step).observe(seconds)
     m.render_seconds.labels(megapixel_bucket(info.width, info.height)).observe(time.perf_counter() - started)
     for r in result.renditions:
         m.rendition_bytes.labels(r.spec.format).inc(len(r.data))

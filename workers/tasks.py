@@ -7,15 +7,12 @@ import logging
 from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
-from db.models import JobImage
 from services import callbacks, manage, migrate, orphans, process, renditions, sweeps
 from services.config import Settings
 from services.lifecycle import FAILURE_MESSAGES, fail_unfinished
-from services.logs import bind
 from services.metrics import metrics
 from storage import StorageError, TransientStorageError
 
@@ -62,8 +59,6 @@ def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, 
 
 def process_image(image_id: int) -> str:
     rt = runtime.get()
-    with rt.unit_of_work() as session:  # the job, for every log line of this task
-        bind(job_id=session.scalar(select(JobImage.job_id).where(JobImage.image_id == image_id).limit(1)))
     return process.run(rt.unit_of_work, rt.store, rt.settings, rt.queue, image_id)
 
 

@@ -241,3 +241,50 @@ def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, s
     assert not fail_unfinished(session, RecordingQueue(), image_id, "processing_error", "late")
     session.commit()
     assert session.get(Image, image_id, populate_existing=True).status == "deleting"
+
+
+class _Watched:
+    """The store, noting how many units of work had been opened when the source was read."""
+
+    def __init__(self, store, opened):
+        self._store, self._opened, self.reads = store, opened, []
+
+    def get(self, key):
+        self.reads.append((key, self._opened[0]))
+        return self._store.get(key)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_the_source_is_read_while_the_claim_commits_and_each_stage_is_timed(engine, session, store, settings):
+    """The staging read starts as soon as the claim names the key, before the second unit of work
+    opens; the render reports its steps, which the worker exports as processing stages."""
+    from services.metrics import metrics
+
+    res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
+    image = res.images[0]
+    sessions, opened = make_session_factory(engine), [0]
+
+    def units():
+        opened[0] += 1
+        return unit_of_work(sessions)
+
+    stages = metrics().stage_seconds
+    before = {s: stages.labels(s)._sum.get() for s in ("decode", "resize", "encode_jpeg", "encode_webp", "fetch")}
+    watched = _Watched(store, opened)
+    assert process.run(units, watched, settings, RecordingQueue(), image.id) == "ready"
+    assert watched.reads == [(image.staging_key, 1)]  # read during the claim's unit, not after it
+    assert opened[0] == 2
+    grew = {s: stages.labels(s)._sum.get() - v for s, v in before.items()}
+    assert all(seconds > 0 for seconds in grew.values()), grew
+
+
+def test_a_render_reports_the_time_of_each_step():
+    from pipeline.probe import probe
+    from pipeline.render import render
+
+    data = corpus("photos", "paper_alpha_2048x1536.png").read_bytes()
+    result = render(data, probe(data))
+    assert set(result.timings) == {"decode", "resize", "encode_png", "encode_webp", "placeholders"}
+    assert all(0 < s < 60 for s in result.timings.values())
