@@ -1,6 +1,7 @@
 """The Flask application factory, and the request's unit of work."""
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -9,7 +10,7 @@ from functools import cached_property, wraps
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, g, request, send_from_directory
+from flask import Flask, Request, g, request, send_from_directory
 from sqlalchemy.orm import Session
 
 from db.unit import commit, discard
@@ -25,6 +26,7 @@ from .errors import ApiError, register_error_handlers, register_request_ids
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # multipart framing per file on top of the file bytes themselves
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
+IN_MEMORY_BODY_BYTES = 8 * 1024 * 1024  # a form upload up to this size is parsed in memory
 # every route but the two that take files receives a small JSON body, if any
 JSON_BODY_BYTES = 64 * 1024
 log = logging.getLogger("imagepipe.api")
@@ -66,12 +68,25 @@ class AfterCommit:
     present: Callable[[], object]
 
 
+class UploadRequest(Request):
+    """A request whose uploaded files stay in memory when the whole body is small (one photo):
+    werkzeug would spool anything above 500 KB to a temporary file, then ingest reads it back
+    twice (sha256, the staging put). A bigger body (a batch) spools to disk as before, so a
+    request never holds more than IN_MEMORY_BODY_BYTES of files in memory."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        if total_content_length is not None and total_content_length <= IN_MEMORY_BODY_BYTES:
+            return io.BytesIO()
+        return super()._get_file_stream(total_content_length, content_type, filename, content_length)
+
+
 def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: TaskQueue | None = None) -> Flask:
     """`config`: a Settings object, a mapping of environment-style variables, or None for the
     process environment. `queue` replaces the Celery producer (tests of the API alone)."""
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
 
     app = Flask(__name__, static_folder=None)
+    app.request_class = UploadRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * settings.max_files_per_request + _MULTIPART_OVERHEAD_BYTES
     app.json.sort_keys = False
     app.extensions["imagepipe"] = Components(

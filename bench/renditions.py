@@ -262,11 +262,13 @@ def peak_rss_mb(kind: str, path: Path) -> float:
     return float(out.stdout.split()[-1])
 
 
-def _throughput_worker(kind: str, path: str, deadline: float, counter) -> None:
+def _throughput_worker(kind: str, path: str, start: float, deadline: float, counter) -> None:
     pyvips.cache_set_max(0)
     fn = {"imagepipe_core": imagepipe_core, "reference": reference}[kind]
     data = Path(path).read_bytes()
     fn(data)  # warm up before the clock
+    while time.time() < start:  # an image finished before the clock starts is not counted
+        time.sleep(0.005)
     done = 0
     while time.time() < deadline:
         fn(data)
@@ -280,7 +282,8 @@ def throughput(kind: str, path: Path, processes: int = 2, seconds: float = 12.0)
     counter = ctx.Value("i", 0)
     start = time.time() + 3.0  # let both processes import and warm up
     deadline = start + seconds
-    procs = [ctx.Process(target=_throughput_worker, args=(kind, str(path), deadline, counter)) for _ in range(processes)]
+    procs = [ctx.Process(target=_throughput_worker, args=(kind, str(path), start, deadline, counter))
+             for _ in range(processes)]
     for p in procs:
         p.start()
     for p in procs:

@@ -24,7 +24,7 @@ def worker_command(settings: Settings, *, concurrency: int | None = None, pool: 
     # Uploads first, then the migration, then maintenance (the broker's priority order).
     queues = queue or f"{settings.task_queue},{settings.migration_queue},{settings.maintenance_queue}"
     cmd = [sys.executable, "-m", "workers", "worker", "-Q", queues,
-           "-c", str(concurrency or settings.worker_concurrency), "-E", "--loglevel", "INFO"]
+           "-c", str(concurrency or settings.worker_processes), "-E", "--loglevel", "INFO"]
     return cmd + (["-P", pool] if pool else [])
 
 

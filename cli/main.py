@@ -126,7 +126,7 @@ def serve(workers: int | None) -> None:
 
 @main.command()
 @click.option("--concurrency", "-c", type=int, default=None,
-              help="worker processes, one per core is best (default: WORKER_CONCURRENCY)")
+              help="worker processes (default: WORKER_CONCURRENCY, or one per CPU it may use)")
 @click.option("--queues", "-Q", default=None, metavar="Q1,Q2",
               help="the queues to take, in priority order (default: CELERY_QUEUE, MIGRATION_QUEUE, MAINTENANCE_QUEUE);"
                    " e.g. only MIGRATION_QUEUE for a host of its own during the migration")

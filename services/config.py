@@ -34,6 +34,29 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 from pipeline.limits import ImageLimits
 from pipeline.specs import EncoderSettings
 
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container's
+    `cpus:` limit; cgroup v2's cpu.max or v1's cfs quota), at least 1."""
+    import math
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            quota = "max"
+    if quota not in ("max", "-1"):
+        try:
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+        except (ValueError, ZeroDivisionError):
+            pass
+    return max(1, cpus)
+
 ENTITY_TYPES = ("properties", "projects", "avatars")
 
 GROUPS = {
@@ -213,8 +236,9 @@ class _Declared(BaseSettings):
     store_put_concurrency: int = setting(
         4, "an image's original and renditions are written this many at a time (1: one after the other)",
         env="STORE_PUT_CONCURRENCY", group="tasks", lo=1, hi=16)
-    worker_concurrency: int = setting(2, "worker processes (one per core is best)", env="WORKER_CONCURRENCY",
-                                      group="tasks", lo=1, hi=512)
+    worker_concurrency: int = setting(
+        0, "worker processes; 0: one per CPU the worker may use (its CPU affinity and cgroup quota), which measured"
+        " best (docs/configuration.md, Sizing workers)", env="WORKER_CONCURRENCY", group="tasks", lo=0, hi=512)
     api_workers: int = setting(2, "gunicorn worker processes of the API", env="API_WORKERS", group="tasks",
                                lo=1, hi=512)
 
@@ -345,6 +369,11 @@ class _Declared(BaseSettings):
         if self.is_production:
             raise ConfigError(["FLOWER_PASSWORD is required to start Flower in production"])
         return self.flower_user, _dev_secret(self.var_dir / "secrets" / "flower_password")
+
+    @property
+    def worker_processes(self) -> int:
+        """WORKER_CONCURRENCY, or one process per CPU this process may use."""
+        return self.worker_concurrency or available_cpus()
 
     @property
     def limits(self) -> ImageLimits:

@@ -24,6 +24,7 @@ from pipeline.sniff import FORMAT_MIME, SNIFF_BYTES, require_supported
 from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 from .config import Settings
+from .iothreads import run_all
 from .jobs import notify_when_ended
 from .keys import object_metadata, staging_key
 from .lifecycle import mark_failed
@@ -129,16 +130,10 @@ def safe_filename(name: str | None) -> str | None:
     return name[:255] or None
 
 
-def _stage(store: ObjectStore, image: Image, body: BinaryIO | bytes, fmt: str) -> None:
+def _stage(store: ObjectStore, key: str, body: BinaryIO | bytes, fmt: str, meta: dict[str, object]) -> None:
     # Spooled uploads are seekable: the store gets the file itself, streamed (multipart when
     # large) and rewound if a call is retried.
-    store.put(
-        image.staging_key,
-        body,
-        content_type=FORMAT_MIME[fmt],
-        cache_control=PRIVATE_CACHE_CONTROL,
-        metadata=object_metadata(image),
-    )
+    store.put(key, body, content_type=FORMAT_MIME[fmt], cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
 
 
 def ingest_upload(
@@ -154,6 +149,7 @@ def ingest_upload(
 ) -> IngestResult:
     """Stage every acceptable file; list the others as rejected."""
     result = IngestResult(job=None)
+    staging: list = []
     for incoming in files:
         filename = safe_filename(incoming.filename)
         head = incoming.stream.read(SNIFF_BYTES)
@@ -174,8 +170,11 @@ def ingest_upload(
         image = new_pending_image(session, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
                                   filename=filename, declared=incoming.content_type, fmt=fmt, sha256=sha256,
                                   staged_at=staging_key(uuid.uuid4().hex))
-        _stage(store, image, body, fmt)
+        meta = object_metadata(image)  # read here: the I/O threads never touch the session's objects
+        staging.append(lambda key=image.staging_key, body=body, fmt=fmt, meta=meta: _stage(store, key, body, fmt, meta))
         result.images.append(image)
+    # The files of a many-file upload are staged a few at a time: their round trips overlap.
+    run_all(settings, staging)
     result.job = new_job(session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
                          callback_url=callback_url)
     return result

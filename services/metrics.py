@@ -83,7 +83,8 @@ class Metrics:
         self.images_finished = Counter("imagepipe_images_finished_total", "Images that finished processing, by"
                                        " outcome (ready, failed) and error code", ["outcome", "code"])
         self.stage_seconds = Histogram("imagepipe_processing_seconds", "Time in each stage of processing an image"
-                                       " (fetch, probe, render, store, commit, total)", ["stage"], buckets=SECONDS)
+                                       " (fetch, probe, render and its steps decode, resize, encode_<format>,"
+                                       " placeholders; store, commit, total)", ["stage"], buckets=SECONDS)
         self.render_seconds = Histogram("imagepipe_render_seconds", "Rendering time by the input's megapixels",
                                         ["megapixels"], buckets=SECONDS)
         self.rendition_bytes = Counter("imagepipe_rendition_bytes_total", "Bytes of renditions written, by format",

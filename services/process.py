@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +19,7 @@ from pipeline.render import RenderResult, render
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore
 
 from .config import Settings
+from .iothreads import run_all, submit
 from .jobs import notify_when_ended
 from .keys import object_metadata, original_key, rendition_key
 from .lifecycle import discard_staging, fail_unfinished
@@ -49,7 +49,7 @@ def run(units: Units, store: ObjectStore, settings: Settings, queue: TaskQueue, 
         claimed = claim(session, image_id)
         if isinstance(claimed, Outcome):
             return claimed
-        source = Prefetch(store, claimed)
+        source = Prefetch(store, claimed, settings)
     started = time.perf_counter()
     try:
         with units() as session:
@@ -81,35 +81,34 @@ def claim(session: Session, image_id: int) -> list[str] | Outcome:
 
 
 class Prefetch:
-    """The source's bytes, read on a thread of their own from the first key that holds them."""
+    """The source's bytes, read on the process's I/O threads from the first key that holds them."""
 
-    def __init__(self, store: ObjectStore, keys: list[str]):
-        self._keys, self._data, self._error = keys, None, None
-        self._thread = threading.Thread(target=self._read, args=(store,), name="prefetch", daemon=True)
-        self._thread.start()
+    def __init__(self, store: ObjectStore, keys: list[str], settings: Settings):
+        self._keys = keys
+        self.key: str | None = None  # the key that held them
+        self._future = submit(settings, self._read, store)
 
-    def _read(self, store: ObjectStore) -> None:
-        try:
-            for key in self._keys:
-                try:
-                    self._data = store.get(key)
-                    return
-                except ObjectNotFound:
-                    continue
-            raise ObjectNotFound(self._keys[0] if self._keys else "no key")
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the bytes
-            self._error = exc
+    def _read(self, store: ObjectStore) -> bytes:
+        for key in self._keys:
+            try:
+                data = store.get(key)
+            except ObjectNotFound:
+                continue
+            self.key = key
+            return data
+        raise ObjectNotFound(self._keys[0] if self._keys else "no key")
 
     def result(self) -> bytes:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._data
+        return self._future.result()
 
     def discard(self) -> None:
-        """Drop the bytes (a 25 MiB source must not outlive the task that read it)."""
-        self._thread.join()
-        self._data = self._error = None
+        """Wait for the read to end and drop its bytes (a 25 MiB source must not outlive its task)."""
+        wait([self._future])
+        self._future = _DONE
+
+
+_DONE: Future = Future()
+_DONE.set_result(b"")
 
 
 def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, image_id: int,
@@ -127,7 +126,7 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
         return _failed(session, queue, image, "source_missing")
 
     try:
-        stored = render_and_store(store, settings, image, data)
+        stored = render_and_store(store, settings, image, data, source_key=source.key)
     except ImageError as exc:
         after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
         return _failed(session, queue, image, exc.code, exc.message)
@@ -159,9 +158,14 @@ class Stored:
     bytes_written: int
 
 
-def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes) -> Stored:
+def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes,
+                     source_key: str | None = None) -> Stored:
     """Probe, render, and write the original and every rendition under their deterministic keys
-    (ImageError for a file that is refused). Shared by uploads and the legacy migration."""
+    (ImageError for a file that is refused). Shared by uploads and the legacy migration.
+
+    `source_key`: the object `data` was read from. The original is then copied from it inside
+    the store (S3 CopyObject) instead of being sent again: a 3 MB photo costs the worker and the
+    store nothing but the request, and a retry copies the same bytes again."""
     with timed("probe"):
         info = probe(data, settings.limits)
     started = time.perf_counter()
@@ -175,30 +179,36 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
         m.rendition_bytes.labels(r.spec.format).inc(len(r.data))
     meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
-    writes = [(orig_key, data, info.mime_type, PRIVATE_CACHE_CONTROL)] + rendition_writes(image, result.renditions)
+    renditions = rendition_writes(image, result.renditions)
+    writes = renditions if source_key == orig_key else [  # processing an original again: it is in place
+        (orig_key, CopyFrom(source_key) if source_key else data, info.mime_type, PRIVATE_CACHE_CONTROL)] + renditions
 
     with timed("store"):
         put_all(store, settings, writes, meta)
-    return Stored(info, result, [w[0] for w in writes], hashlib.sha256(data).hexdigest(),
-                  sum(len(w[1]) for w in writes))
+    return Stored(info, result, [orig_key] + [w[0] for w in renditions], hashlib.sha256(data).hexdigest(),
+                  len(data) + sum(len(r.data) for r in result.renditions))
 
 
-def put_all(store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes, str, str]],
+@dataclass(frozen=True)
+class CopyFrom:
+    """A write whose bytes are another object's, copied inside the store."""
+
+    key: str
+
+
+def put_all(store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes | CopyFrom, str, str]],
             meta: dict[str, object]) -> None:
     """Write (key, body, content type, cache control) objects. The writes overlap (the CPU would
     otherwise wait on each round trip); a failure of any is raised once the others have finished,
     and a retry writes the same keys again."""
     def put(write) -> None:
         key, body, content_type, cache_control = write
-        store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=meta)
+        if isinstance(body, CopyFrom):
+            store.copy(body.key, key, content_type=content_type, cache_control=cache_control, metadata=meta)
+        else:
+            store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=meta)
 
-    if settings.store_put_concurrency > 1 and len(writes) > 1:
-        with ThreadPoolExecutor(min(settings.store_put_concurrency, len(writes))) as pool:
-            for future in [pool.submit(put, w) for w in writes]:
-                future.result()
-    else:
-        for write in writes:
-            put(write)
+    run_all(settings, [lambda w=w: put(w) for w in writes])
 
 
 def rendition_writes(image: Image, renditions) -> list[tuple[str, bytes, str, str]]:

@@ -80,8 +80,10 @@ class ObjectStore(Protocol):
 
     def head(self, key: str) -> ObjectInfo: ...
 
-    def copy(self, source: str, key: str) -> None:
-        """Copy an object with its content type, cache control and metadata (server-side on S3)."""
+    def copy(self, source: str, key: str, *, content_type: str | None = None, cache_control: str | None = None,
+             metadata: Mapping[str, str] | None = None) -> None:
+        """Copy an object (server-side on S3) with its content type, cache control and metadata,
+        or, when `content_type` is given, with these instead."""
         ...
 
     def exists(self, key: str) -> bool: ...

@@ -110,11 +110,14 @@ class LocalObjectStore:
             metadata=meta.get("metadata", {}),
         )
 
-    def copy(self, source: str, key: str) -> None:
+    def copy(self, source: str, key: str, *, content_type: str | None = None, cache_control: str | None = None,
+             metadata: Mapping[str, object] | None = None) -> None:
         info = self.head(source)
+        if content_type is None:
+            content_type, cache_control, metadata = (info.content_type or "application/octet-stream",
+                                                     info.cache_control, info.metadata)
         with open(self.path_of(source), "rb") as src:
-            self.put(key, src, content_type=info.content_type or "application/octet-stream",
-                     cache_control=info.cache_control, metadata=info.metadata)
+            self.put(key, src, content_type=content_type, cache_control=cache_control, metadata=metadata)
 
     def exists(self, key: str) -> bool:
         try:

@@ -9,7 +9,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import BinaryIO, TypeVar
 
 import boto3
@@ -39,6 +39,7 @@ _TRANSIENT_CODES = {
     "BadDigest",  # body damaged in transit: sending it again is the fix
 }
 DELETE_BATCH_SIZE = 1000  # the most S3's DeleteObjects accepts in one call
+SINGLE_PUT_BYTES = 8 * 1024 * 1024  # s3transfer's multipart threshold: a file up to it is sent in one PutObject
 
 
 def _classify(exc: Exception, key: str | None) -> Exception:
@@ -84,6 +85,13 @@ class _Unclosable(io.RawIOBase):
 
     def close(self) -> None:  # the caller owns the file
         pass
+
+
+def _remaining(body: BinaryIO) -> int:
+    start = body.tell()
+    end = body.seek(0, io.SEEK_END)
+    body.seek(start)
+    return end - start
 
 
 class S3ObjectStore:
@@ -182,6 +190,8 @@ class S3ObjectStore:
         extra = {"ContentType": content_type, "Metadata": normalise_metadata(metadata)}
         if cache_control:
             extra["CacheControl"] = cache_control
+        if not isinstance(body, (bytes, bytearray, memoryview)) and _remaining(body) <= SINGLE_PUT_BYTES:
+            body = body.read()  # one PutObject: no transfer manager, no threads, for a photo-sized file
         if isinstance(body, (bytes, bytearray, memoryview)):
             data = bytes(body)
             self._call("put", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra), key)
@@ -220,10 +230,19 @@ class S3ObjectStore:
             last_modified=r.get("LastModified"),
         )
 
-    def copy(self, source: str, key: str) -> None:
+    def copy(self, source: str, key: str, *, content_type: str | None = None, cache_control: str | None = None,
+             metadata: Mapping[str, object] | None = None) -> None:
         # The managed copy: one CopyObject, or a multipart copy above its threshold (S3's
-        # CopyObject stops at 5 GB); content type, cache control and metadata come along.
-        self._call("copy", lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key), source)
+        # CopyObject stops at 5 GB); content type, cache control and metadata come along, or
+        # are replaced by those given (MetadataDirective REPLACE).
+        extra = {}
+        if content_type is not None:
+            extra = {"MetadataDirective": "REPLACE", "ContentType": content_type,
+                     "Metadata": normalise_metadata(metadata)}
+            if cache_control:
+                extra["CacheControl"] = cache_control
+        self._call("copy", lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key,
+                                                    ExtraArgs=extra or None), source)
 
     def exists(self, key: str) -> bool:
         try:

@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         # that the main process serves on WORKER_METRICS_PORT (services/metrics.py).
         from services.metrics import use_multiprocess_dir
 
+        from .memory import limit_arenas
+
         use_multiprocess_dir(settings.metrics_dir, "worker")
+        limit_arenas()  # before the pool forks and any thread starts (workers/memory.py)
     if args[:1] == ["flower"]:
         # Flower only behind basic auth, its history kept across restarts. Given through Flower's
         # own environment variables, so the password is not on the command line (ps shows that).

@@ -14,7 +14,7 @@ import celeryconfig
 from services.config import Settings
 from services.queue import CeleryQueue
 
-from . import runtime, tasks
+from . import memory, runtime, tasks
 
 
 def create_worker_app(settings: Settings) -> Celery:
@@ -69,6 +69,7 @@ def _unbind_task(**_kwargs) -> None:
     from services.logs import clear
 
     clear()
+    memory.release()
 
 
 def _count_retry(sender=None, **_kwargs) -> None:

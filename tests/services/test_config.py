@@ -205,3 +205,26 @@ def test_a_task_outlives_a_hung_store_call(tmp_path):
     ok = Settings.from_env({**base, "TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "30",
                             "STORE_MAX_ATTEMPTS": "2"})
     assert ok.store_max_attempts * (ok.store_connect_timeout_s + ok.store_read_timeout_s) < 20
+
+
+def test_worker_processes_default_to_the_cpus_the_worker_may_use(tmp_path):
+    """WORKER_CONCURRENCY=0 (the default): one process per CPU of the affinity mask, capped by a
+    container's CPU quota (cgroup v2 cpu.max, v1 cfs quota); an explicit value wins."""
+    import os
+
+    from services.config import Settings, available_cpus
+
+    mine = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == mine
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one process
+    assert available_cpus(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(f"{(mine + 8) * 100000} 100000\n")  # a quota above the mask
+    assert available_cpus(tmp_path) == mine
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(v1) == 1
+    assert Settings.from_env({"WORKER_CONCURRENCY": "3"}).worker_processes == 3
+    assert Settings.from_env({}).worker_processes == available_cpus()

@@ -128,12 +128,13 @@ def test_crash_after_the_commit_before_the_enqueue_is_requeued_by_the_sweep(unit
     assert _consistent(units, store, entity_id) == {image_id: ImageStatus.READY}
 
 
-@pytest.mark.parametrize("at", [1, 3, 7])  # after the original; between renditions; after the last rendition
-def test_crash_between_uploads_of_a_render_is_finished_by_the_retry(units, store, settings, at):
+# After the original (copied from staging inside the store); between renditions; after the last one.
+@pytest.mark.parametrize(("method", "at"), [("copy", 1), ("put", 3), ("put", 6)])
+def test_crash_between_uploads_of_a_render_is_finished_by_the_retry(units, store, settings, method, at):
     entity_id = new_entity_id()
-    [image_id] = _upload(units, store, settings, RecordingQueue(), _photo(10 + at), entity_id)
+    [image_id] = _upload(units, store, settings, RecordingQueue(), _photo(10 + at + len(method)), entity_id)
     with pytest.raises(Crash):
-        process.run(units, CrashingStore(store, "put", at=at), settings, RecordingQueue(), image_id)
+        process.run(units, CrashingStore(store, method, at=at), settings, RecordingQueue(), image_id)
     assert _status(units, image_id) == ImageStatus.PROCESSING  # the claim was committed, nothing else
     assert process.run(units, store, settings, RecordingQueue(), image_id) == "ready"  # the task's retry
     assert _consistent(units, store, entity_id) == {image_id: ImageStatus.READY}

@@ -288,3 +288,28 @@ def test_a_render_reports_the_time_of_each_step():
     result = render(data, probe(data))
     assert set(result.timings) == {"decode", "resize", "encode_png", "encode_webp", "placeholders"}
     assert all(0 < s < 60 for s in result.timings.values())
+
+
+def test_the_original_is_copied_from_staging_inside_the_store_with_its_own_headers(session, store, settings, run):
+    """The worker sends the renditions, not the original again: that is copied from the staged
+    object by the store, byte for byte, with the original's type, cache policy and metadata."""
+    path = corpus("photos", "flickr-saw_2725x2225.jpg")
+    res = _ingest(session, store, settings, path)
+    image = res.images[0]
+    sent = []
+
+    class Counting:
+        def put(self, key, body, **kw):
+            sent.append(key)
+            return store.put(key, body, **kw)
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    assert run(image.id, store=Counting()) == "ready"
+    session.refresh(image)
+    assert image.s3_key not in sent and len(sent) == 6  # only the renditions travelled
+    assert store.get(image.s3_key) == path.read_bytes()
+    head = store.head(image.s3_key)
+    assert head.content_type == "image/jpeg" and head.cache_control.startswith("private")
+    assert head.metadata["image-id"] == str(image.id)

@@ -51,6 +51,23 @@ def test_put_head_get_roundtrip_with_metadata(any_store):
     assert any_store.exists(key)
 
 
+def test_copy_keeps_the_headers_or_replaces_them_when_given(any_store):
+    source = f"staging/{secrets.token_hex(8)}"
+    payload = secrets.token_bytes(300_000)
+    any_store.put(source, payload, content_type="image/png", metadata={"upload": "u1"})
+    kept, replaced = f"x/{secrets.token_hex(4)}/kept", f"originals/properties/1/{secrets.token_hex(4)}.jpg"
+    any_store.copy(source, kept)
+    any_store.copy(source, replaced, content_type="image/jpeg", cache_control="private, max-age=0",
+                   metadata={"image_id": 9})
+    assert any_store.get(kept) == payload and any_store.get(replaced) == payload
+    head = any_store.head(kept)
+    assert (head.content_type, head.metadata) == ("image/png", {"upload": "u1"})
+    head = any_store.head(replaced)
+    assert (head.content_type, head.cache_control, head.metadata) == ("image/jpeg", "private, max-age=0",
+                                                                      {"image-id": "9"})
+    assert any_store.head(source).content_type == "image/png"  # the source is untouched
+
+
 def test_put_streams_a_file_object(any_store):
     key = f"staging/{secrets.token_hex(8)}"
     payload = secrets.token_bytes(3 * 1024 * 1024)
