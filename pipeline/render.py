@@ -144,9 +144,12 @@ def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> byte
 
 
 def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCODER,
-           wanted: Callable[[RenditionSpec], bool] | None = None) -> RenderResult:
+           wanted: Callable[[RenditionSpec], bool] | None = None,
+           on_rendition: Callable[[Rendition], None] | None = None) -> RenderResult:
     """Every rendition of `specs_for` the image; `wanted`: only those it accepts (regenerating
-    after a spec change renders what is missing, nothing else)."""
+    after a spec change renders what is missing, nothing else). `on_rendition` is handed each
+    rendition as soon as it is encoded (the worker starts writing it while the next one is
+    encoded); by then the image has decoded: only our own or an encoder's error can follow."""
     clock = _Clock()
     provisional = specs_for(False, enc)
     source = decode_for_renditions(data, probe, max(s.width for s in provisional))
@@ -170,6 +173,9 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
         img = sized[spec.width]
         out.append(Rendition(spec, encoders.encode(img, spec, enc, pillow), img.width, img.height))
         clock.lap(f"encode_{spec.format}")
+        if on_rendition is not None:
+            on_rendition(out[-1])
+            clock.skip()  # the caller's time, not a step of the render
     marks = placeholders(sized[min(sized)])  # from the smallest size: cheap, whatever the upload
     clock.lap("placeholders")
     return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks, timings=clock.laps)
@@ -186,6 +192,9 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = self.laps.get(name, 0.0) + now - self._last
         self._last = now
+
+    def skip(self) -> None:
+        self._last = time.perf_counter()
 
 
 def cascade(source: pyvips.Image, widths: list[int]) -> dict[int, pyvips.Image]:

@@ -19,7 +19,7 @@ from pipeline.render import RenderResult, render
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore
 
 from .config import Settings
-from .iothreads import run_all, submit
+from .iothreads import submit
 from .jobs import notify_when_ended
 from .keys import object_metadata, original_key, rendition_key
 from .lifecycle import discard_staging, fail_unfinished
@@ -163,30 +163,39 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
     """Probe, render, and write the original and every rendition under their deterministic keys
     (ImageError for a file that is refused). Shared by uploads and the legacy migration.
 
-    `source_key`: the object `data` was read from. The original is then copied from it inside
-    the store (S3 CopyObject) instead of being sent again: a 3 MB photo costs the worker and the
-    store nothing but the request, and a retry copies the same bytes again."""
+    Each rendition is written on the I/O threads as soon as it is encoded, while the next one is
+    encoded; the original goes with the first (the image has decoded by then, so a refused file
+    never leaves one). `source_key`: the object `data` was read from; the original is then copied
+    from it inside the store (S3 CopyObject) instead of being sent again. A retry writes the same
+    keys again; a render that fails after some writes removes them."""
     with timed("probe"):
         info = probe(data, settings.limits)
+    meta = object_metadata(image)
+    orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
+    writes = Writes(store, settings, meta)
+
+    def written(rendition) -> None:
+        if not writes.started and source_key != orig_key:  # processing an original again: it is in place
+            writes.add(orig_key, CopyFrom(source_key) if source_key else data, info.mime_type, PRIVATE_CACHE_CONTROL)
+        writes.add(*rendition_writes(image, [rendition])[0])
+
     started = time.perf_counter()
-    with timed("render"):
-        result = render(data, info, settings.encoder)
+    try:
+        with timed("render"):
+            result = render(data, info, settings.encoder, on_rendition=written)
+    except BaseException:
+        writes.abandon()
+        raise
     m = metrics()
     for step, seconds in result.timings.items():  # decode, resize, encode_<format>, placeholders
         m.stage_seconds.labels(step).observe(seconds)
     m.render_seconds.labels(megapixel_bucket(info.width, info.height)).observe(time.perf_counter() - started)
     for r in result.renditions:
         m.rendition_bytes.labels(r.spec.format).inc(len(r.data))
-    meta = object_metadata(image)
-    orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
-    renditions = rendition_writes(image, result.renditions)
-    writes = renditions if source_key == orig_key else [  # processing an original again: it is in place
-        (orig_key, CopyFrom(source_key) if source_key else data, info.mime_type, PRIVATE_CACHE_CONTROL)] + renditions
-
-    with timed("store"):
-        put_all(store, settings, writes, meta)
-    return Stored(info, result, [orig_key] + [w[0] for w in renditions], hashlib.sha256(data).hexdigest(),
-                  len(data) + sum(len(r.data) for r in result.renditions))
+    with timed("store"):  # what is left of the writes once the last rendition is encoded
+        writes.finish()
+    return Stored(info, result, [orig_key] + [w[0] for w in rendition_writes(image, result.renditions)],
+                  hashlib.sha256(data).hexdigest(), len(data) + sum(len(r.data) for r in result.renditions))
 
 
 @dataclass(frozen=True)
@@ -196,19 +205,57 @@ class CopyFrom:
     key: str
 
 
+class Writes:
+    """Objects written on the process's I/O threads as they become ready (STORE_PUT_CONCURRENCY
+    1: right here, one after the other)."""
+
+    def __init__(self, store: ObjectStore, settings: Settings, meta: dict[str, object]):
+        self.store, self.settings, self.meta = store, settings, meta
+        self._writes: list[tuple[str, Future]] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self._writes)
+
+    def _write(self, key: str, body: bytes | CopyFrom, content_type: str, cache_control: str) -> None:
+        if isinstance(body, CopyFrom):
+            self.store.copy(body.key, key, content_type=content_type, cache_control=cache_control, metadata=self.meta)
+        else:
+            self.store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=self.meta)
+
+    def add(self, key: str, body: bytes | CopyFrom, content_type: str, cache_control: str) -> None:
+        if self.settings.store_put_concurrency > 1:
+            self._writes.append((key, submit(self.settings, self._write, key, body, content_type, cache_control)))
+        else:
+            self._writes.append((key, _DONE))  # noted first: abandon() removes it if the write fails half-way
+            self._write(key, body, content_type, cache_control)
+
+    def finish(self) -> None:
+        """Every write has ended, written or failed, before the first failure is raised."""
+        wait([f for _, f in self._writes])
+        for _, future in self._writes:
+            future.result()
+
+    def abandon(self) -> None:
+        """The render failed: wait for what was started, then remove what it wrote (best effort:
+        what stays is found by the orphan scan)."""
+        wait([f for _, f in self._writes])
+        keys = [key for key, f in self._writes if f.exception() is None]
+        if keys:
+            try:
+                self.store.delete_many(keys)
+            except Exception as exc:  # noqa: BLE001 - the render's own error is the one to raise
+                log.warning("could not remove %d objects of a failed render: %s", len(keys), exc)
+
+
 def put_all(store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes | CopyFrom, str, str]],
             meta: dict[str, object]) -> None:
-    """Write (key, body, content type, cache control) objects. The writes overlap (the CPU would
-    otherwise wait on each round trip); a failure of any is raised once the others have finished,
-    and a retry writes the same keys again."""
-    def put(write) -> None:
-        key, body, content_type, cache_control = write
-        if isinstance(body, CopyFrom):
-            store.copy(body.key, key, content_type=content_type, cache_control=cache_control, metadata=meta)
-        else:
-            store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=meta)
-
-    run_all(settings, [lambda w=w: put(w) for w in writes])
+    """Write (key, body, content type, cache control) objects, overlapped; a failure of any is
+    raised once the others have ended, and a retry writes the same keys again."""
+    batch = Writes(store, settings, meta)
+    for write in writes:
+        batch.add(*write)
+    batch.finish()
 
 
 def rendition_writes(image: Image, renditions) -> list[tuple[str, bytes, str, str]]:

@@ -313,3 +313,55 @@ def test_the_original_is_copied_from_staging_inside_the_store_with_its_own_heade
     head = store.head(image.s3_key)
     assert head.content_type == "image/jpeg" and head.cache_control.startswith("private")
     assert head.metadata["image-id"] == str(image.id)
+
+
+def test_renditions_are_written_while_the_next_are_encoded(session, store, settings, run, monkeypatch):
+    """The first rendition is in the store before the render has finished the others."""
+    import services.process as proc
+
+    res = _ingest(session, store, settings, corpus("photos", "iphone6_3264x2448.jpg"))
+    events = []
+    real_render = proc.render
+
+    def watched_render(*args, **kwargs):
+        result = real_render(*args, **kwargs)
+        events.append("render returned")
+        return result
+
+    class Watched:
+        def put(self, key, body, **kw):
+            events.append("put")
+            return store.put(key, body, **kw)
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    monkeypatch.setattr(proc, "render", watched_render)
+    assert run(res.images[0].id, store=Watched()) == "ready"
+    assert events.count("put") == 6 and events.index("put") < events.index("render returned")
+
+
+def test_a_render_that_fails_after_some_writes_takes_them_back(session, store, settings, run, monkeypatch):
+    """An encoder failing on the third rendition (our error, not the upload's): the two written
+    renditions and the copied original are removed, nothing is recorded, the error is raised for
+    the task to retry or fail."""
+    import pipeline.encoders
+
+    res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
+    image = res.images[0]
+    real, calls = pipeline.encoders.encode, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("encoder crashed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.encoders, "encode", failing)
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        run(image.id)
+    assert list(store.list(f"public/{image.entity_type}/{image.entity_id}/{image.id}/")) == []
+    assert list(store.list(f"originals/{image.entity_type}/{image.entity_id}/")) == []
+    assert store.exists(image.staging_key)  # the source stays for the retry
+    session.expire_all()
+    assert session.get(Image, image.id).status == "processing"  # for the task's retry or on_failure
