@@ -208,7 +208,7 @@ class Profile:
 
 # Where a worker's sample is spent, by the first rule its stack matches.
 WORKER_RULES = [
-    ("store (put_all)", ("put_all", "process.py:put)")),
+    ("store (the I/O threads' writes)", ("_write (services/process.py", "put_all")),
     ("fetch (prefetch thread)", ("_read (services/process.py",)),
     ("encode jpeg (Pillow)", ("JpegImagePlugin",)),
     ("encode webp (Pillow)", ("WebPImagePlugin",)),
@@ -281,6 +281,7 @@ def stage_means(before: dict, after: dict, images: int) -> dict[str, float]:
     return {stage: (after[stage][0] - before.get(stage, (0.0, 0.0))[0]) / images for stage in after}
 
 
+STAGE_LABELS = {"store": "store (what the encodes\ndid not hide)", "fetch": "fetch (what the claim\ndid not hide)"}
 PLOT_STAGES = ["fetch", "probe", "decode", "resize", "encode_jpeg", "encode_webp", "encode_png", "placeholders",
                "store", "commit"]
 
@@ -291,10 +292,10 @@ def plot(means: dict[str, float], wall_ms: float, path: Path, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages = [s for s in PLOT_STAGES if means.get(s, 0) > 0]
+    stages = [s for s in PLOT_STAGES if s in means]
     values = [means[s] * 1000 for s in stages]
     inside = means.get("total", 0) * 1000 - sum(values)
-    stages.append("rest of the task")
+    stages = [STAGE_LABELS.get(s, s) for s in stages] + ["rest of the task"]
     values.append(max(inside, 0))
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     bars = ax.barh(stages[::-1], values[::-1], color=["#8a8a8a"] + ["#3b6ea8"] * (len(stages) - 1))
