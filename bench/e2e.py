@@ -55,7 +55,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
-from stack import Stack, children, post_photo, rss_mb, wait_job  # noqa: E402
+from stack import Stack, children, post_photo, rss_mb  # noqa: E402
+
+from tests.support.http import wait_for_job  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "photos"
 BENCH_DIR = ROOT / "var" / "bench"
@@ -152,6 +154,10 @@ class Counts:
                 " FROM images WHERE entity_type = 'properties' AND entity_id IN ("
                 + ",".join(str(int(e)) for e in entity_ids) + ")")).one()
         return int(row[0]), int(row[1])
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def new_entity() -> int:
@@ -468,7 +474,7 @@ def bulk(stack: Stack, base: str, files: list[Path], singles: list[Path], proces
     for path in singles:
         t0 = time.perf_counter()
         job = post_photo(session, base, token, new_entity(), path.read_bytes(), path.name)
-        wait_job(session, base, token, job["job"]["status_url"])
+        wait_for_job(base, auth(token), job["job"]["status_url"], 600, poll_s=0.02, session=session)
         one.append(time.perf_counter() - t0)
     single = statistics.mean(one)
     import io
@@ -479,7 +485,8 @@ def bulk(stack: Stack, base: str, files: list[Path], singles: list[Path], proces
     if r.status_code != 202:
         raise RuntimeError(f"batch refused: {r.status_code} {r.text[:300]}")
     accepted = time.perf_counter() - t0
-    status = wait_job(session, base, token, r.json()["job"]["status_url"], poll_s=0.05)
+    status = wait_for_job(base, auth(token), r.json()["job"]["status_url"], 600, poll_s=0.05,
+                          session=session)["status"]
     batch = time.perf_counter() - t0
     ideal = len(files) * single / processes
     report("bulk", f"3. {len(files)}-photo batch / ({len(files)} x single / {processes})", batch / ideal, "<= 1.15",

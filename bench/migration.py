@@ -15,7 +15,6 @@ answer (a database and queues of its own), else SQLite and the filesystem broker
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import subprocess
 import sys
@@ -30,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from stack import Stack  # noqa: E402
+from stack import Stack, post_photo  # noqa: E402
+
+from tests.support.http import wait_for_job  # noqa: E402
 
 _PEAK = """
 import runpy, sys
@@ -78,14 +79,10 @@ def _pure_rate(files: list[Path]) -> float:
 
 def _upload_latency(base: str, token: str, photo: bytes, entity_id: int) -> float:
     start = time.perf_counter()
-    r = requests.post(f"{base}/api/v1/properties/{entity_id}/images", headers={"Authorization": f"Bearer {token}"},
-                      files={"file": ("live.jpg", io.BytesIO(photo), "image/jpeg")}, timeout=60)
-    if r.status_code != 202:
-        raise RuntimeError(f"upload refused: {r.status_code} {r.text[:500]}")
-    status_url = base + r.json()["job"]["status_url"]
-    while requests.get(status_url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["status"] in (
-            "queued", "processing"):
-        time.sleep(0.05)
+    session = requests.Session()
+    job = post_photo(session, base, token, entity_id, photo, "live.jpg")
+    wait_for_job(base, {"Authorization": f"Bearer {token}"}, job["job"]["status_url"], 600, poll_s=0.05,
+                 session=session)
     return time.perf_counter() - start
 
 

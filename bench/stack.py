@@ -8,7 +8,6 @@ import io
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ sys.path.insert(0, str(ROOT))
 from cli.commands import api_command, worker_command  # noqa: E402
 from cli.seaweed import S3Credentials, SeaweedServer  # noqa: E402
 from services.config import Settings  # noqa: E402
+from tests.support.services import free_port  # noqa: E402  (the fault suite's own)
 
 PG_ADMINS = ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
              "postgresql+psycopg2://root@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_database() -> str | None:
@@ -205,14 +199,3 @@ def post_photo(session: requests.Session, base: str, token: str, entity_id: int,
     if r.status_code != 202:
         raise RuntimeError(f"upload refused: {r.status_code} {r.text[:300]}")
     return r.json()
-
-
-def wait_job(session: requests.Session, base: str, token: str, status_url: str, poll_s: float = 0.02,
-             timeout_s: float = 600) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = session.get(base + status_url, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
-        if status["status"] not in ("queued", "processing"):
-            return status["status"]
-        time.sleep(poll_s)
-    raise TimeoutError(status_url)

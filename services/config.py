@@ -20,6 +20,8 @@ import contextvars
 import dataclasses
 import hashlib
 import hmac
+import math
+import os
 import re
 import secrets
 import typing
@@ -38,9 +40,6 @@ from pipeline.specs import EncoderSettings
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container's
     `cpus:` limit; cgroup v2's cpu.max or v1's cfs quota), at least 1."""
-    import math
-    import os
-
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         quota, period = (cgroup / "cpu.max").read_text().split()[:2]

@@ -29,13 +29,39 @@ def submit(settings: Settings, fn: Callable, *args) -> Future:
     return io_threads(settings).submit(fn, *args)
 
 
+class Batch:
+    """Calls run on the I/O threads as they are added (STORE_PUT_CONCURRENCY 1, or `inline`: right
+    here, one after the other, a failure raised at once); `finish` waits for every one."""
+
+    def __init__(self, settings: Settings, *, inline: bool = False):
+        self.settings = settings
+        self.inline = inline or settings.store_put_concurrency <= 1
+        self.futures: list[Future] = []
+
+    def add(self, fn: Callable, *args) -> Future:
+        if not self.inline:
+            self.futures.append(submit(self.settings, fn, *args))
+            return self.futures[-1]
+        future = Future()
+        self.futures.append(future)
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        return future
+
+    def finish(self) -> list:
+        """Each call's result. Every call has ended, done or failed, before the first failure is
+        raised: nothing is left running behind the caller's back."""
+        wait(self.futures)
+        return [f.result() for f in self.futures]
+
+
 def run_all(settings: Settings, calls: Iterable[Callable[[], object]]) -> list:
-    """Each call's result, the calls overlapped on the I/O threads (one call, or
-    STORE_PUT_CONCURRENCY 1: run here, one after the other). Every call has ended, done or failed,
-    before the first failure is raised: nothing is left running behind the caller's back."""
+    """Each call's result, the calls overlapped on the I/O threads (a single call runs here)."""
     calls = list(calls)
-    if settings.store_put_concurrency <= 1 or len(calls) <= 1:
-        return [call() for call in calls]
-    futures = [submit(settings, call) for call in calls]
-    wait(futures)
-    return [f.result() for f in futures]
+    batch = Batch(settings, inline=len(calls) <= 1)
+    for call in calls:
+        batch.add(call)
+    return batch.finish()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import Future, wait
+from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,7 +19,7 @@ from pipeline.render import RenderResult, render
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore
 
 from .config import Settings
-from .iothreads import submit
+from .iothreads import Batch, submit
 from .jobs import notify_when_ended
 from .keys import object_metadata, original_key, rendition_key
 from .lifecycle import discard_staging, fail_unfinished
@@ -104,11 +104,7 @@ class Prefetch:
     def discard(self) -> None:
         """Wait for the read to end and drop its bytes (a 25 MiB source must not outlive its task)."""
         wait([self._future])
-        self._future = _DONE
-
-
-_DONE: Future = Future()
-_DONE.set_result(b"")
+        self._future = None
 
 
 def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, image_id: int,
@@ -206,16 +202,16 @@ class CopyFrom:
 
 
 class Writes:
-    """Objects written on the process's I/O threads as they become ready (STORE_PUT_CONCURRENCY
-    1: right here, one after the other)."""
+    """Objects written on the process's I/O threads as they become ready (iothreads.Batch)."""
 
     def __init__(self, store: ObjectStore, settings: Settings, meta: dict[str, object]):
-        self.store, self.settings, self.meta = store, settings, meta
-        self._writes: list[tuple[str, Future]] = []
+        self.store, self.meta = store, meta
+        self._batch = Batch(settings)
+        self._keys: list[str] = []
 
     @property
     def started(self) -> bool:
-        return bool(self._writes)
+        return bool(self._keys)
 
     def _write(self, key: str, body: bytes | CopyFrom, content_type: str, cache_control: str) -> None:
         if isinstance(body, CopyFrom):
@@ -224,23 +220,18 @@ class Writes:
             self.store.put(key, body, content_type=content_type, cache_control=cache_control, metadata=self.meta)
 
     def add(self, key: str, body: bytes | CopyFrom, content_type: str, cache_control: str) -> None:
-        if self.settings.store_put_concurrency > 1:
-            self._writes.append((key, submit(self.settings, self._write, key, body, content_type, cache_control)))
-        else:
-            self._writes.append((key, _DONE))  # noted first: abandon() removes it if the write fails half-way
-            self._write(key, body, content_type, cache_control)
+        self._keys.append(key)
+        self._batch.add(self._write, key, body, content_type, cache_control)
 
     def finish(self) -> None:
         """Every write has ended, written or failed, before the first failure is raised."""
-        wait([f for _, f in self._writes])
-        for _, future in self._writes:
-            future.result()
+        self._batch.finish()
 
     def abandon(self) -> None:
         """The render failed: wait for what was started, then remove what it wrote (best effort:
         what stays is found by the orphan scan)."""
-        wait([f for _, f in self._writes])
-        keys = [key for key, f in self._writes if f.exception() is None]
+        wait(self._batch.futures)
+        keys = [key for key, f in zip(self._keys, self._batch.futures, strict=True) if f.exception() is None]
         if keys:
             try:
                 self.store.delete_many(keys)

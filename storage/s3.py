@@ -200,9 +200,7 @@ class S3ObjectStore:
             # upload_fileobj streams from the file (multipart above 8 MiB); we rewind on retry.
             # s3transfer closes the file when a transfer fails, so it gets a view it cannot close.
             unclosable = _Unclosable(body)
-            start = body.tell()
-            size = body.seek(0, io.SEEK_END) - start
-            body.seek(start)
+            size = _remaining(body)
             self._call(
                 "put",
                 lambda: self.client.upload_fileobj(unclosable, self.bucket, key, ExtraArgs=extra),
