@@ -149,6 +149,8 @@ class Image(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     requeues: Mapped[int] = mapped_column(Integer, default=0)  # by the stuck-image sweep; past a bound it fails
+    # How many times a worker has claimed it; the latest claim owns its processing (services/process.py).
+    claims: Mapped[int] = mapped_column(Integer, default=0)
 
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="Rendition.id"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,11 +50,11 @@ def run(units: Units, store: ObjectStore, settings: Settings, queue: TaskQueue, 
         claimed = claim(session, image_id)
         if isinstance(claimed, Outcome):
             return claimed
-        source = Prefetch(store, claimed, settings)
+        source = Prefetch(store, claimed.keys, settings)
     started = time.perf_counter()
     try:
         with units() as session:
-            outcome = finish(session, store, settings, queue, image_id, source)
+            outcome = finish(session, store, settings, queue, claimed, source)
             committing = time.perf_counter()
     finally:
         source.discard()
@@ -64,20 +65,46 @@ def run(units: Units, store: ObjectStore, settings: Settings, queue: TaskQueue, 
     return outcome
 
 
-def claim(session: Session, image_id: int) -> list[str] | Outcome:
-    """Move a pending (or interrupted) image to processing: the keys its source may be read from
-    (staging first); otherwise why not. The image's job is bound to the task's log lines."""
+@dataclass(frozen=True)
+class Claim:
+    """An image this attempt has claimed: the keys its source may be read from (staging first),
+    and the claim's number. A message delivered twice runs two attempts at once; the latest claim
+    owns the image, and an earlier one, once it sees that, neither records the image nor removes
+    anything (the keys are the same: what it wrote is the owner's too)."""
+
+    image_id: int
+    number: int
+    keys: list[str]
+
+
+def claim(session: Session, image_id: int) -> Claim | Outcome:
+    """Move a pending (or interrupted) image to processing under a new claim; otherwise why not.
+    The image's job is bound to the task's log lines."""
     bind(job_id=session.scalar(select(JobImage.job_id).where(JobImage.image_id == image_id).limit(1)))
     claimed = session.execute(
         update(Image)
         .where(Image.id == image_id, Image.status.in_(UNFINISHED))
-        .values(status=ImageStatus.PROCESSING, updated_at=datetime.now(UTC))
-        .returning(Image.staging_key, Image.s3_key)
+        .values(status=ImageStatus.PROCESSING, claims=Image.claims + 1, updated_at=datetime.now(UTC))
+        .returning(Image.claims, Image.staging_key, Image.s3_key)
         .execution_options(synchronize_session=False)
     ).first()
     if claimed is not None:
-        return [key for key in claimed if key]
+        number, *keys = claimed
+        return Claim(image_id, number, [key for key in keys if key])
     return Outcome.MISSING if session.get(Image, image_id) is None else Outcome.SKIPPED  # ready, failed, legacy, deleting
+
+
+def holds(session: Session, claimed: Claim) -> str | None:
+    """Lock the image's row (PostgreSQL; SQLite serialises writers anyway) and say whether
+    `claimed` still owns it: None if so, otherwise the row's status ("gone" without a row). The
+    lock is held to the end of the unit of work, so no newer claim starts meanwhile."""
+    row = session.execute(
+        select(Image.status, Image.claims).where(Image.id == claimed.image_id).with_for_update()).first()
+    if row is None:
+        return "gone"
+    if row.status == ImageStatus.PROCESSING and row.claims == claimed.number:
+        return None
+    return row.status if row.status != ImageStatus.PROCESSING else "claimed again"
 
 
 class Prefetch:
@@ -107,33 +134,39 @@ class Prefetch:
         self._future = None
 
 
-def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, image_id: int,
+def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, claimed: Claim,
            source: Prefetch) -> Outcome:
-    """Render and store a claimed image, then record it. Safe to run again after a crash."""
-    image = session.get(Image, image_id, populate_existing=True)
+    """Render and store a claimed image, then record it. Safe to run again after a crash, and
+    beside another attempt on the same image (see Claim)."""
+    image = session.get(Image, claimed.image_id, populate_existing=True)
     if image is None:
         return Outcome.MISSING
-    if image.status != ImageStatus.PROCESSING:
+    if image.status != ImageStatus.PROCESSING or image.claims != claimed.number:
         return Outcome.SKIPPED
     try:
         with timed("fetch"):  # what is left of the read once the image is loaded
             data = source.result()
     except ObjectNotFound:
-        return _failed(session, queue, image, "source_missing")
+        return _failed(session, queue, claimed, "source_missing")
 
     try:
-        stored = render_and_store(store, settings, image, data, source_key=source.key)
+        stored = render_and_store(store, settings, image, data, source_key=source.key,
+                                  may_remove=lambda: holds(session, claimed) is None)
     except ImageError as exc:
-        after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
-        return _failed(session, queue, image, exc.code, exc.message)
+        outcome = _failed(session, queue, claimed, exc.code, exc.message)
+        if outcome == Outcome.FAILED:
+            after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
+        return outcome
 
-    # A DELETE may have arrived while we rendered. Lock the row (PostgreSQL; SQLite serialises
-    # writers anyway) and look: if it is no longer ours to finish, take back what we wrote.
-    current = session.execute(select(Image.status).where(Image.id == image.id).with_for_update()).scalar()
-    if current != ImageStatus.PROCESSING:
+    # A DELETE, or another attempt, may have come while we rendered: record only what we still own.
+    taken = holds(session, claimed)
+    if taken in ("gone", ImageStatus.DELETING):
         after_commit(session, lambda: store.delete_many(stored.keys))
         log.info("image %s was deleted while processing; its objects are removed", image.id)
         return Outcome.DELETED
+    if taken is not None:  # the same keys are another attempt's now: leave them to it
+        log.info("image %s was taken over by another attempt (%s); this one stops", image.id, taken)
+        return Outcome.SKIPPED
 
     record(image, store, stored)
     log.info("image ready: %d renditions, %d bytes written", len(stored.result.renditions), stored.bytes_written)
@@ -155,7 +188,7 @@ class Stored:
 
 
 def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes,
-                     source_key: str | None = None) -> Stored:
+                     source_key: str | None = None, may_remove: Callable[[], bool] | None = None) -> Stored:
     """Probe, render, and write the original and every rendition under their deterministic keys
     (ImageError for a file that is refused). Shared by uploads and the legacy migration.
 
@@ -163,7 +196,8 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
     encoded; the original goes with the first (the image has decoded by then, so a refused file
     never leaves one). `source_key`: the object `data` was read from; the original is then copied
     from it inside the store (S3 CopyObject) instead of being sent again. A retry writes the same
-    keys again; a render that fails after some writes removes them."""
+    keys again; a render that fails after some writes removes them, unless `may_remove` says they
+    are no longer this call's to remove (another attempt writes the same keys)."""
     with timed("probe"):
         info = probe(data, settings.limits)
     meta = object_metadata(image)
@@ -180,7 +214,7 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
         with timed("render"):
             result = render(data, info, settings.encoder, on_rendition=written)
     except BaseException:
-        writes.abandon()
+        writes.abandon(may_remove)
         raise
     m = metrics()
     for step, seconds in result.timings.items():  # decode, resize, encode_<format>, placeholders
@@ -227,13 +261,16 @@ class Writes:
         """Every write has ended, written or failed, before the first failure is raised."""
         self._batch.finish()
 
-    def abandon(self) -> None:
-        """The render failed: wait for what was started, then remove what it wrote (best effort:
-        what stays is found by the orphan scan)."""
+    def abandon(self, may_remove: Callable[[], bool] | None = None) -> None:
+        """The render failed: wait for what was started, then remove what it wrote if it is still
+        ours to remove (best effort: what stays is found by the orphan scan)."""
         wait(self._batch.futures)
         keys = [key for key, f in zip(self._keys, self._batch.futures, strict=True) if f.exception() is None]
         if keys:
             try:
+                if may_remove is not None and not may_remove():
+                    log.info("a failed render leaves %d objects to the attempt that owns them", len(keys))
+                    return
                 self.store.delete_many(keys)
             except Exception as exc:  # noqa: BLE001 - the render's own error is the one to raise
                 log.warning("could not remove %d objects of a failed render: %s", len(keys), exc)
@@ -294,6 +331,9 @@ def record(image: Image, store: ObjectStore, stored: Stored) -> None:
     image.processed_at = datetime.now(UTC)
 
 
-def _failed(session: Session, queue: TaskQueue, image: Image, code: str, message: str | None = None) -> Outcome:
-    fail_unfinished(session, queue, image.id, code, message)
+def _failed(session: Session, queue: TaskQueue, claimed: Claim, code: str, message: str | None = None) -> Outcome:
+    """Fail the image, if this attempt still owns it."""
+    if holds(session, claimed) is not None:
+        return Outcome.SKIPPED
+    fail_unfinished(session, queue, claimed.image_id, code, message)
     return Outcome.FAILED

@@ -260,7 +260,7 @@ def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, dur
         healed_at = fault_window[1]
         accepted = [a.image_id for a in answers if a.image_id is not None]
         terminal_at, sweeps = _wait_terminal(stack, accepted, healed_at)
-        statuses, problems = _consistency(stack, entity_id, accepted)
+        statuses, problems, claimed_again = _consistency(stack, entity_id, accepted)
     finally:
         _stop(procs)
     during = [a for a in answers if fault_window[0] <= a.sent_at <= fault_window[1]]
@@ -275,6 +275,7 @@ def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, dur
         "lost": len(accepted) - sum(1 for s in statuses.values() if s == "ready"),
         "api_process_restarts": procs.api_boots() - boots_before,
         "requeued_by_sweep": sweeps,
+        "claimed_again": claimed_again,
         "problems": problems,
     }
     FIGURES.append(figures)
@@ -309,15 +310,18 @@ def _wait_terminal(stack: Stack, ids: list[int], since: float) -> tuple[float, i
         time.sleep(1)
 
 
-def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dict[int, str], list[str]]:
+def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dict[int, str], list[str], int]:
     """What a user (and ops) would check: each accepted image ready with its six renditions in the
-    bucket; nothing under public/ or originals/ for the listing without its row."""
+    bucket; nothing under public/ or originals/ for the listing without its row. Also how many
+    images were claimed by more than one attempt (a message run twice, or a sweep's requeue)."""
     from services.stores import make_store
 
     store = make_store(Settings.from_env(stack.env))
     with stack.db.connect() as conn:
         images = {i: (s, k) for i, s, k in conn.execute(text(
             "SELECT id, status, s3_key FROM images WHERE entity_id = :e"), {"e": entity_id})}
+        claimed_again = conn.execute(text(
+            "SELECT count(*) FROM images WHERE entity_id = :e AND claims > 1"), {"e": entity_id}).scalar()
         renditions = conn.execute(text(
             "SELECT r.image_id, r.key FROM renditions r JOIN images i ON i.id = r.image_id WHERE i.entity_id = :e"),
             {"e": entity_id}).all()
@@ -333,7 +337,7 @@ def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dic
     half = [i for i in accepted if images.get(i, ("",))[0] == "ready" and per_image[i] != 6]
     if half:
         problems.append(f"ready without six renditions: {half[:5]}")
-    return {i: images.get(i, ("missing",))[0] for i in accepted}, problems
+    return {i: images.get(i, ("missing",))[0] for i in accepted}, problems, claimed_again
 
 
 # --- the scenarios -------------------------------------------------------------------------------
@@ -427,15 +431,15 @@ BEGIN, END = "<!-- figures:begin (written by tests/chaos/test_faults.py) -->", "
 
 def _write_figures() -> None:
     rows = ["| scenario | fault | uploads (requests) | answers | answers during the fault | slowest answer |"
-            " recovery after healing | requeued by the sweep | ready | lost | API processes killed |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            " recovery after healing | requeued by the sweep | claimed more than once | ready | lost |"
+            " API processes killed |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for f in FIGURES:
         answers = ", ".join(f"{n}× {s}" for s, n in sorted(f["answers"].items()))
         during = ", ".join(f"{n}× {s}" for s, n in sorted(f["during_fault"].items())) or "—"
         rows.append(f"| {f['scenario']} | {f['fault']} | {f['uploads']} ({f['requests']}) | {answers} | {during} | "
-                    f"{f['slowest_answer_s']} s | {f['recovery_s']} s | {f['requeued_by_sweep']} | {f['ready']} | "
-                    f"{f['lost']} | "
-                    f"{f['api_process_restarts']} |")
+                    f"{f['slowest_answer_s']} s | {f['recovery_s']} s | {f['requeued_by_sweep']} | "
+                    f"{f['claimed_again']} | {f['ready']} | {f['lost']} | {f['api_process_restarts']} |")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     block = f"{BEGIN}\nLast run: {stamp}, {len(FIGURES)} scenarios.\n\n" + "\n".join(rows) + f"\n\n{END}"
     path = ROOT / "docs" / "reliability.md"

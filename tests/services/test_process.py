@@ -365,3 +365,64 @@ def test_a_render_that_fails_after_some_writes_takes_them_back(session, store, s
     assert store.exists(image.staging_key)  # the source stays for the retry
     session.expire_all()
     assert session.get(Image, image.id).status == "processing"  # for the task's retry or on_failure
+
+
+
+def _second_delivery_during_render(monkeypatch, run, image_id, *, fail_on=None):
+    """Run the image's task; while its render encodes (the first rendition written, the others not),
+    the same message delivered again runs a whole second attempt. `fail_on`: the first attempt's
+    encoder fails on that call of its own. Returns both outcomes (first, second)."""
+    import pipeline.encoders
+
+    real, calls, second = pipeline.encoders.encode, [], []
+
+    def encode(*args, **kwargs):
+        if second == [None]:  # inside the second attempt: its own encoder is fine
+            return real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            second[:] = [None]
+            second[:] = [run(image_id)]
+        if len(calls) == fail_on:
+            raise RuntimeError("encoder crashed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.encoders, "encode", encode)
+    try:
+        first = run(image_id)
+    except RuntimeError as exc:
+        first = str(exc)
+    return first, second[0]
+
+
+def _objects(store, image):
+    return sorted(o.key for o in store.list(f"public/{image.entity_type}/{image.entity_id}/{image.id}/")) + \
+        sorted(o.key for o in store.list(f"originals/{image.entity_type}/{image.entity_id}/"))
+
+
+def test_a_message_delivered_twice_runs_two_attempts_and_the_later_claim_wins(session, store, settings, run,
+                                                                              monkeypatch):
+    """Redis puts a running task's message back when the worker's connection drops, so the same
+    image runs twice at once. The attempt claimed later records it; the earlier one, finishing
+    after it, must not take the image's objects away (they are under the same keys)."""
+    res = _ingest(session, store, settings, corpus("photos", "nikon-p6000_small_640x480.jpg"))
+    image_id = res.images[0].id
+    assert _second_delivery_during_render(monkeypatch, run, image_id) == ("skipped", "ready")
+    image = session.get(Image, image_id)
+    assert image.status == "ready" and len(image.renditions) == 6
+    keys = _objects(store, image)
+    assert len(keys) == 7 and image.s3_key in keys
+    assert all(store.exists(r.key) for r in image.renditions)
+    assert not store.exists(res.images[0].staging_key)
+
+
+def test_a_failed_render_leaves_the_objects_of_the_attempt_that_owns_the_image(session, store, settings, run,
+                                                                               monkeypatch):
+    """The earlier attempt's encoder fails after the later attempt has claimed and recorded the
+    image: the later one's objects (same keys) stay."""
+    res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
+    image_id = res.images[0].id
+    assert _second_delivery_during_render(monkeypatch, run, image_id, fail_on=3) == ("encoder crashed", "ready")
+    image = session.get(Image, image_id)
+    assert image.status == "ready" and len(_objects(store, image)) == 7
+    assert all(store.exists(r.key) for r in image.renditions)
