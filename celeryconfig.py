@@ -78,8 +78,9 @@ def build(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
-        # A broker that stops answering costs seconds: connecting, each socket operation, and
-        # publishing (one quick retry) are bounded, so the API answers 503 instead of hanging.
+        # A broker that stops answering costs seconds: connecting and each socket operation are
+        # bounded. The retry policy below is for Celery's own publishes in a worker (a task's
+        # retry); services/queue.py sends without it, once (its reconnects are not bounded in time).
         "broker_connection_timeout": settings.broker_timeout_s,
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
                                       "interval_max": 0.5},

@@ -3,6 +3,7 @@ never import the worker's code; the task names in celeryconfig are the contract.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import celeryconfig
@@ -46,10 +47,14 @@ class CeleryQueue:
         self.queue = settings.task_queue
         self.migration_queue = settings.migration_queue
         self.maintenance_queue = settings.maintenance_queue
+        self.timeout_s = settings.broker_timeout_s
         if app is None:
             celeryconfig.prepare_broker(settings)
             app = Celery("imagepipe-producer", set_as_current=False)
-            app.conf.update(celeryconfig.build(settings))
+            conf = celeryconfig.build(settings)
+            if "broker_transport_options" in conf:  # one try to connect, not a loop of them (see _publish)
+                conf["broker_transport_options"] = {**conf["broker_transport_options"], "max_retries": 0}
+            app.conf.update(conf)
         self.app = app
 
     def process_images(self, image_ids: list[int]) -> None:
@@ -61,10 +66,8 @@ class CeleryQueue:
         headers = _headers()
         sigs = [self.app.signature(celeryconfig.PROCESS_IMAGE_TASK, args=[i], queue=self.queue, headers=headers)
                 for i in image_ids]
-        try:
-            (sigs[0] if len(sigs) == 1 else group(sigs)).apply_async()
-        except Exception as exc:  # kombu's OperationalError, or the transport's own (a Redis timeout)
-            raise QueueUnavailable(f"the broker did not take {len(image_ids)} task(s): {exc}", image_ids) from exc
+        self._publish(f"{len(image_ids)} task(s)",
+                      lambda: (sigs[0] if len(sigs) == 1 else group(sigs)).apply_async(retry=False), image_ids)
 
     def delete_image(self, image_id: int) -> None:
         self._send(celeryconfig.DELETE_IMAGE_TASK, image_id)
@@ -81,21 +84,35 @@ class CeleryQueue:
         self._send_many(celeryconfig.SCAN_ORPHANS_TASK, [[scan_id]], self.maintenance_queue)
 
     def _send_many(self, name: str, arg_lists: list[list], queue: str) -> None:
-        try:
+        def send():
             with self.app.producer_or_acquire() as producer:
                 for args in arg_lists:
-                    self.app.send_task(name, args=args, queue=queue, producer=producer, headers=_headers())
-        except Exception as exc:  # as above
-            raise QueueUnavailable(f"the broker did not take {name}: {exc}") from exc
+                    self.app.send_task(name, args=args, queue=queue, producer=producer, headers=_headers(),
+                                       retry=False)
+
+        self._publish(name, send)
 
     def deliver_callback(self, job_id: str) -> None:
         self._send(celeryconfig.DELIVER_CALLBACK_TASK, job_id)
 
     def _send(self, name: str, *args) -> None:
-        try:
-            self.app.send_task(name, args=list(args), queue=self.queue, headers=_headers())
-        except Exception as exc:  # as above
-            raise QueueUnavailable(f"the broker did not take {name}: {exc}") from exc
+        self._publish(name, lambda: self.app.send_task(name, args=list(args), queue=self.queue, headers=_headers(),
+                                                       retry=False))
+
+    def _publish(self, what: str, send: Callable[[], object], image_ids: list[int] | None = None) -> None:
+        """Send without kombu's retry loop, whose reconnects are not bounded in time (with one
+        retry, a frozen Redis held a publish for six broker timeouts: 18 s). Sent again once, only
+        if the first try failed fast, as on a pooled connection that a broker restart closed; a
+        try that ran into a timeout means the broker hangs, and the caller hears so at once. A
+        message sent again after a partial send repeats tasks, which are idempotent."""
+        for attempt in (1, 2):
+            started = time.monotonic()
+            try:
+                send()
+                return
+            except Exception as exc:  # kombu's OperationalError, or the transport's own (a Redis timeout)
+                if attempt == 2 or time.monotonic() - started >= self.timeout_s / 2:
+                    raise QueueUnavailable(f"the broker did not take {what}: {exc}", image_ids) from exc
 
     def ping(self) -> None:
         with self.app.connection_for_write() as conn:
