@@ -313,7 +313,7 @@ def _wait_terminal(stack: Stack, ids: list[int], since: float) -> tuple[float, i
 def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dict[int, str], list[str], int]:
     """What a user (and ops) would check: each accepted image ready with its six renditions in the
     bucket; nothing under public/ or originals/ for the listing without its row. Also how many
-    images were claimed by more than one attempt (a message run twice, or a sweep's requeue)."""
+    images were claimed by more than one attempt (a retry, a sweep's requeue, a message run twice)."""
     from services.stores import make_store
 
     store = make_store(Settings.from_env(stack.env))
