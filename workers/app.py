@@ -14,10 +14,11 @@ import celeryconfig
 from services.config import Settings
 from services.queue import CeleryQueue
 
-from . import memory, runtime, tasks
+from . import broker, memory, runtime, tasks
 
 
 def create_worker_app(settings: Settings) -> Celery:
+    broker.guard_unacked_restore()
     app = Celery("imagepipe", set_as_current=False)
     app.conf.update(celeryconfig.build(settings))
     celeryconfig.prepare_broker(settings)
