@@ -74,31 +74,32 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         info = store.head(upload.staging_key)
     except ObjectNotFound:
         raise UploadNotReceived(f"nothing has been uploaded for upload {upload.id}") from None
+    # The presigned POST stays valid until it expires, so the client may POST again at any
+    # moment. Everything is judged on a copy under a key no client was ever given, taken first:
+    # the bytes checked, hashed and processed are the same bytes, whatever arrives later.
+    private_key = staging_key(uuid.uuid4().hex)
     try:
         check_size(info.size, settings.limits)
-        data = store.get(upload.staging_key)
-        if len(data) > settings.max_upload_bytes:  # replaced after the HEAD: judge what we read
+        store.copy(upload.staging_key, private_key)
+        data = store.get(private_key)
+        if len(data) > settings.max_upload_bytes:  # replaced after the HEAD: judge what we copied
             raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
         fmt = require_supported(data[:SNIFF_BYTES])
     except ImageError:
-        discard_staging(store, upload.staging_key)
+        for key in (upload.staging_key, private_key):
+            discard_staging(store, key)
         raise
     sha256 = hashlib.sha256(data).hexdigest()
+    after_commit(session, lambda: discard_staging(store, upload.staging_key))
     result = IngestResult(job=None)
     existing = find_duplicate(session, upload.entity_type, upload.entity_id, sha256)
     if existing is not None:
         result.duplicates.append(Duplicate(upload.filename, existing))
-        after_commit(session, lambda: discard_staging(store, upload.staging_key))
+        after_commit(session, lambda: discard_staging(store, private_key))
     else:
-        # The presigned POST stays valid until it expires: the image gets a copy under a key no
-        # client was ever given, so a second POST to the upload's key cannot change what is
-        # processed (it only leaves a staging object that the lifecycle rule expires).
-        private_key = staging_key(uuid.uuid4().hex)
-        store.copy(upload.staging_key, private_key)
         image = new_pending_image(session, entity_type=upload.entity_type, entity_id=upload.entity_id,
                                   user_id=upload.user_id, filename=upload.filename, declared=upload.content_type,
                                   fmt=fmt, sha256=sha256, staged_at=private_key)
-        after_commit(session, lambda: discard_staging(store, upload.staging_key))
         result.images.append(image)
     result.job = new_job(session, result, entity_type=upload.entity_type, entity_id=upload.entity_id,
                          user_id=upload.user_id, callback_url=upload.callback_url)
