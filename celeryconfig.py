@@ -98,6 +98,11 @@ def build(settings: Settings) -> dict:
         # Must exceed the longest task (hard limit) or Redis redelivers a running task.
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.broker_visibility_timeout_s,
+            # Look for messages past their visibility timeout every 10 s (one ZREVRANGEBYSCORE),
+            # not kombu's default of every 10th such tick: a task lost with its worker comes back
+            # within the timeout plus 10 s, not plus up to 100 s.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
             # A worker on several queues takes from the first (uploads) before the next (the
             # migration), instead of rotating: live uploads keep priority during a migration.
             "queue_order_strategy": "priority",
