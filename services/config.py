@@ -259,8 +259,8 @@ class _Declared(BaseSettings):
                                        group="timeouts", lo=0.1, hi=60)
     broker_visibility_timeout_s: int = setting(
         3600, "a task a worker took but never acknowledged (its main process was killed) is delivered again after"
-        " this (the workers look every 10 s); must exceed TASK_TIME_LIMIT_S", env="BROKER_VISIBILITY_TIMEOUT_S", group="timeouts", lo=10,
-        hi=7 * 24 * 3600)
+        " this (the workers look every 10 s); must exceed TASK_TIME_LIMIT_S", env="BROKER_VISIBILITY_TIMEOUT_S",
+        group="timeouts", lo=10, hi=7 * 24 * 3600)
     broker_timeout_s: float = setting(3.0, "connecting to and talking with the broker (Redis)", env="BROKER_TIMEOUT_S",
                                       group="timeouts", lo=0.5, hi=60)
     callback_timeout_s: float = setting(10.0, "one callback delivery (connect and answer)", env="CALLBACK_TIMEOUT_S",
