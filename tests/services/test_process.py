@@ -367,7 +367,6 @@ def test_a_render_that_fails_after_some_writes_takes_them_back(session, store, s
     assert session.get(Image, image.id).status == "processing"  # for the task's retry or on_failure
 
 
-
 def _second_delivery_during_render(monkeypatch, run, image_id, *, fail_on=None):
     """Run the image's task; while its render encodes (the first rendition written, the others not),
     the same message delivered again runs a whole second attempt. `fail_on`: the first attempt's
