@@ -51,25 +51,21 @@ def run_all() -> int:
     try:
         if settings.jwt_secret_generated:
             _say(f"JWT_SECRET not set: using a generated development secret in {settings.var_dir / 'secrets'}")
-        embedded_s3 = settings.storage_backend == "s3" and not (
-            settings.aws_s3_endpoint_url or settings.aws_access_key_id)
+        # Every process derives the same wiring from the same settings (services/config.py): the
+        # children, and any command run beside them in the project folder.
+        env["IMAGEPIPE_VAR_DIR"] = str(settings.var_dir)
+        embedded_s3 = settings.store_embedded
         if embedded_s3:
             from .seaweed import S3Credentials, SeaweedServer
 
-            creds = S3Credentials.load_or_create(settings.var_dir / "secrets" / "s3_credentials.json")
+            assert settings.aws_access_key_id and settings.aws_secret_access_key
+            creds = S3Credentials(settings.aws_access_key_id, settings.aws_secret_access_key)
             s3_port = settings.seaweedfs_s3_port
             _say(f"starting SeaweedFS (S3 on 127.0.0.1:{s3_port}, data in {settings.var_dir / 's3'}) ...")
             weed = SeaweedServer(settings.var_dir / "s3", bucket=settings.aws_s3_bucket, credentials=creds,
                                  s3_port=s3_port, base_port=settings.seaweedfs_base_port,
                                  log_path=settings.var_dir / "seaweedfs.log").start()
-            env.update(AWS_S3_ENDPOINT_URL=weed.endpoint_url, AWS_ACCESS_KEY_ID=creds.access_key_id,
-                       AWS_SECRET_ACCESS_KEY=creds.secret_access_key)
             _say(f"generated S3 credentials are in {settings.var_dir / 'secrets' / 's3_credentials.json'}")
-        if settings.storage_backend == "local" and not settings.public_api_url:
-            env["PUBLIC_API_URL"] = f"http://{settings.host}:{settings.port}"
-        if embedded_s3 and not settings.cors_allowed_origins:
-            env["CORS_ALLOWED_ORIGINS"] = f"http://{settings.host}:{settings.port}"  # the web page's direct uploads
-        settings = Settings.from_env(env)
 
         from db.migrate import upgrade
         from services.stores import make_store

@@ -1,6 +1,7 @@
 """The `imagepipe` command."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -9,15 +10,21 @@ import click
 
 from services.config import GROUPS, ConfigError, Settings, docs_table, env_example, redacted, render_docs
 
+from .failures import EXIT_USAGE, SETTINGS_KEY, Group
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings() -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # for the one-line error of a failure further on (cli/failures.py)
+        ctx.find_root().meta[SETTINGS_KEY] = settings
+    return settings
 
 
 def _runtime():
@@ -27,9 +34,19 @@ def _runtime():
     return build_runtime(_settings())
 
 
-@click.group()
-def main() -> None:
-    """imagepipe: listing-photo pipeline (API, worker, tools)."""
+@click.group(cls=Group)
+@click.option("--debug", is_flag=True, envvar="IMAGEPIPE_DEBUG", help="show the traceback of a failure (also IMAGEPIPE_DEBUG=1)")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """imagepipe: listing-photo pipeline (API, worker, tools).
+
+    Run in the project folder after `make run`, a command uses the same embedded store, database
+    and broker; with AWS_*, DATABASE_URL and CELERY_BROKER_URL set it uses those. A failure prints
+    one line and exits 1 (found a problem), 2 (usage, configuration), 3 (store), 4 (database),
+    5 (broker) or 70 (unexpected)."""
+    ctx.meta["imagepipe.debug"] = debug
+    if not debug:  # the store's retry warnings: a failure's one line says it all
+        logging.getLogger("storage").setLevel(logging.ERROR)
 
 
 @main.command("check-config")
@@ -90,6 +107,8 @@ def token(user_id: int, admin: bool, entities: tuple[str, ...], ttl_s: int) -> N
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--entity") from None
     s = _settings()
+    if s.jwt_secret_generated:  # on stderr: `T=$(imagepipe token ...)` keeps only the token
+        click.echo(f"signed with the development secret {s.var_dir / 'secrets' / 'jwt_secret'}", err=True)
     click.echo(issue_token(s.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=grants))
 
 

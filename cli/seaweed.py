@@ -5,7 +5,6 @@ loopback, with telemetry off.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -57,14 +56,9 @@ class S3Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> S3Credentials:
         """Development credentials for the embedded server, generated once under var/."""
-        from services.secretfiles import create_private_file
+        from services.config import dev_s3_credentials
 
-        creds = cls("dev" + secrets.token_hex(8), secrets.token_urlsafe(32))
-        if create_private_file(path, json.dumps({"access_key_id": creds.access_key_id,
-                                                 "secret_access_key": creds.secret_access_key})):
-            return creds
-        data = json.loads(path.read_text())
-        return cls(data["access_key_id"], data["secret_access_key"])
+        return cls(*dev_s3_credentials(path))
 
 
 class SeaweedServer:

@@ -20,6 +20,7 @@ import contextvars
 import dataclasses
 import hashlib
 import hmac
+import json
 import math
 import os
 import re
@@ -105,8 +106,12 @@ class _Declared(BaseSettings):
     env: Literal["development", "production"] = setting(
         "development", "`production` requires DATABASE_URL, CELERY_BROKER_URL, AWS_S3_BUCKET (S3 backend) and"
         " JWT_SECRET, and never generates secrets", env="IMAGEPIPE_ENV", group="general")
+    home: Path | None = setting(
+        None, "the project folder: a relative IMAGEPIPE_VAR_DIR is read from it, so every command finds the state"
+        " `make run` uses whatever the working directory", env="IMAGEPIPE_HOME", group="general",
+        shown="the folder of pyproject.toml above the working directory, else the checkout imagepipe runs from")
     var_dir: Path = setting(Path("var"), "development state: SQLite file, broker folders, SeaweedFS data, generated"
-                            " secrets", env="IMAGEPIPE_VAR_DIR", group="general")
+                            " secrets (relative: in the project folder)", env="IMAGEPIPE_VAR_DIR", group="general")
     host: str = setting("127.0.0.1", "API bind address (imagepipe serve, make run)", env="HOST", group="general")
     port: int = setting(8000, "API port", env="PORT", group="general", lo=1, hi=65535)
     public_api_url: str = setting("", "absolute base for URLs the API serves itself (local store)",
@@ -139,8 +144,9 @@ class _Declared(BaseSettings):
     aws_s3_bucket: str = setting("", "bucket name (3-63 lowercase letters, digits, dots, hyphens)",
                                  env="AWS_S3_BUCKET", group="storage", shown="imagepipe (development)")
     aws_access_key_id: str | None = setting(
-        None, "set both keys or neither (then boto3's chain: instance role, profile); with neither and no endpoint,"
-        " make run starts SeaweedFS", env="AWS_ACCESS_KEY_ID", group="storage")
+        None, "set both keys or neither (then boto3's chain: instance role, profile); with neither and no endpoint"
+        " in development, the embedded SeaweedFS is the store (127.0.0.1:SEAWEEDFS_S3_PORT, credentials generated in"
+        " var/secrets/s3_credentials.json) for make run and every command", env="AWS_ACCESS_KEY_ID", group="storage")
     aws_secret_access_key: str | None = setting(None, "the secret half of the access key",
                                                 env="AWS_SECRET_ACCESS_KEY", group="storage", secret=True)
     aws_s3_endpoint_url: str | None = setting(
@@ -157,8 +163,8 @@ class _Declared(BaseSettings):
         example="/etc/imagepipe/cloudfront.pem")
     cors_allowed_origins: Hosts = setting(
         (), "comma-separated origins whose pages may upload straight to the bucket (presigned POST) and read it;"
-        " applied by `imagepipe bucket setup` (make run adds its own page's origin)", env="CORS_ALLOWED_ORIGINS",
-        group="storage", example="https://www.example.com,https://admin.example.com")
+        " applied by `imagepipe bucket setup`", env="CORS_ALLOWED_ORIGINS",
+        group="storage", shown="the API's own origin (embedded store)", example="https://www.example.com,https://admin.example.com")
     local_storage_dir: Path | None = setting(None, "root of the local backend", env="LOCAL_STORAGE_DIR",
                                              group="storage", shown="var/storage")
 
@@ -285,6 +291,7 @@ class _Declared(BaseSettings):
         secret=True, shown="generated under var/secrets (development)")
 
     _jwt_generated: bool = PrivateAttr(default=False)
+    _store_embedded: bool = PrivateAttr(default=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -360,6 +367,12 @@ class _Declared(BaseSettings):
     def jwt_secret_generated(self) -> bool:
         return self._jwt_generated
 
+    @property
+    def store_embedded(self) -> bool:
+        """The embedded SeaweedFS is the store: development, STORAGE_BACKEND=s3, and neither an
+        endpoint nor keys configured. `make run` starts it; every other command talks to it."""
+        return self._store_embedded
+
     def flower_credentials(self) -> tuple[str, str]:
         """Flower's basic auth: FLOWER_PASSWORD, or in development one generated under
         var/secrets (ConfigError in production without one)."""
@@ -385,6 +398,7 @@ class _Declared(BaseSettings):
     def with_overrides(self, **changes: Any) -> Settings:
         copy = self.model_copy(update=changes)
         copy._jwt_generated = self._jwt_generated
+        copy._store_embedded = self._store_embedded
         return copy
 
     @classmethod
@@ -558,6 +572,10 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
     as invalid is not reported again as missing."""
     production = s.is_production and "IMAGEPIPE_ENV" not in reported
     changes: dict[str, Any] = {}
+    home = (s.home or project_home()).resolve()
+    var_dir = s.var_dir if s.var_dir.is_absolute() else home / s.var_dir
+    changes.update(home=home, var_dir=var_dir)
+    s = s.model_copy(update={"var_dir": var_dir})
     if not s.database_url:
         if production and "DATABASE_URL" not in reported:
             problems.append(
@@ -577,6 +595,14 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
     if bool(s.aws_access_key_id) != bool(s.aws_secret_access_key):
         problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"
                         " (or both left unset to use the instance role)")
+    embedded = (s.storage_backend == "s3" and not production and not s.aws_s3_endpoint_url
+                and not s.aws_access_key_id and not s.aws_secret_access_key)
+    if embedded:
+        changes["aws_s3_endpoint_url"] = f"http://127.0.0.1:{s.seaweedfs_s3_port}"
+        if not s.cors_allowed_origins:  # the web page's direct uploads
+            changes["cors_allowed_origins"] = (f"http://{s.host}:{s.port}",)
+    if s.storage_backend == "local" and not s.public_api_url and not production:
+        changes["public_api_url"] = f"http://{s.host}:{s.port}"
     if s.local_storage_dir is None:
         changes["local_storage_dir"] = s.var_dir / "storage"
     if s.metrics_dir is None:
@@ -613,9 +639,38 @@ def _resolve(s: _Declared, problems: list[str], reported: set[str]) -> _Declared
         # independently. A callback receiver holds the callback secret: it must not lead back.
         changes["signing_secret"] = s.signing_secret or derive_secret(jwt_secret, "local-url-signing")
         changes["callback_secret"] = s.callback_secret or derive_secret(jwt_secret, "callback-signing")
+    if embedded and not problems:
+        changes["aws_access_key_id"], changes["aws_secret_access_key"] = dev_s3_credentials(
+            var_dir / "secrets" / "s3_credentials.json")
     resolved = s.model_copy(update=changes)
     resolved._jwt_generated = generated
+    resolved._store_embedded = embedded
     return resolved
+
+
+def project_home(cwd: Path | None = None) -> Path:
+    """The project folder: the nearest folder holding imagepipe's pyproject.toml at or above the
+    working directory, else the checkout this code runs from, else the working directory (an
+    installed package: the deployment sets IMAGEPIPE_VAR_DIR)."""
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents, Path(__file__).resolve().parent.parent):
+        try:
+            if re.search(r'^name\s*=\s*"imagepipe"', (folder / "pyproject.toml").read_text(), re.M):
+                return folder
+        except OSError:
+            continue
+    return here
+
+
+def dev_s3_credentials(path: Path) -> tuple[str, str]:
+    """The embedded SeaweedFS's credentials, generated once under var/secrets (development)."""
+    from .secretfiles import create_private_file
+
+    key_id, secret = "dev" + secrets.token_hex(8), secrets.token_urlsafe(32)
+    if create_private_file(path, json.dumps({"access_key_id": key_id, "secret_access_key": secret})):
+        return key_id, secret
+    data = json.loads(path.read_text())
+    return data["access_key_id"], data["secret_access_key"]
 
 
 def _dev_secret(path: Path) -> str:
