@@ -8,9 +8,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, send_from_directory
 
 from db.models import CallbackState, ImageStatus, JobStatus, ScanStatus
-from pipeline.specs import RENDITION_WIDTHS
+from pipeline.specs import rendition_sizes
 from services.access import MAX_ENTITY_ID
-from services.config import ENTITY_TYPES, Settings
+from services.config import Settings
+from services.entities import entity_types
 from services.views import PUBLIC_FIELDS
 
 bp = Blueprint("openapi", __name__)
@@ -35,116 +36,120 @@ IMAGE_STATUS = {"type": "string", "enum": [s.value for s in ImageStatus]}
 JOB_STATUS = {"type": "string", "enum": [s.value for s in JobStatus]}
 CALLBACK_STATE = {"type": "string", "enum": [s.value for s in CallbackState]}
 
-SCHEMAS = {
-    "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
-    "ErrorDetail": _nullable(_obj({"code": STR, "message": STR})),
-    "Rendition": _obj({"url": STR, "width": INT, "height": INT, "bytes": INT, "content_type": STR}),
-    "Image": _obj({
-        "id": INT, "entity_type": {"type": "string", "enum": list(ENTITY_TYPES)}, "entity_id": INT,
-        "status": IMAGE_STATUS, "filename": _nullable(STR), "width": _nullable(INT), "height": _nullable(INT),
-        "file_size": _nullable(INT),
-        "mime_type": _nullable({"type": "string", "description": "the format read from the bytes"}),
-        "declared_content_type": _nullable(STR), "content_type_mismatch": BOOL, "sha256": _nullable(STR),
-        "has_alpha": _nullable(BOOL), "animated": BOOL,
-        "placeholder": _nullable(_obj({"blurhash": STR, "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}})),
-        "position": INT, "is_primary": BOOL, "alt_text": _nullable(STR), "uploader_id": _nullable(INT),
-        "renditions": {
-            "type": "object",
-            "description": "by size name, then by format (jpeg or png, webp, avif when enabled)",
-            "propertyNames": {"enum": list(RENDITION_WIDTHS)},
-            "additionalProperties": {"type": "object", "propertyNames": {"enum": ["jpeg", "png", "webp", "avif"]},
-                                     "additionalProperties": _ref("Rendition")},
-        },
-        "created_at": _nullable(TIME), "processed_at": _nullable(TIME), "error": _ref("ErrorDetail"),
-    }, {"legacy_url": STR}),
-    "PublicImage": None,  # filled in below: the public fields of Image, status always ready
-    "ImageView": {"oneOf": [_ref("Image"), _ref("PublicImage")],
-                  "description": "the full view for the entity's writers and admins, the public view for anyone else"},
-    "JobImage": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR), "error": _ref("ErrorDetail")}),
-    "Job": _obj({
-        "id": STR, "status": JOB_STATUS, "status_url": STR, "entity_type": STR, "entity_id": INT,
-        "created_at": _nullable(TIME), "total": INT, "succeeded": INT, "failed": INT,
-        "pending": {"type": "integer", "description": "pending or processing"},
-        "images": {"type": "array", "items": _ref("JobImage")},
-        "callback": _nullable(_obj({"url": STR, "state": CALLBACK_STATE,
-                                    "attempts": INT, "delivered_at": _nullable(TIME)})),
-    }),
-    "UploadAccepted": _obj({
-        "job": _obj({"id": STR, "status": JOB_STATUS, "status_url": STR}),
-        "images": {"type": "array", "items": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR)},
-                                                   {"duplicate_of": {"type": "integer", "description":
-                                                    "these bytes are already this image of the entity"}})},
-    }, {"rejected": {"type": "array", "items": _obj({"filename": _nullable(STR), "error": _ref("ErrorDetail")})}}),
-    "DirectUploadRequest": _obj({
-        "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "entity_id": {"type": "integer", "minimum": 1},
-        "content_type": {"type": "string", "enum": ["image/jpeg", "image/png", "image/webp", "image/avif",
-                                                    "image/heic", "image/heif"]},
-        "size": {"type": "integer", "minimum": 1},
-    }, {"filename": STR, "callback_url": {"type": "string", "format": "uri",
-                                          "description": "as on a form upload: the job's signed callback"}}),
-    "DirectUpload": _obj({
-        "upload_id": STR, "method": {"const": "POST"}, "url": STR,
-        "fields": {"type": "object", "additionalProperties": STR,
-                   "description": "send every field, then the file as `file`, as multipart/form-data"},
-        "max_bytes": INT, "expires_at": TIME, "complete_url": STR,
-    }),
-    "ImagePatch": {"type": "object", "additionalProperties": False, "minProperties": 0, "properties": {
-        "position": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
-        "is_primary": BOOL, "alt_text": _nullable({"type": "string", "maxLength": 500})}},
-    "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
-    "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
-    "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("ImageView")},
-                     "next_cursor": _nullable(STR)}),
-    "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
-    "Count": _obj({"objects": INT, "bytes": INT}),
-    "StorageStats": _obj({
-        "source": {"type": "string", "enum": ["database", "bucket"]},
-        "totals": _ref("Count"),
-        "entities": {"type": "object", "description": "by entity type", "additionalProperties": _obj({
-            "originals": _ref("Count"), "renditions": _ref("Count"), "objects": INT, "bytes": INT})},
-        "renditions": {"type": "object", "description": "by rendition name, then format",
-                       "additionalProperties": {"type": "object", "additionalProperties": _ref("Count")}},
-        "added_per_day": {"type": "array", "description": "the last 30 days, oldest first (UTC)",
-                          "items": _obj({"date": {"type": "string", "format": "date"}, "objects": INT, "bytes": INT})},
-        "images_by_status": {"type": "object", "propertyNames": {"enum": [s.value for s in ImageStatus]},
-                             "additionalProperties": INT},
-        "last_orphan_scan": _nullable(_obj({"id": STR, "finished_at": _nullable(TIME), "dry_run": BOOL,
-                                            "orphans": _ref("Count"),
-                                            "missing": _obj({"originals": INT, "renditions": INT})})),
-        "egress": _obj({"known": {"const": False}, "why": STR}),
-        "duration_ms": {"type": "number"},
-    }, {"staging": _ref("Count"), "outside_layout": _ref("Count"),
-        "difference": {"type": "object", "description": "bucket minus database"}}),
-    "Scan": _obj({
-        "id": STR, "status": {"type": "string", "enum": [s.value for s in ScanStatus]}, "dry_run": BOOL,
-        "scope": _nullable(_obj({"entity_type": STR, "entity_id": INT})), "grace_s": INT,
-        "requested_by": _nullable(STR), "created_at": _nullable(TIME), "started_at": _nullable(TIME),
-        "finished_at": _nullable(TIME),
-        "progress": _obj({"objects_listed": INT, "bytes_listed": INT, "expected_objects": _nullable(INT)}),
-        "counts": _nullable({"type": "object", "description": "listed, orphans (by kind), young_unreferenced, deleted,"
-                             " delete_errors, missing originals/renditions, marked_missing, rerender_queued"}),
-        "samples": _nullable({"type": "object", "description": "the first keys of each finding",
-                              "additionalProperties": {"type": "array", "items": {"type": "object"}}}),
-        "samples_capped_at": INT, "report_key": _nullable(STR), "error": _nullable(STR),
-    }),
-    "ScanRequest": {"type": "object", "additionalProperties": False, "properties": {
-        "dry_run": {"type": "boolean", "default": True, "description": "false: delete the orphans found"},
-        "entity": {"type": "string", "enum": list(ENTITY_TYPES)},
-        "entity_id": {"type": "integer", "minimum": 1, "maximum": MAX_ENTITY_ID}}},
-    "Health": _obj({"status": {"const": "ok"}}),
-    "Ready": _obj({"status": {"const": "ok"}, "checks": {"type": "object", "additionalProperties": STR}}),
-    "NotReady": _obj({"status": {"const": "unavailable"}, "down": {"type": "array", "items": STR},
-                      "checks": {"type": "object", "additionalProperties": STR},
-                      "error": _obj({"code": {"const": "not_ready"}, "message": STR})}),
-}
+def _schemas() -> dict:
+    """The components, built when the document is: the entity types and rendition sizes are read
+    from their declarations (services/entities.py, pipeline/specs.py) at that moment."""
+    schemas = {
+        "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
+        "ErrorDetail": _nullable(_obj({"code": STR, "message": STR})),
+        "Rendition": _obj({"url": STR, "width": INT, "height": INT, "bytes": INT, "content_type": STR}),
+        "Image": _obj({
+            "id": INT, "entity_type": {"type": "string", "enum": list(entity_types())}, "entity_id": INT,
+            "status": IMAGE_STATUS, "filename": _nullable(STR), "width": _nullable(INT), "height": _nullable(INT),
+            "file_size": _nullable(INT),
+            "mime_type": _nullable({"type": "string", "description": "the format read from the bytes"}),
+            "declared_content_type": _nullable(STR), "content_type_mismatch": BOOL, "sha256": _nullable(STR),
+            "has_alpha": _nullable(BOOL), "animated": BOOL,
+            "placeholder": _nullable(_obj({"blurhash": STR, "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}})),
+            "position": INT, "is_primary": BOOL, "alt_text": _nullable(STR), "uploader_id": _nullable(INT),
+            "renditions": {
+                "type": "object",
+                "description": "by size name, then by format (jpeg or png, webp, avif when enabled)",
+                "propertyNames": {"enum": [r.name for r in rendition_sizes()]},
+                "additionalProperties": {"type": "object", "propertyNames": {"enum": ["jpeg", "png", "webp", "avif"]},
+                                         "additionalProperties": _ref("Rendition")},
+            },
+            "created_at": _nullable(TIME), "processed_at": _nullable(TIME), "error": _ref("ErrorDetail"),
+        }, {"legacy_url": STR}),
+        "PublicImage": None,  # filled in below: the public fields of Image, status always ready
+        "ImageView": {"oneOf": [_ref("Image"), _ref("PublicImage")],
+                      "description": "the full view for the entity's writers and admins, the public view for anyone else"},
+        "JobImage": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR), "error": _ref("ErrorDetail")}),
+        "Job": _obj({
+            "id": STR, "status": JOB_STATUS, "status_url": STR, "entity_type": STR, "entity_id": INT,
+            "created_at": _nullable(TIME), "total": INT, "succeeded": INT, "failed": INT,
+            "pending": {"type": "integer", "description": "pending or processing"},
+            "images": {"type": "array", "items": _ref("JobImage")},
+            "callback": _nullable(_obj({"url": STR, "state": CALLBACK_STATE,
+                                        "attempts": INT, "delivered_at": _nullable(TIME)})),
+        }),
+        "UploadAccepted": _obj({
+            "job": _obj({"id": STR, "status": JOB_STATUS, "status_url": STR}),
+            "images": {"type": "array", "items": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR)},
+                                                       {"duplicate_of": {"type": "integer", "description":
+                                                        "these bytes are already this image of the entity"}})},
+        }, {"rejected": {"type": "array", "items": _obj({"filename": _nullable(STR), "error": _ref("ErrorDetail")})}}),
+        "DirectUploadRequest": _obj({
+            "entity": {"type": "string", "enum": list(entity_types())}, "entity_id": {"type": "integer", "minimum": 1},
+            "content_type": {"type": "string", "enum": ["image/jpeg", "image/png", "image/webp", "image/avif",
+                                                        "image/heic", "image/heif"]},
+            "size": {"type": "integer", "minimum": 1},
+        }, {"filename": STR, "callback_url": {"type": "string", "format": "uri",
+                                              "description": "as on a form upload: the job's signed callback"}}),
+        "DirectUpload": _obj({
+            "upload_id": STR, "method": {"const": "POST"}, "url": STR,
+            "fields": {"type": "object", "additionalProperties": STR,
+                       "description": "send every field, then the file as `file`, as multipart/form-data"},
+            "max_bytes": INT, "expires_at": TIME, "complete_url": STR,
+        }),
+        "ImagePatch": {"type": "object", "additionalProperties": False, "minProperties": 0, "properties": {
+            "position": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+            "is_primary": BOOL, "alt_text": _nullable({"type": "string", "maxLength": 500})}},
+        "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
+        "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
+        "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("ImageView")},
+                         "next_cursor": _nullable(STR)}),
+        "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
+        "Count": _obj({"objects": INT, "bytes": INT}),
+        "StorageStats": _obj({
+            "source": {"type": "string", "enum": ["database", "bucket"]},
+            "totals": _ref("Count"),
+            "entities": {"type": "object", "description": "by entity type", "additionalProperties": _obj({
+                "originals": _ref("Count"), "renditions": _ref("Count"), "objects": INT, "bytes": INT})},
+            "renditions": {"type": "object", "description": "by rendition name, then format",
+                           "additionalProperties": {"type": "object", "additionalProperties": _ref("Count")}},
+            "added_per_day": {"type": "array", "description": "the last 30 days, oldest first (UTC)",
+                              "items": _obj({"date": {"type": "string", "format": "date"}, "objects": INT, "bytes": INT})},
+            "images_by_status": {"type": "object", "propertyNames": {"enum": [s.value for s in ImageStatus]},
+                                 "additionalProperties": INT},
+            "last_orphan_scan": _nullable(_obj({"id": STR, "finished_at": _nullable(TIME), "dry_run": BOOL,
+                                                "orphans": _ref("Count"),
+                                                "missing": _obj({"originals": INT, "renditions": INT})})),
+            "egress": _obj({"known": {"const": False}, "why": STR}),
+            "duration_ms": {"type": "number"},
+        }, {"staging": _ref("Count"), "outside_layout": _ref("Count"),
+            "difference": {"type": "object", "description": "bucket minus database"}}),
+        "Scan": _obj({
+            "id": STR, "status": {"type": "string", "enum": [s.value for s in ScanStatus]}, "dry_run": BOOL,
+            "scope": _nullable(_obj({"entity_type": STR, "entity_id": INT})), "grace_s": INT,
+            "requested_by": _nullable(STR), "created_at": _nullable(TIME), "started_at": _nullable(TIME),
+            "finished_at": _nullable(TIME),
+            "progress": _obj({"objects_listed": INT, "bytes_listed": INT, "expected_objects": _nullable(INT)}),
+            "counts": _nullable({"type": "object", "description": "listed, orphans (by kind), young_unreferenced, deleted,"
+                                 " delete_errors, missing originals/renditions, marked_missing, rerender_queued"}),
+            "samples": _nullable({"type": "object", "description": "the first keys of each finding",
+                                  "additionalProperties": {"type": "array", "items": {"type": "object"}}}),
+            "samples_capped_at": INT, "report_key": _nullable(STR), "error": _nullable(STR),
+        }),
+        "ScanRequest": {"type": "object", "additionalProperties": False, "properties": {
+            "dry_run": {"type": "boolean", "default": True, "description": "false: delete the orphans found"},
+            "entity": {"type": "string", "enum": list(entity_types())},
+            "entity_id": {"type": "integer", "minimum": 1, "maximum": MAX_ENTITY_ID}}},
+        "Health": _obj({"status": {"const": "ok"}}),
+        "Ready": _obj({"status": {"const": "ok"}, "checks": {"type": "object", "additionalProperties": STR}}),
+        "NotReady": _obj({"status": {"const": "unavailable"}, "down": {"type": "array", "items": STR},
+                          "checks": {"type": "object", "additionalProperties": STR},
+                          "error": _obj({"code": {"const": "not_ready"}, "message": STR})}),
+    }
 
 
-SCHEMAS["PublicImage"] = _obj({
-    **{name: SCHEMAS["Image"]["properties"][name] for name in PUBLIC_FIELDS},
-    "status": {"const": ImageStatus.READY.value},
-})
-SCHEMAS["PublicImage"]["description"] = ("what anyone may see of a ready image: renditions, dimensions, placeholder, "
-                                         "alt text, position, cover")
+    schemas["PublicImage"] = _obj({
+        **{name: schemas["Image"]["properties"][name] for name in PUBLIC_FIELDS},
+        "status": {"const": ImageStatus.READY.value},
+    })
+    schemas["PublicImage"]["description"] = ("what anyone may see of a ready image: renditions, dimensions, placeholder, "
+                                             "alt text, position, cover")
+    return schemas
 
 
 def _json(schema_name: str, description: str) -> dict:
@@ -167,7 +172,6 @@ def _query(name: str, schema: dict, description: str) -> dict:
 
 
 SCAN_ID = _path_param("scan_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
-ENTITY = _path_param("entity", {"type": "string", "enum": list(ENTITY_TYPES)})
 ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0, "maximum": MAX_ENTITY_ID})
 IMAGE_ID = _path_param("image_id", {"type": "integer"})
 AUTH = [{"bearer": []}]
@@ -178,9 +182,10 @@ ALWAYS = (401, 503)
 
 
 def spec() -> dict:
+    entity = _path_param("entity", {"type": "string", "enum": list(entity_types())})
     paths = {
         "/api/v1/{entity}/{entity_id}/images": {
-            "parameters": [ENTITY, ENTITY_ID],
+            "parameters": [entity, ENTITY_ID],
             "post": {
                 "summary": "Upload one or more images (a batch job)", "operationId": "upload", "security": AUTH,
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -242,7 +247,8 @@ def spec() -> dict:
             "get": {"summary": "A time-limited URL for the private original or a rendition",
                     "operationId": "signedImageUrl", "security": AUTH,
                     "parameters": [
-                        _query("rendition", {"type": "string", "enum": ["original", *RENDITION_WIDTHS]}, "default original"),
+                        _query("rendition", {"type": "string", "enum": ["original", *(r.name for r in rendition_sizes())]},
+                               "default original"),
                         _query("format", {"type": "string", "enum": ["jpeg", "png", "webp", "avif"]}, "for a rendition"),
                         _query("expires_in", {"type": "integer", "minimum": 1, "maximum": 604800}, "seconds, default 300")],
                     "responses": {"200": _json("SignedUrl", "the URL"), **_errors(400, 404, 409, *ALWAYS)}},
@@ -318,7 +324,7 @@ def spec() -> dict:
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256)"}},
-            "schemas": SCHEMAS,
+            "schemas": _schemas(),
         },
         "paths": paths,
     }

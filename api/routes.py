@@ -9,7 +9,7 @@ from db.models import Image, ImageStatus, ScanStatus, StorageScan
 from db.unit import after_commit
 from services import access, manage, orphans, stats
 from services.callbacks import CallbackRejected, check_callback_url
-from services.config import ENTITY_TYPES
+from services.entities import entity_types
 from services.ingest import IncomingFile, IngestResult, accept, ingest_upload
 from services.jobs import job_status
 from services.metrics import metrics
@@ -29,8 +29,8 @@ MAX_LIST_LIMIT = 200
 
 
 def _entity(entity: str) -> str:
-    if entity not in ENTITY_TYPES:
-        raise ApiError(404, "unknown_entity", f"entity must be one of {', '.join(ENTITY_TYPES)}")
+    if entity not in entity_types():
+        raise ApiError(404, "unknown_entity", f"entity must be one of {', '.join(entity_types())}")
     return entity
 
 
@@ -376,7 +376,7 @@ def admin_cleanup_orphaned():
         if not ("entity" in body and "entity_id" in body):
             raise ApiError(400, "invalid_parameter", "send entity and entity_id together (or neither: the whole bucket)")
         if not isinstance(body["entity"], str):
-            raise ApiError(400, "invalid_parameter", f"entity must be one of {', '.join(ENTITY_TYPES)}")
+            raise ApiError(400, "invalid_parameter", f"entity must be one of {', '.join(entity_types())}")
         scope = (_entity(body["entity"]), _entity_id(body["entity_id"]))
     session = db_session()
     settings, queue = components().settings, components().queue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from services.config import ENTITY_TYPES
+from services.entities import entity_types
 
 
 def _runtime():
@@ -45,7 +45,7 @@ def migrate() -> None:
 @migrate.command("run")
 @click.option("--source", "source", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="the legacy upload folder: LEGACY_URL_PREFIX maps to it")
-@click.option("--entity", type=click.Choice(ENTITY_TYPES), default=None, help="only this entity type")
+@click.option("--entity", type=click.Choice(entity_types()), default=None, help="only this entity type")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="images read and queued per page")
 @click.option("--dry-run", is_flag=True, help="say what would be migrated and which files are missing; change nothing")

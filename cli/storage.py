@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from services.config import ENTITY_TYPES
+from services.entities import entity_types
 
 
 def _settings():
@@ -38,8 +38,8 @@ def _entity(value: str | None, *, id_required: bool = False) -> tuple[str, int |
     if not value:
         return None
     entity_type, _, raw_id = value.partition(":")
-    if entity_type not in ENTITY_TYPES:
-        raise click.BadParameter(f"entity type must be one of {', '.join(ENTITY_TYPES)}", param_hint="--entity")
+    if entity_type not in entity_types():
+        raise click.BadParameter(f"entity type must be one of {', '.join(entity_types())}", param_hint="--entity")
     if not raw_id:
         if id_required:
             raise click.BadParameter("give TYPE:ID, e.g. properties:17", param_hint="--entity")

@@ -3,17 +3,51 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .declare import setting
 from .sniff import FORMAT_EXT, FORMAT_MIME
 
-RenditionName = Literal["thumbnail", "medium", "large"]
+
+@dataclass(frozen=True)
+class RenditionSize:
+    """One rendition size, declared once (Zulip's THUMBNAIL_OUTPUT_FORMATS is the model): its name
+    (in keys, URLs, the API and the client), its width, the formats it is written in, and the
+    images column older readers still take its URL from. Everything else derives from RENDITIONS."""
+
+    name: str
+    width: int  # target width in px; never upscaled
+    # "fallback": JPEG, or PNG for a source with real alpha; "avif" only when AVIF_ENABLED
+    formats: tuple[str, ...] = ("fallback", "webp", "avif")
+    legacy_url_column: str | None = None  # images.<column>: the fallback rendition's URL
+
+
+# The renditions, smallest first. A new size is one line here.
+RENDITIONS: tuple[RenditionSize, ...] = (
+    RenditionSize("thumbnail", 300, legacy_url_column="thumbnail_url"),
+    RenditionSize("medium", 800, legacy_url_column="medium_url"),
+    RenditionSize("large", 1600, legacy_url_column="large_url"),
+)
+
+
+def rendition_sizes() -> tuple[RenditionSize, ...]:
+    """The declared sizes (read at call time, so a test may declare more)."""
+    return RENDITIONS
+
+
+def rendition_size(name: str) -> RenditionSize | None:
+    return next((r for r in rendition_sizes() if r.name == name), None)
+
+
+if TYPE_CHECKING:
+    RenditionName = str
+else:  # the settings check rendition names against the declared ones (JPEG_PROGRESSIVE)
+    RenditionName = Literal[tuple(r.name for r in RENDITIONS)]
 
 
 @dataclass(frozen=True)
 class RenditionSpec:
-    name: str  # thumbnail | medium | large
+    name: str  # a RenditionSize's name
     width: int  # target width in px; never upscaled
     format: str  # jpeg | png | webp | avif
     quality: int  # encoder quality (PNG: ignored, lossless)
@@ -35,7 +69,7 @@ class RenditionSpec:
         return f"{self}.{self.ext}"
 
 
-RENDITION_WIDTHS = {"thumbnail": 300, "medium": 800, "large": 1600}
+RENDITION_WIDTHS = {r.name: r.width for r in RENDITIONS}  # for readers that want a mapping
 
 
 @dataclass(frozen=True)
@@ -70,14 +104,15 @@ DEFAULT_ENCODER = EncoderSettings()
 
 
 def specs_for(has_alpha: bool, enc: EncoderSettings = DEFAULT_ENCODER) -> list[RenditionSpec]:
-    """Each width as JPEG (PNG when the source has real alpha) and WebP, plus AVIF when enabled,
-    widest first so rendering can cascade from the largest."""
+    """Each declared size in its formats (JPEG, or PNG when the source has real alpha; WebP; AVIF
+    when enabled), widest first so rendering can cascade from the largest."""
     fallback = "png" if has_alpha else "jpeg"
-    fallback_q = 100 if has_alpha else enc.jpeg_quality
+    quality = {"jpeg": enc.jpeg_quality, "png": 100, "webp": enc.webp_quality, "avif": enc.avif_quality}
     out: list[RenditionSpec] = []
-    for name, width in sorted(RENDITION_WIDTHS.items(), key=lambda kv: -kv[1]):
-        out.append(RenditionSpec(name, width, fallback, fallback_q))
-        out.append(RenditionSpec(name, width, "webp", enc.webp_quality))
-        if enc.avif_enabled:
-            out.append(RenditionSpec(name, width, "avif", enc.avif_quality))
+    for size in sorted(rendition_sizes(), key=lambda r: -r.width):
+        for fmt in size.formats:
+            fmt = fallback if fmt == "fallback" else fmt
+            if fmt == "avif" and not enc.avif_enabled:
+                continue
+            out.append(RenditionSpec(size.name, size.width, fmt, quality[fmt]))
     return out

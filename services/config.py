@@ -57,8 +57,6 @@ def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
             pass
     return max(1, cpus)
 
-ENTITY_TYPES = ("properties", "projects", "avatars")
-
 GROUPS = {
     "general": "general",
     "data": "database and broker",

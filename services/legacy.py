@@ -15,8 +15,14 @@ from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus
 
+from .entities import entity_kind
+
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "photos"
-LEGACY_TABLES = {"properties": "property_images", "projects": "project_images", "avatars": "user_avatars"}
+
+
+def _legacy_table(kind: str) -> str | None:
+    declared = entity_kind(kind)
+    return declared.legacy_table if declared else None
 
 
 def _photos() -> list[bytes]:
@@ -63,7 +69,7 @@ def seed(session: Session, folder: Path, count: int, url_prefix: str) -> dict:
             oddities["odd_names"].append(relative)
         session.add(Image(
             entity_type=kind, entity_id=entity_id, status=ImageStatus.LEGACY, url=url_prefix + relative,
-            legacy_table=LEGACY_TABLES[kind], legacy_id=next_legacy + n, position=n // 5 if kind != "avatars" else 0,
+            legacy_table=_legacy_table(kind), legacy_id=next_legacy + n, position=n // 5 if kind != "avatars" else 0,
             is_primary=kind == "properties" and n % 15 == 0, created_at=now - timedelta(days=count - n),
             updated_at=now - timedelta(days=count - n)))
         made[kind] += 1

@@ -34,9 +34,11 @@ from db.models import (
 )
 from db.unit import after_commit
 from pipeline.errors import ImageError
+from pipeline.specs import rendition_sizes
 from storage import ObjectNotFound, ObjectStore, StorageError
 
 from .config import Settings
+from .entities import entity_types
 from .process import record, render_and_store
 from .queue import TaskQueue
 
@@ -323,7 +325,7 @@ def _files_against_rows(session: Session, source: Path, settings: Settings, enti
         known.add(str(path))
         if not path.is_file() and status != ImageStatus.DELETING:
             problems.append({"image_id": image_id, "entity_type": kind, "problem": "row_without_file", "url": url})
-    for kind in ([entity_type] if entity_type else ["properties", "projects", "avatars"]):
+    for kind in ([entity_type] if entity_type else entity_types()):
         folder = source / kind
         if not folder.is_dir():
             continue
@@ -366,14 +368,16 @@ def rollback(session: Session, store: ObjectStore, run_id: str, *, delete_object
 
 
 def _migrated_large():
-    """(legacy URL, key of the large JPEG/PNG rendition) of migrated images: the redirects' one query."""
+    """(legacy URL, key of the largest declared size's JPEG/PNG rendition) of migrated images: the
+    redirects' one query (a legacy URL showed the whole photo)."""
+    largest = max(rendition_sizes(), key=lambda size: size.width).name
     return (select(Image.url, Rendition.key).join(Rendition, Rendition.image_id == Image.id)
             .where(Image.status == ImageStatus.READY, Image.legacy_table.is_not(None), Image.url.is_not(None),
-                   Rendition.name == "large", Rendition.format.in_(("jpeg", "png"))))
+                   Rendition.name == largest, Rendition.format.in_(("jpeg", "png"))))
 
 
 def redirects(session: Session, store: ObjectStore) -> Iterator[tuple[str, str]]:
-    """(legacy URL, new URL) of every migrated image: its large JPEG/PNG rendition."""
+    """(legacy URL, new URL) of every migrated image: its largest JPEG/PNG rendition."""
     query = _migrated_large().order_by(Image.id).execution_options(yield_per=1000)
     for url, key in session.execute(query):
         yield url, store.public_url(key)

@@ -17,6 +17,7 @@ from db.unit import Units, after_commit
 from pipeline.errors import ImageError
 from pipeline.probe import ProbeResult, probe
 from pipeline.render import RenderResult, render
+from pipeline.specs import rendition_sizes
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore
 
 from .config import Settings
@@ -30,8 +31,6 @@ from .queue import TaskQueue
 
 log = logging.getLogger(__name__)
 
-# The seed's per-size url columns point at the JPEG/PNG rendition (the universally decodable one).
-_URL_COLUMNS = {"thumbnail": "thumbnail_url", "medium": "medium_url", "large": "large_url"}
 
 
 class Outcome(StrEnum):
@@ -291,14 +290,23 @@ def rendition_writes(image: Image, renditions) -> list[tuple[str, bytes, str, st
              IMMUTABLE_CACHE_CONTROL) for r in renditions]
 
 
-def set_rendition(image: Image, row: Rendition, rendition, key: str, store: ObjectStore) -> None:
-    """A rendition row as `rendition` (written at `key`) says; the seed's url column too."""
+def set_rendition(image: Image, row: Rendition, rendition, key: str) -> None:
+    """A rendition row as `rendition` (written at `key`) says."""
     spec = rendition.spec
     row.spec, row.key, row.entity_type = str(spec), key, image.entity_type
     row.width, row.height = rendition.width, rendition.height
     row.bytes, row.content_type = len(rendition.data), spec.content_type
-    if spec.format in ("jpeg", "png"):
-        setattr(image, _URL_COLUMNS[spec.name], store.public_url(key))
+
+
+def sync_legacy_urls(image: Image, store: ObjectStore) -> None:
+    """The seed's per-size URL columns (RenditionSize.legacy_url_column), for readers of the old
+    schema: the URL of each size's JPEG or PNG rendition (the universally decodable one), from its
+    row's key as the API serves it, or None. Called wherever an image's renditions change."""
+    rows = {(r.name, r.format): r for r in image.renditions}
+    for size in rendition_sizes():
+        if size.legacy_url_column:
+            row = rows.get((size.name, "jpeg")) or rows.get((size.name, "png"))
+            setattr(image, size.legacy_url_column, store.public_url(row.key) if row is not None else None)
 
 
 def record(image: Image, store: ObjectStore, stored: Stored) -> None:
@@ -311,7 +319,8 @@ def record(image: Image, store: ObjectStore, stored: Stored) -> None:
         if row is None:
             row = Rendition(name=spec.name, format=spec.format)
             image.renditions.append(row)
-        set_rendition(image, row, rendition, key, store)
+        set_rendition(image, row, rendition, key)
+    sync_legacy_urls(image, store)
 
     image.s3_key = stored.keys[0]
     image.s3_bucket = store.bucket

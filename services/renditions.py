@@ -28,7 +28,7 @@ from storage import ObjectNotFound, ObjectStore
 from .config import Settings
 from .keys import object_metadata, rendition_key, rendition_prefix
 from .lifecycle import mark_missing
-from .process import put_all, rendition_writes, set_rendition
+from .process import put_all, rendition_writes, set_rendition, sync_legacy_urls
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +145,13 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
                 image.renditions.append(row)
             elif row.key != key_of(rendition.spec):
                 superseded.add(row.key)
-            set_rendition(image, row, rendition, key_of(rendition.spec), store)
+            set_rendition(image, row, rendition, key_of(rendition.spec))
             row.created_at = now
         for pair, row in by_pair.items():
             if pair not in current_pairs:
                 superseded.add(row.key)
                 image.renditions.remove(row)
-                if pair[1] in ("jpeg", "png") and not any(
-                        (pair[0], f) in current_pairs for f in ("jpeg", "png")):
-                    setattr(image, f"{pair[0]}_url", None)
+        sync_legacy_urls(image, store)
         image.updated_at = now
         live = {r.key for r in image.renditions}
         doomed = sorted(superseded - live)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import jwt
 
+from .entities import entity_kind, entity_types
+
 ALGORITHM = "HS256"
 ENTITIES_CLAIM = "entities"
 MAX_ENTITY_GRANTS = 1000
-# entity type, then a listing id or * for every listing of that type
-GRANT = re.compile(r"^(properties|projects|avatars):([1-9][0-9]{0,18}|\*)$")
 
 
 class InvalidToken(Exception):
@@ -30,14 +30,23 @@ class Principal:
     entities: frozenset[str] = field(default_factory=frozenset)  # grants as in the token
 
     def may_write(self, entity_type: str, entity_id: int) -> bool:
-        """Admins write everything; everyone writes their own avatar; the rest needs a grant."""
-        if self.is_admin or (entity_type == "avatars" and entity_id == self.user_id):
+        """Admins write everything; a user writes the entities that are theirs (EntityKind.owner_is_user:
+        their avatar); the rest needs a grant."""
+        if self.is_admin:
+            return True
+        kind = entity_kind(entity_type)
+        if kind is not None and kind.owner_is_user and entity_id == self.user_id:
             return True
         return f"{entity_type}:{entity_id}" in self.entities or f"{entity_type}:*" in self.entities
 
 
+def grant_pattern() -> re.Pattern[str]:
+    """A declared entity type, then a listing id or * for every listing of that type."""
+    return re.compile(rf"^({'|'.join(map(re.escape, entity_types()))}):([1-9][0-9]{{0,18}}|\*)$")
+
+
 def check_grant(grant: str) -> str:
-    if not GRANT.match(grant):
+    if not grant_pattern().match(grant):
         raise ValueError(f"an entity grant looks like properties:17 or projects:* (got {grant!r})")
     return grant
 
@@ -68,7 +77,8 @@ def decode_token(secret: str, token: str) -> Principal:
     if not 1 <= user_id < 2**63:
         raise InvalidToken("token subject must be a positive user id")
     grants = claims.get(ENTITIES_CLAIM, [])
+    grant = grant_pattern()
     if not isinstance(grants, list) or len(grants) > MAX_ENTITY_GRANTS or not all(
-            isinstance(g, str) and GRANT.match(g) for g in grants):
+            isinstance(g, str) and grant.match(g) for g in grants):
         raise InvalidToken(f"the {ENTITIES_CLAIM} claim must be a list of grants like properties:17 or projects:*")
     return Principal(user_id=user_id, is_admin=claims.get("role") == "admin", entities=frozenset(grants))

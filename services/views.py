@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from db.models import Image, ImageStatus, Job
+from pipeline.specs import rendition_sizes
 from storage import ObjectStore
 
 from .ingest import content_type_mismatch
 from .jobs import job_status
-
-RENDITION_ORDER = {"thumbnail": 0, "medium": 1, "large": 2}
 
 
 def iso(dt) -> str | None:
@@ -27,7 +26,8 @@ PUBLIC_FIELDS = ("id", "entity_type", "entity_id", "status", "width", "height", 
 def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
     """The writer's view (`full`), or the public view of a ready image."""
     renditions: dict[str, dict] = {}
-    for r in sorted(image.renditions, key=lambda r: (RENDITION_ORDER.get(r.name, 9), r.format)):
+    order = {size.name: i for i, size in enumerate(sorted(rendition_sizes(), key=lambda size: size.width))}
+    for r in sorted(image.renditions, key=lambda r: (order.get(r.name, len(order)), r.format)):
         renditions.setdefault(r.name, {})[r.format] = {
             "url": store.public_url(r.key),
             "width": r.width,

@@ -215,7 +215,7 @@ def contract():
     from api.openapi import spec
     from tests.support.contract import ContractCheck
 
-    check = ContractCheck(spec())
+    check = ContractCheck(spec)
     yield check
     assert not check.violations, "responses that break the OpenAPI contract:\n" + "\n".join(check.violations)
 

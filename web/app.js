@@ -1,7 +1,7 @@
 // The upload page (GET /): pick a listing, upload photos (each with its own progress, large ones
 // straight to storage), follow them through processing, manage the gallery, open a photo, and see
 // the listing as an anonymous visitor does. Built on web/imagepipe.js only.
-import { DEFAULT_DIRECT_THRESHOLD, Gallery, renderImage, uploadImages } from "/web/imagepipe.js";
+import { DEFAULT_DIRECT_THRESHOLD, Gallery, entityTypes, renderImage, uploadImages } from "/web/imagepipe.js";
 
 const $ = (selector) => document.querySelector(selector);
 const form = $("#target");
@@ -136,5 +136,11 @@ drop.addEventListener("keydown", (event) => {
   if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("#files").click(); }
 });
 
+// The listing kinds are the API's (its contract), never a list of this page's own.
+try {
+  for (const name of await entityTypes()) form.elements.entity.append(new Option(name, name));
+} catch (error) {
+  say(`could not read the API's entity types: ${error.message}`);
+}
 restore();
 show();

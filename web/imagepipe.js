@@ -7,9 +7,6 @@
 // platform minted for the user (writing routes need it; reading a public gallery does not),
 // `apiBase` the API's origin ("" when the page is served by the API itself).
 
-/** Nominal widths of the renditions; a rendition is never wider than its original. */
-export const WIDTHS = { thumbnail: 300, medium: 800, large: 1600 };
-
 /**
  * `sizes` per display context: how wide the image is drawn, so the browser picks the smallest
  * rendition that fills it at the screen's density (docs/frontend.md explains each).
@@ -23,8 +20,12 @@ export const SIZES = {
   detail: "(min-width: 1600px) 1600px, 100vw",
 };
 
-/** The rendition an `<img src>` falls back to in each context (browsers without srcset). */
-const FALLBACK_NAME = { list: "thumbnail", grid: "medium", detail: "large" };
+/**
+ * How wide (CSS px) an `<img src>` should be in each context, for browsers without srcset: the
+ * narrowest rendition at least this wide, else the widest. The client knows no rendition names or
+ * widths: they are the API's (each rendition in the image JSON carries its own).
+ */
+const FALLBACK_WIDTH = { list: 300, grid: 800, detail: 1600 };
 
 /** Files above this many bytes go straight to the bucket (presigned POST), not through the API. */
 export const DEFAULT_DIRECT_THRESHOLD = 8 * 1024 * 1024;
@@ -160,11 +161,24 @@ export async function followJob(statusUrl, opts = {}) {
 
 function srcset(renditions, format) {
   const seen = new Map();  // width → url: a small original gives several renditions one width
-  for (const name of Object.keys(WIDTHS)) {
-    const r = renditions[name] && renditions[name][format];
+  for (const name of Object.keys(renditions)) {
+    const r = renditions[name][format];
     if (r && !seen.has(r.width)) seen.set(r.width, r.url);
   }
   return [...seen].sort((a, b) => a[0] - b[0]).map(([w, url]) => `${url} ${w}w`).join(", ");
+}
+
+function fallbackRendition(renditions, format, wanted) {
+  const candidates = Object.values(renditions).map((byFormat) => byFormat[format] || Object.values(byFormat)[0])
+    .filter(Boolean).sort((a, b) => a.width - b.width);
+  return candidates.find((r) => r.width >= wanted) || candidates[candidates.length - 1] || null;
+}
+
+/** The entity types the API accepts, read from its contract (GET /api/v1/openapi.json). */
+export async function entityTypes({ apiBase = "" } = {}) {
+  const contract = await call("/api/v1/openapi.json", { apiBase });
+  const upload = contract.paths["/api/v1/{entity}/{entity_id}/images"];
+  return upload.parameters.find((p) => p.name === "entity").schema.enum;
 }
 
 /**
@@ -183,8 +197,7 @@ export function imageSources(image, context = "grid") {
     const set = srcset(renditions, format);
     if (set) sources.push({ type, srcset: set, sizes });
   }
-  const name = renditions[FALLBACK_NAME[context]] ? FALLBACK_NAME[context] : Object.keys(renditions)[0];
-  const main = name ? renditions[name][fallbackFormat] || Object.values(renditions[name])[0] : null;
+  const main = fallbackRendition(renditions, fallbackFormat, FALLBACK_WIDTH[context]);
   return {
     sources,
     img: main ? { src: main.url, srcset: srcset(renditions, fallbackFormat), sizes, width: main.width,
