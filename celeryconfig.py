@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from services.config import Settings
+    from services.infra.settings import Settings
 
 PROCESS_IMAGE_TASK = "imagepipe.process_image"
 DELETE_IMAGE_TASK = "imagepipe.delete_image"
@@ -16,7 +16,7 @@ MIGRATE_IMAGE_TASK = "imagepipe.migrate_image"
 REGENERATE_TASK = "imagepipe.regenerate_renditions"
 SCAN_ORPHANS_TASK = "imagepipe.scan_orphans"
 SCHEDULED_SCAN_TASK = "imagepipe.scheduled_orphan_scan"
-# The sweeps (services/sweeps.py): quick, idempotent, safe to run twice at once.
+# The sweeps (services/storage_admin/sweeps.py): quick, idempotent, safe to run twice at once.
 SWEEP_TASKS = {
     "imagepipe.sweep_stuck": "stuck pending/processing images re-queued (or failed past SWEEP_MAX_REQUEUES)",
     "imagepipe.sweep_deleting": "images left deleting: purge queued again",
@@ -80,7 +80,7 @@ def build(settings: Settings) -> dict:
         "broker_connection_retry_on_startup": True,
         # A broker that stops answering costs seconds: connecting and each socket operation are
         # bounded. The retry policy below is for Celery's own publishes in a worker (a task's
-        # retry); services/queue.py sends without it, once (its reconnects are not bounded in time).
+        # retry); services/infra/queue.py sends without it, once (its reconnects are not bounded in time).
         "broker_connection_timeout": settings.broker_timeout_s,
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
                                       "interval_max": 0.5},

@@ -4,68 +4,30 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import cached_property, wraps
-from pathlib import Path
+from collections.abc import Mapping
+from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, g, request, send_from_directory
-from sqlalchemy.orm import Session
 
 from db.unit import commit, discard
-from services.config import Settings
-from services.ingest import fail_unqueued
-from services.metrics import metrics
-from services.queue import QueueUnavailable, TaskQueue
-from services.ratelimit import RateLimiter
-from services.runtime import Runtime, build_runtime
+from services.images.ingest import fail_unqueued
+from services.infra.metrics import metrics
+from services.infra.queue import QueueUnavailable, TaskQueue
+from services.infra.ratelimit import RateLimiter
+from services.infra.runtime import build_runtime
+from services.infra.settings import Settings
 
+from . import admin, health, images, jobs, legacy, local_media, openapi, uploads
+from .context import WEB_DIR, AfterCommit, Components
 from .errors import ApiError, register_error_handlers, register_request_ids
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # multipart framing per file on top of the file bytes themselves
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
 IN_MEMORY_BODY_BYTES = 8 * 1024 * 1024  # a form upload up to this size is parsed in memory
 # every route but the two that take files receives a small JSON body, if any
 JSON_BODY_BYTES = 64 * 1024
 log = logging.getLogger("imagepipe.api")
-
-
-@dataclass
-class Components:
-    runtime: Runtime
-    limiter: RateLimiter
-
-    @property
-    def settings(self) -> Settings:
-        return self.runtime.settings
-
-    @property
-    def store(self):
-        return self.runtime.store
-
-    @property
-    def queue(self) -> TaskQueue:
-        return self.runtime.queue
-
-    @cached_property
-    def collectors(self) -> list:
-        """Read at scrape time by GET /metrics."""
-        from services.metrics import DatabaseCollector, QueueCollector
-
-        s = self.runtime.settings
-        return [QueueCollector(s.broker_url, [s.task_queue, s.migration_queue, s.maintenance_queue],
-                               timeout_s=min(1.0, s.broker_timeout_s)),
-                DatabaseCollector(self.runtime.sessions)]
-
-
-@dataclass(frozen=True)
-class AfterCommit:
-    """A view's answer that can only be written once the request has committed (DELETE: 204 when
-    the purge that follows the commit removed everything, 202 otherwise)."""
-
-    present: Callable[[], object]
 
 
 class UploadRequest(Request):
@@ -104,7 +66,8 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
 
     register_error_handlers(app)
     register_request_ids(app)
-    caps = {"v1.upload": app.config["MAX_CONTENT_LENGTH"], "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES}
+    caps = {"uploads.upload": app.config["MAX_CONTENT_LENGTH"],
+            "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES}
 
     @app.before_request
     def _started():
@@ -143,20 +106,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
                                 page_csp if page else "default-src 'none'; frame-ancestors 'none'")
         return resp
 
-    from .health import bp as health_bp
-    from .openapi import bp as openapi_bp
-    from .routes import bp as v1_bp
-
-    app.register_blueprint(health_bp)
-    app.register_blueprint(v1_bp)
-    app.register_blueprint(openapi_bp)
-    from .legacy import blueprint as legacy_blueprint
-
-    app.register_blueprint(legacy_blueprint(settings.legacy_url_prefix))
+    for blueprint in (health.bp, uploads.bp, images.bp, jobs.bp, admin.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    app.register_blueprint(legacy.blueprint(settings.legacy_url_prefix))
     if settings.storage_backend == "local":
-        from .local_media import bp as media_bp
-
-        app.register_blueprint(media_bp)
+        app.register_blueprint(local_media.bp)
 
     @app.get("/")
     def index():
@@ -210,15 +164,3 @@ def _in_unit_of_work(view):
         return answer.present() if isinstance(answer, AfterCommit) else answer
 
     return run
-
-
-def components() -> Components:
-    from flask import current_app
-
-    return current_app.extensions["imagepipe"]
-
-
-def db_session() -> Session:
-    if "db_session" not in g:
-        g.db_session = components().runtime.sessions()
-    return g.db_session

@@ -5,8 +5,9 @@ from functools import wraps
 
 from flask import g, request
 
-from services.tokens import InvalidToken, Principal, decode_token
+from services.infra.tokens import InvalidToken, Principal, decode_token
 
+from .context import components
 from .errors import ApiError
 
 
@@ -18,8 +19,6 @@ def current_principal(*, optional: bool = False) -> Principal | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "send a bearer token: Authorization: Bearer <token>",
                        {"WWW-Authenticate": 'Bearer realm="imagepipe"'})
-    from .app import components
-
     try:
         return decode_token(components().settings.jwt_secret, token.strip())
     except InvalidToken as exc:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from db.session import ping as db_ping
 
-from .app import components
+from .context import components
 from .errors import ApiError
 
 bp = Blueprint("health", __name__)
@@ -45,7 +45,7 @@ def readyz():
 @bp.get("/metrics")
 def prometheus_metrics():
     """Prometheus exposition: this API's processes summed (multiprocess mode), the queues' depth
-    and oldest message, images per status, the last orphan scan (services/metrics.py)."""
+    and oldest message, images per status, the last orphan scan (services/infra/metrics.py)."""
     c = components()
     token = c.settings.metrics_token
     if token:
@@ -53,7 +53,7 @@ def prometheus_metrics():
         if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
             raise ApiError(401, "unauthorized", "send the metrics token: Authorization: Bearer <METRICS_TOKEN>",
                            {"WWW-Authenticate": 'Bearer realm="imagepipe-metrics"'})
-    from services.metrics import exposition
+    from services.infra.metrics import exposition
 
     body, content_type = exposition(c.collectors)
     return Response(body, content_type=content_type)

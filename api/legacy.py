@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, request
 
-from services.migrate import redirect_for
+from services.legacy.redirects import redirect_for
 
-from .app import components, db_session
+from .context import components, db_session
 from .errors import ApiError
 
 

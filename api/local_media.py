@@ -12,7 +12,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from storage import ObjectNotFound, PermanentStorageError
 from storage.local import LocalObjectStore
 
-from .app import components
+from .context import components
 from .errors import ApiError
 
 bp = Blueprint("media", __name__, url_prefix="/media")

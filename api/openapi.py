@@ -9,10 +9,23 @@ from flask import Blueprint, jsonify, send_from_directory
 
 from db.models import CallbackState, ImageStatus, JobStatus, ScanStatus
 from pipeline.specs import rendition_sizes
-from services.access import MAX_ENTITY_ID
-from services.config import Settings
 from services.entities import entity_types
-from services.views import PUBLIC_FIELDS
+from services.images.access import MAX_ENTITY_ID
+from services.images.serialisers import PUBLIC_FIELDS
+from services.infra.settings import Settings
+
+from .context import WEB_DIR
+from .requests import (
+    AdminImagesQuery,
+    DirectUploadRequest,
+    GalleryQuery,
+    ImagePatch,
+    ScanRequest,
+    SignedUrlQuery,
+    StatsQuery,
+    body_schema,
+    query_parameters,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -79,22 +92,14 @@ def _schemas() -> dict:
                                                        {"duplicate_of": {"type": "integer", "description":
                                                         "these bytes are already this image of the entity"}})},
         }, {"rejected": {"type": "array", "items": _obj({"filename": _nullable(STR), "error": _ref("ErrorDetail")})}}),
-        "DirectUploadRequest": _obj({
-            "entity": {"type": "string", "enum": list(entity_types())}, "entity_id": {"type": "integer", "minimum": 1},
-            "content_type": {"type": "string", "enum": ["image/jpeg", "image/png", "image/webp", "image/avif",
-                                                        "image/heic", "image/heif"]},
-            "size": {"type": "integer", "minimum": 1},
-        }, {"filename": STR, "callback_url": {"type": "string", "format": "uri",
-                                              "description": "as on a form upload: the job's signed callback"}}),
+        "DirectUploadRequest": body_schema(DirectUploadRequest),
         "DirectUpload": _obj({
             "upload_id": STR, "method": {"const": "POST"}, "url": STR,
             "fields": {"type": "object", "additionalProperties": STR,
                        "description": "send every field, then the file as `file`, as multipart/form-data"},
             "max_bytes": INT, "expires_at": TIME, "complete_url": STR,
         }),
-        "ImagePatch": {"type": "object", "additionalProperties": False, "minProperties": 0, "properties": {
-            "position": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
-            "is_primary": BOOL, "alt_text": _nullable({"type": "string", "maxLength": 500})}},
+        "ImagePatch": body_schema(ImagePatch),
         "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
         "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
         "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("ImageView")},
@@ -131,10 +136,7 @@ def _schemas() -> dict:
                                   "additionalProperties": {"type": "array", "items": {"type": "object"}}}),
             "samples_capped_at": INT, "report_key": _nullable(STR), "error": _nullable(STR),
         }),
-        "ScanRequest": {"type": "object", "additionalProperties": False, "properties": {
-            "dry_run": {"type": "boolean", "default": True, "description": "false: delete the orphans found"},
-            "entity": {"type": "string", "enum": list(entity_types())},
-            "entity_id": {"type": "integer", "minimum": 1, "maximum": MAX_ENTITY_ID}}},
+        "ScanRequest": body_schema(ScanRequest),
         "Health": _obj({"status": {"const": "ok"}}),
         "Ready": _obj({"status": {"const": "ok"}, "checks": {"type": "object", "additionalProperties": STR}}),
         "NotReady": _obj({"status": {"const": "unavailable"}, "down": {"type": "array", "items": STR},
@@ -201,8 +203,7 @@ def spec() -> dict:
                 "summary": "An entity's gallery, in order: every image but those being deleted for the entity's "
                            "writers and admins, the public view of its ready images for anyone else",
                 "operationId": "listImages", "security": PUBLIC,
-                "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
-                               _query("cursor", STR, "next_cursor of the previous page")],
+                "parameters": query_parameters(GalleryQuery),
                 "responses": {"200": _json("Listing", "images by position, then newest first"),
                               **_errors(400, 404, *ALWAYS)},
             },
@@ -246,26 +247,20 @@ def spec() -> dict:
             "parameters": [IMAGE_ID],
             "get": {"summary": "A time-limited URL for the private original or a rendition",
                     "operationId": "signedImageUrl", "security": AUTH,
-                    "parameters": [
-                        _query("rendition", {"type": "string", "enum": ["original", *(r.name for r in rendition_sizes())]},
-                               "default original"),
-                        _query("format", {"type": "string", "enum": ["jpeg", "png", "webp", "avif"]}, "for a rendition"),
-                        _query("expires_in", {"type": "integer", "minimum": 1, "maximum": 604800}, "seconds, default 300")],
+                    "parameters": query_parameters(SignedUrlQuery),
                     "responses": {"200": _json("SignedUrl", "the URL"), **_errors(400, 404, 409, *ALWAYS)}},
         },
         "/api/v1/admin/images": {"get": {
             "summary": "Images in one status across all entities (admin)", "operationId": "adminImages",
             "security": AUTH,
-            "parameters": [_query("status", IMAGE_STATUS, "default failed"),
-                           _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size")],
+            "parameters": query_parameters(AdminImagesQuery),
             "responses": {"200": _json("AdminImages", "the images"), **_errors(400, 403, *ALWAYS)},
         }},
         "/api/v1/admin/storage/stats": {"get": {
             "summary": "Storage statistics (admin): bytes and objects per entity type and rendition, images per status,"
                        " bytes added per day, the last orphan scan", "operationId": "adminStorageStats",
             "security": AUTH,
-            "parameters": [_query("source", {"type": "string", "enum": ["database", "bucket"]},
-                                  "database (default, index-only aggregates) or bucket (a listing, with the difference)")],
+            "parameters": query_parameters(StatsQuery),
             "responses": {"200": _json("StorageStats", "the figures"), **_errors(400, 403, *ALWAYS)},
         }},
         "/api/v1/admin/storage/cleanup-orphaned": {"post": {
@@ -337,6 +332,4 @@ def openapi_json():
 
 @bp.get("/api/docs")
 def api_docs():
-    from .app import WEB_DIR
-
     return send_from_directory(WEB_DIR, "apidocs.html")

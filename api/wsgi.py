@@ -7,7 +7,7 @@ from flask import Flask
 
 
 def app_from_environment() -> Flask:
-    from services.logs import configure_json_logging
+    from services.infra.logs import configure_json_logging
 
     from .app import create_app
 

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cli.commands import api_command  # noqa: E402
-from services.config import Settings  # noqa: E402
-from services.tokens import issue_token  # noqa: E402
+from services.infra.settings import Settings  # noqa: E402
+from services.infra.tokens import issue_token  # noqa: E402
 from tests.support.services import BlackHole, free_port  # noqa: E402  (the fault suite's own)
 
 HUNG = 4  # uploads kept waiting on the store at once

@@ -214,8 +214,8 @@ class Profile:
 
 # Where a worker's sample is spent, by the first rule its stack matches.
 WORKER_RULES = [
-    ("store (the I/O threads' writes)", ("_write (services/process.py", "put_all")),
-    ("fetch (prefetch thread)", ("_read (services/process.py",)),
+    ("store (the I/O threads' writes)", ("_write (services/images/process.py", "put_all")),
+    ("fetch (prefetch thread)", ("_read (services/images/process.py",)),
     ("encode jpeg (Pillow)", ("JpegImagePlugin",)),
     ("encode webp (Pillow)", ("WebPImagePlugin",)),
     ("encode png (libvips)", ("pngsave",)),

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from cli.commands import api_command, worker_command  # noqa: E402
 from cli.seaweed import S3Credentials, SeaweedServer  # noqa: E402
-from services.config import Settings  # noqa: E402
+from services.infra.settings import Settings  # noqa: E402
 from tests.support.services import free_port  # noqa: E402  (the fault suite's own)
 
 PG_ADMINS = ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
@@ -84,7 +84,7 @@ class Stack:
             env["DATABASE_URL"] = database
         env.update(self.extra_env)
         self.env = env
-        from services.stores import make_store
+        from services.infra.stores import make_store
 
         make_store(self.settings).allow_anonymous_read("public/")
         self.cli("db", "upgrade")
@@ -106,7 +106,7 @@ class Stack:
         return out.stdout
 
     def token(self, user_id: int = 1, entities: tuple[str, ...] = ("properties:*",)) -> str:
-        from services.tokens import issue_token
+        from services.infra.tokens import issue_token
 
         return issue_token(self.env["JWT_SECRET"], user_id, entities=list(entities))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from services.config import Settings
+from services.infra.settings import Settings
 
 
 def api_command(settings: Settings, *, workers: int | None = None, bind: str | None = None) -> list[str]:

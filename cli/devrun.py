@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from services.config import ConfigError, Settings
+from services.infra.settings import ConfigError, Settings
 
 
 def _say(msg: str) -> None:
@@ -51,7 +51,7 @@ def run_all() -> int:
     try:
         if settings.jwt_secret_generated:
             _say(f"JWT_SECRET not set: using a generated development secret in {settings.var_dir / 'secrets'}")
-        # Every process derives the same wiring from the same settings (services/config.py): the
+        # Every process derives the same wiring from the same settings (services/infra/settings.py): the
         # children, and any command run beside them in the project folder.
         env["IMAGEPIPE_VAR_DIR"] = str(settings.var_dir)
         embedded_s3 = settings.store_embedded
@@ -67,15 +67,15 @@ def run_all() -> int:
                                  log_path=settings.var_dir / "seaweedfs.log").start()
             _say(f"generated S3 credentials are in {settings.var_dir / 'secrets' / 's3_credentials.json'}")
 
-        from db.migrate import upgrade
-        from services.stores import make_store
+        from db.schema import upgrade
+        from services.infra.stores import make_store
 
         from .commands import api_command, beat_command, flower_command, worker_command
 
         _say(f"migrating {settings.database_url.split('@')[-1]} to head ...")
         upgrade(settings.database_url)
         if embedded_s3:
-            from services.bucket import setup
+            from services.storage_admin.bucket import setup
 
             # The bucket as `imagepipe bucket setup` makes it: only public/ anonymously readable,
             # CORS for this page's origin, staging/ expiring after a day.

@@ -39,7 +39,7 @@ def _where(ctx: click.Context, what: str) -> str:
     settings: Any = ctx.find_root().meta.get(SETTINGS_KEY)
     if settings is None:
         return ""
-    from services.config import mask_url
+    from services.infra.settings import mask_url
 
     if what == "store":
         if settings.storage_backend == "local":

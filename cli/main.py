@@ -8,30 +8,16 @@ from pathlib import Path
 
 import click
 
-from services.config import GROUPS, ConfigError, Settings, docs_table, env_example, redacted, render_docs
+from services.infra.declarations import GROUPS
+from services.infra.settings_docs import docs_table, env_example, redacted, render_docs
 
-from .failures import EXIT_USAGE, SETTINGS_KEY, Group
+from .context import runtime as _runtime
+from .context import settings as _settings
+from .failures import Group
+from .legacy import legacy, migrate
+from .storage import bucket, orphans, renditions, stats
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EXIT_USAGE)
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:  # for the one-line error of a failure further on (cli/failures.py)
-        ctx.find_root().meta[SETTINGS_KEY] = settings
-    return settings
-
-
-def _runtime():
-    """The wiring (database, store, queue) for the commands that use the services."""
-    from services.runtime import build_runtime
-
-    return build_runtime(_settings())
 
 
 @click.group(cls=Group)
@@ -65,7 +51,7 @@ def check_config() -> None:
 
 @main.group()
 def config() -> None:
-    """What is generated from the settings' declarations (services/config.py)."""
+    """What is generated from the settings' declarations (services/infra/settings.py)."""
 
 
 @config.command("generate")
@@ -100,7 +86,7 @@ def config_table() -> None:
 def token(user_id: int, admin: bool, entities: tuple[str, ...], ttl_s: int) -> None:
     """Print a bearer token signed with the configured JWT_SECRET (what the platform's backend
     mints in production: docs/security.md). Without --entity the bearer writes only their avatar."""
-    from services.tokens import check_grant, issue_token
+    from services.infra.tokens import check_grant, issue_token
 
     try:
         grants = [check_grant(e) for e in entities]
@@ -120,7 +106,7 @@ def db() -> None:
 @db.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    from db.migrate import upgrade
+    from db.schema import upgrade
 
     upgrade(_settings().database_url, revision)
 
@@ -128,7 +114,7 @@ def db_upgrade(revision: str) -> None:
 @db.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
-    from db.migrate import downgrade
+    from db.schema import downgrade
 
     downgrade(_settings().database_url, revision)
 
@@ -179,11 +165,11 @@ def beat() -> None:
 
 @main.command()
 def sweep() -> None:
-    """Put right what a crash left between two steps (services/sweeps.py); safe at any time."""
+    """Put right what a crash left between two steps (services/storage_admin/sweeps.py); safe at any time."""
     import json
 
-    from services.sweeps import options
-    from services.sweeps import sweep as run_sweep
+    from services.storage_admin.sweeps import options
+    from services.storage_admin.sweeps import sweep as run_sweep
 
     rt = _runtime()
     with rt.unit_of_work() as session:
@@ -200,8 +186,6 @@ def run() -> None:
     sys.exit(run_all())
 
 
-from .migrate import legacy, migrate  # noqa: E402  (their commands use _settings above)
-from .storage import bucket, orphans, renditions, stats  # noqa: E402
 
 for _command in (migrate, legacy, bucket, stats, orphans, renditions):
     main.add_command(_command)

@@ -56,7 +56,7 @@ class S3Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> S3Credentials:
         """Development credentials for the embedded server, generated once under var/."""
-        from services.config import dev_s3_credentials
+        from services.infra.settings import dev_s3_credentials
 
         return cls(*dev_s3_credentials(path))
 

@@ -11,21 +11,12 @@ import click
 
 from services.entities import entity_types
 
-
-def _settings():
-    from .main import _settings as read
-
-    return read()
-
-
-def _runtime():
-    from .main import _runtime as runtime
-
-    return runtime()
+from .context import runtime as _runtime
+from .context import settings as _settings
 
 
 def _s3_store(settings):
-    from services.stores import make_store
+    from services.infra.stores import make_store
 
     store = make_store(settings)
     if not hasattr(store, "get_bucket_config"):
@@ -53,7 +44,7 @@ def _entity(value: str | None, *, id_required: bool = False) -> tuple[str, int |
 # -- bucket --------------------------------------------------------------------------------------
 @click.group()
 def bucket() -> None:
-    """The bucket's policy, CORS and lifecycle rules (services/bucket.py)."""
+    """The bucket's policy, CORS and lifecycle rules (services/storage_admin/bucket.py)."""
 
 
 @bucket.command("setup")
@@ -62,7 +53,7 @@ def bucket_setup(dry_run: bool) -> None:
     """Create the bucket if missing and apply the policy (only public/ anonymously readable), CORS
     for CORS_ALLOWED_ORIGINS and the lifecycle rules (staging/ expires after a day, incomplete
     multipart uploads aborted after a day). Idempotent."""
-    from services.bucket import setup
+    from services.storage_admin.bucket import setup
 
     settings = _settings()
     plan = setup(_s3_store(settings), settings, dry_run=dry_run)
@@ -80,7 +71,7 @@ def bucket_setup(dry_run: bool) -> None:
 @bucket.command("check")
 def bucket_check() -> None:
     """Report what is missing or different on the bucket (exit 1 if anything is)."""
-    from services.bucket import check
+    from services.storage_admin.bucket import check
 
     settings = _settings()
     plan = check(_s3_store(settings), settings)
@@ -98,7 +89,7 @@ def bucket_check() -> None:
 @click.option("--setup", "for_setup", is_flag=True, help="print instead what `bucket setup|check` needs (an operator's)")
 def bucket_policy(print_iam: bool, for_setup: bool) -> None:
     """Print the least-privilege IAM policy (JSON) for AWS_S3_BUCKET."""
-    from services.bucket import iam_policy, setup_iam_policy
+    from services.storage_admin.bucket import iam_policy, setup_iam_policy
 
     settings = _settings()
     click.echo(json.dumps(setup_iam_policy(settings) if for_setup else iam_policy(settings), indent=2))
@@ -121,7 +112,7 @@ def _size(n: int) -> str:
               " and say whether the usage rollup agrees (exit 1 if not)")
 def stats(source: str, as_json: bool, recount: bool) -> None:
     """Bytes and objects per entity type and rendition, images per status, bytes added per day."""
-    from services import stats as svc
+    from services.storage_admin import stats as svc
 
     rt = _runtime()
     with rt.unit_of_work() as session:
@@ -170,7 +161,7 @@ def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path |
     ORPHAN_GRACE_S; deleted with --delete) and rows whose objects are missing (a missing original
     marks the image missing, a missing rendition is rendered again; not in a dry run)."""
     from db.models import ScanStatus, StorageScan
-    from services import orphans as svc
+    from services.storage_admin import orphans as svc
 
     scope = _entity(entity, id_required=True)
     rt = _runtime()
@@ -227,7 +218,7 @@ def renditions() -> None:
 @click.option("--entity", default=None, metavar="TYPE[:ID]", help="only this entity type or listing")
 def renditions_stale(entity: str | None) -> None:
     """Count ready images whose renditions differ from the current specs."""
-    from services.renditions import count_stale
+    from services.images.renditions import count_stale
 
     rt = _runtime()
     with rt.unit_of_work() as session:
@@ -241,7 +232,7 @@ def renditions_stale(entity: str | None) -> None:
 def renditions_regenerate(entity: str | None, limit: int | None) -> None:
     """Queue the stale images on the maintenance queue (low priority): each is rendered anew from
     its original where it differs, switched in one commit, and its superseded objects deleted."""
-    from services.renditions import stale_ids
+    from services.images.renditions import stale_ids
 
     rt = _runtime()
     scope, queued, after = _entity(entity), 0, 0

@@ -67,7 +67,7 @@ UNFINISHED = (ImageStatus.PENDING, ImageStatus.PROCESSING)
 
 
 class JobStatus(StrEnum):
-    """Derived from a job's images (services/jobs.py), never stored."""
+    """Derived from a job's images (services/jobs/status.py), never stored."""
 
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -149,7 +149,7 @@ class Image(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     requeues: Mapped[int] = mapped_column(Integer, default=0)  # by the stuck-image sweep; past a bound it fails
-    # How many times a worker has claimed it; the latest claim owns its processing (services/process.py).
+    # How many times a worker has claimed it; the latest claim owns its processing (services/images/process.py).
     claims: Mapped[int] = mapped_column(Integer, default=0)
 
     renditions: Mapped[list[Rendition]] = relationship(
@@ -279,7 +279,7 @@ class ScanStatus(StrEnum):
 
 
 class StorageScan(Base):
-    """One orphan scan (services/orphans.py): its scope, progress, counts and where its complete
+    """One orphan scan (services/storage_admin/orphans.py): its scope, progress, counts and where its complete
     report is stored."""
 
     __tablename__ = "storage_scans"
@@ -307,7 +307,7 @@ class StorageScan(Base):
 class StorageUsage(Base):
     """What the images and renditions tables hold, summed: kept by database triggers (migration
     0008) that append one signed delta row per changed (day, entity type, kind, name, format,
-    status), and compacted by a sweep (services/stats.py). The statistics sum this small table
+    status), and compacted by a sweep (services/storage_admin/stats.py). The statistics sum this small table
     instead of scanning a million image rows."""
 
     __tablename__ = "storage_usage"

@@ -25,7 +25,7 @@ class DbTimeouts:
 
 
 def make_engine(database_url: str, timeouts: DbTimeouts | None = None) -> Engine:
-    """`timeouts`: the services' bounds (services/runtime.py passes the settings'); None for tools
+    """`timeouts`: the services' bounds (services/infra/runtime.py passes the settings'); None for tools
     such as migrations, which may take their time."""
     if database_url.startswith("sqlite"):
         # The embedded default: the API and worker processes share one file. WAL lets

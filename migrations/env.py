@@ -15,7 +15,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from services.config import Settings
+    from services.infra.settings import Settings
 
     return Settings.from_env().database_url
 

@@ -1,7 +1,7 @@
 """The kinds of listing an image belongs to, declared once. Everything that names an entity type
 derives from ENTITY_KINDS: the API's routes and contract, the token grants, the key layout, the CLI's
 --entity checks, the legacy migration's tables and the web page's choices (read from the contract).
-A new kind is one line here (tests/services/test_declarations.py adds one and sees it granted)."""
+A new kind is one line here (tests/e2e/test_declarations.py adds one and sees it granted)."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ class S3ObjectStore:
         read_timeout_s: float = 30.0,
         observe: Callable[[str, str, float], None] | None = None,
     ):
-        """`observe(op, outcome, seconds)` is told of every operation (services/metrics.py)."""
+        """`observe(op, outcome, seconds)` is told of every operation (services/infra/metrics.py)."""
         self.bucket = bucket
         self.observe = observe
         self.region = region
@@ -323,7 +323,7 @@ class S3ObjectStore:
         """Bucket policy: anonymous GET for objects under `prefix`, nothing else."""
         self.put_bucket_config("policy", anonymous_read_policy(self.bucket, prefix))
 
-    # -- bucket configuration (`imagepipe bucket setup|check`, services/bucket.py) ----------
+    # -- bucket configuration (`imagepipe bucket setup|check`, services/storage_admin/bucket.py) ----------
     def bucket_exists(self) -> bool:
         try:
             self.ping()

@@ -99,7 +99,7 @@ def pg() -> PgDatabases:
 @pytest.fixture(scope="session")
 def database_url(pg) -> str:
     """The suite's database, schema built by `alembic upgrade head`."""
-    from db.migrate import upgrade
+    from db.schema import upgrade
 
     url = pg.create(TEST_DB_NAME)
     upgrade(url)
@@ -109,7 +109,7 @@ def database_url(pg) -> str:
 def private_database(pg, label: str) -> str:
     """A database of its own (schema from `alembic upgrade head`), for tests that count or sweep
     every row and must not see the rest of the suite's."""
-    from db.migrate import upgrade
+    from db.schema import upgrade
 
     url = pg.create(f"{TEST_DB_NAME}_{label}")
     upgrade(url)
@@ -173,14 +173,14 @@ def settings_env(database_url, seaweed) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings(settings_env):
-    from services.config import Settings
+    from services.infra.settings import Settings
 
     return Settings.from_env(settings_env)
 
 
 @pytest.fixture(scope="session")
 def store(settings):
-    from services.stores import make_store
+    from services.infra.stores import make_store
 
     s3 = make_store(settings)
     s3.ensure_bucket()
@@ -240,7 +240,7 @@ def live_server(app):
 
 @pytest.fixture(scope="session")
 def make_token(settings):
-    from services.tokens import issue_token
+    from services.infra.tokens import issue_token
 
     def _make(user_id: int = 42, admin: bool = False, ttl_s: int = 3600, entities: tuple[str, ...] = ()) -> str:
         return issue_token(settings.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=entities)

@@ -77,7 +77,7 @@ def test_kubernetes_workers_scale_on_queue_depth_and_outlive_a_task():
     [metric] = hpa["spec"]["metrics"]
     assert metric["external"]["metric"]["name"] == "imagepipe_queue_depth"
     worker = yaml.safe_load((ROOT / "deploy" / "k8s" / "worker.yaml").read_text())
-    from services.config import Settings
+    from services.infra.settings import Settings
 
     grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > Settings.model_fields["task_time_limit_s"].default

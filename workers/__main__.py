@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     # threads (measured on a 2-core machine: 1.7x the throughput of one process with two
     # threads). Must be set before pyvips loads.
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
-    from services.config import ConfigError, Settings
+    from services.infra.settings import ConfigError, Settings
 
     try:
         settings = Settings.from_env()
@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["worker"]:
         # Before prometheus-client is imported: the pool's processes keep their values in files
-        # that the main process serves on WORKER_METRICS_PORT (services/metrics.py).
-        from services.metrics import use_multiprocess_dir
+        # that the main process serves on WORKER_METRICS_PORT (services/infra/metrics.py).
+        from services.infra.metrics import use_multiprocess_dir
 
         from .memory import limit_arenas
 

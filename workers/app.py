@@ -11,8 +11,8 @@ import logging
 from celery import Celery, signals
 
 import celeryconfig
-from services.config import Settings
-from services.queue import CeleryQueue
+from services.infra.queue import CeleryQueue
+from services.infra.settings import Settings
 
 from . import broker, memory, runtime, tasks
 
@@ -56,7 +56,7 @@ _IMAGE_ARG = {celeryconfig.PROCESS_IMAGE_TASK: 0, celeryconfig.DELETE_IMAGE_TASK
 def _bind_task(sender=None, args=None, **_kwargs) -> None:
     """Every JSON line of an image's task carries the image id (and the job's, bound by the task
     once it knows it); the task name, id and attempt are added by the formatter."""
-    from services.logs import bind, clear
+    from services.infra.logs import bind, clear
 
     clear()
     position = _IMAGE_ARG.get(getattr(sender, "name", None))
@@ -67,20 +67,20 @@ def _bind_task(sender=None, args=None, **_kwargs) -> None:
 
 
 def _unbind_task(**_kwargs) -> None:
-    from services.logs import clear
+    from services.infra.logs import clear
 
     clear()
     memory.release()
 
 
 def _count_retry(sender=None, **_kwargs) -> None:
-    from services.metrics import metrics
+    from services.infra.metrics import metrics
 
     metrics().retries.labels(getattr(sender, "name", "unknown")).inc()
 
 
 def _count_failure(sender=None, exception=None, **_kwargs) -> None:
-    from services.metrics import metrics
+    from services.infra.metrics import metrics
 
     from .tasks import failure_code
 
@@ -90,14 +90,14 @@ def _count_failure(sender=None, exception=None, **_kwargs) -> None:
 def _process_gone(**_kwargs) -> None:
     import os
 
-    from services.metrics import mark_process_dead
+    from services.infra.metrics import mark_process_dead
 
     mark_process_dead(os.getpid())
 
 
 def _serve_metrics(sender=None, **_kwargs) -> None:
     """In the worker's main process: its pool's metrics on HOST:WORKER_METRICS_PORT."""
-    from services import metrics as m
+    from services.infra import metrics as m
 
     settings = runtime.settings()
     if not settings or not settings.worker_metrics_port or not m.multiprocess():
@@ -128,7 +128,7 @@ def _json_logs(logger=None, **_kwargs) -> None:
     # imagepipe's: all JSON, as the API's are.
     from celery.utils.log import get_multiprocessing_logger
 
-    from services.logs import quiet_chatty_libraries, use_json
+    from services.infra.logs import quiet_chatty_libraries, use_json
 
     for target in (logger, get_multiprocessing_logger()):
         if target is not None:

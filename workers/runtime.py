@@ -1,12 +1,12 @@
-"""What a worker process holds: the shared wiring (services/runtime.py), created lazily and
+"""What a worker process holds: the shared wiring (services/infra/runtime.py), created lazily and
 anew in each forked child (connections must not be shared across a fork)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.config import Settings
-from services.queue import TaskQueue
-from services.runtime import Runtime, build_runtime
+from services.infra.queue import TaskQueue
+from services.infra.runtime import Runtime, build_runtime
+from services.infra.settings import Settings
 
 _settings: Settings | None = None
 _queue_factory: Callable[[], TaskQueue] | None = None

@@ -10,10 +10,13 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
-from services import callbacks, manage, migrate, orphans, process, renditions, sweeps
-from services.config import Settings
-from services.lifecycle import FAILURE_MESSAGES, fail_unfinished
-from services.metrics import metrics
+from services.images import manage, process, renditions
+from services.images.lifecycle import FAILURE_MESSAGES, fail_unfinished
+from services.infra.metrics import metrics
+from services.infra.settings import Settings
+from services.jobs import callbacks
+from services.legacy import move as migrate
+from services.storage_admin import orphans, sweeps
 from storage import StorageError, TransientStorageError
 
 from . import runtime
@@ -123,7 +126,7 @@ def scheduled_orphan_scan() -> dict | None:
 
 def sweep_task(self: Task) -> dict:
     """One sweep, named by the task (imagepipe.sweep_<step>), in its own unit of work; see
-    services/sweeps.py for why two at once are safe."""
+    services/storage_admin/sweeps.py for why two at once are safe."""
     rt = runtime.get()
     with rt.unit_of_work() as session:
         report = sweeps.sweep(session, rt.store, rt.queue, **sweeps.options(rt.settings),

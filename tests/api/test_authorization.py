@@ -11,8 +11,8 @@ import pytest
 from api.openapi import spec
 from db.session import make_session_factory
 from db.unit import unit_of_work
-from services import process
-from services.views import PUBLIC_FIELDS
+from services.images import process
+from services.images.serialisers import PUBLIC_FIELDS
 from tests.conftest import corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 
@@ -60,7 +60,7 @@ def world(settings, engine, contract, make_token, tmp_path_factory):
     direct = client.post("/api/v1/uploads", headers=uploader, json={
         "entity": "properties", "entity_id": entity_id, "content_type": "image/jpeg", "size": len(photo)}).get_json()
     extra = [upload(photo + bytes([n, n]), f"delete-{n}.jpg")["images"][0]["id"] for n in range(6)]
-    from services.orphans import create_scan
+    from services.storage_admin.orphans import create_scan
 
     with unit_of_work(sessions) as session:
         scan = create_scan(session, dry_run=True, grace_s=86400, requested_by="test").id

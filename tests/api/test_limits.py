@@ -11,7 +11,7 @@ import time
 import redis
 
 from api.app import create_app
-from services.logs import JsonFormatter
+from services.infra.logs import JsonFormatter
 from tests.conftest import REDIS_URL, corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 
@@ -88,7 +88,7 @@ def test_database_down_is_503_with_retry_after(settings, auth):
 def test_broker_down_is_503_and_the_image_does_not_hang_pending(settings, auth, session):
     """The real producer against a broker that refuses connections."""
     from db.models import Image
-    from services.queue import CeleryQueue
+    from services.infra.queue import CeleryQueue
 
     app = create_app(settings, queue=CeleryQueue(settings.with_overrides(broker_url="redis://127.0.0.1:1/0")))
     entity = new_entity_id()
@@ -120,7 +120,7 @@ def test_every_error_is_one_structured_line_with_the_request_id(settings, auth, 
 
 def test_broker_down_fails_an_orphan_scan_instead_of_leaving_it_queued(settings, make_token, session):
     from db.models import StorageScan
-    from services.queue import CeleryQueue
+    from services.infra.queue import CeleryQueue
 
     app = create_app(settings, queue=CeleryQueue(settings.with_overrides(broker_url="redis://127.0.0.1:1/0")))
     entity = new_entity_id()

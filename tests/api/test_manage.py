@@ -235,7 +235,7 @@ def test_cloudfront_signed_url_when_a_key_pair_is_configured(settings, store, tm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-    from services.manage import signed_url
+    from services.images.manage import signed_url
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = tmp_path / "cf.pem"

@@ -14,9 +14,9 @@ import threading
 import pytest
 
 from api.app import create_app
-from services.callbacks import Attempt, CallbackRejected, check_callback_url, send
-from services.config import Settings, derive_secret, mask_url
-from services.logs import redact_query
+from services.infra.logs import redact_query
+from services.infra.settings import Settings, derive_secret, mask_url
+from services.jobs.callbacks import Attempt, CallbackRejected, check_callback_url, send
 from tests.conftest import REDIS_URL, ROOT, new_entity_id
 from tests.support.queues import RecordingQueue
 

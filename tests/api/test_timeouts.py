@@ -8,7 +8,7 @@ import time
 import pytest
 
 from api.app import create_app
-from services.queue import CeleryQueue, QueueUnavailable
+from services.infra.queue import CeleryQueue, QueueUnavailable
 from tests.conftest import corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 from tests.support.services import BlackHole
@@ -53,7 +53,7 @@ def test_a_frozen_broker_is_a_503_and_the_images_are_failed_not_pending(settings
 
 
 def test_a_frozen_callback_receiver_is_a_failed_attempt_after_its_timeout(settings, hole):
-    from services.callbacks import Attempt, send
+    from services.jobs.callbacks import Attempt, send
 
     started = time.monotonic()
     problem = send(Attempt("job", f"http://127.0.0.1:{hole.port}/cb", b"{}"),

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 
 from cli.commands import api_command, worker_command
 from cli.seaweed import S3Credentials, SeaweedServer
-from services.config import Settings
+from services.infra.settings import Settings
 from tests.conftest import ROOT
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.services import PrivatePostgres, PrivateRedis, free_port, freeze_tree, thaw_tree
@@ -77,7 +77,7 @@ def stack(tmp_path_factory):
     import shutil
     import tempfile
 
-    from db.migrate import upgrade
+    from db.schema import upgrade
 
     folder = tmp_path_factory.mktemp("chaos")
     # PostgreSQL runs as its own user, who cannot enter pytest's private temporary folders.
@@ -102,7 +102,7 @@ def stack(tmp_path_factory):
             TASK_MAX_RETRIES="12", SWEEP_GRACE_S="60",
         )
         s = Settings.from_env(env)
-        from services.stores import make_store
+        from services.infra.stores import make_store
 
         make_store(s).allow_anonymous_read("public/")
         st = Stack(folder, pg, redis, weed, env, _images(UPLOADS))
@@ -235,7 +235,7 @@ def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, dur
               fault_after: int = 30, **env_overrides) -> dict:
     """Start the processes, send the batch, inject the fault after `fault_after` answers, heal it
     `duration_s` later, then wait for every accepted image and check what the users would."""
-    from services.tokens import issue_token
+    from services.infra.tokens import issue_token
 
     procs = _start(stack, name, **env_overrides)
     stack.runs += 1
@@ -314,7 +314,7 @@ def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dic
     """What a user (and ops) would check: each accepted image ready with its six renditions in the
     bucket; nothing under public/ or originals/ for the listing without its row. Also how many
     images were claimed by more than one attempt (a retry, a sweep's requeue, a message run twice)."""
-    from services.stores import make_store
+    from services.infra.stores import make_store
 
     store = make_store(Settings.from_env(stack.env))
     with stack.db.connect() as conn:

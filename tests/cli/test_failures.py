@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.seaweed import free_port_block
-from services.config import Settings, project_home
+from services.infra.settings import Settings, project_home
 from tests.conftest import ROOT
 
 

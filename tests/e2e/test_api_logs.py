@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from cli.commands import api_command
-from services.config import Settings
+from services.infra.settings import Settings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

@@ -15,9 +15,9 @@ import pipeline.specs
 import services.entities
 from db.models import Image
 from pipeline.specs import RENDITIONS, RenditionSize
-from services import renditions
 from services.entities import ENTITY_KINDS, EntityKind
-from services.tokens import check_grant, decode_token, issue_token
+from services.images import renditions
+from services.infra.tokens import check_grant, decode_token, issue_token
 from tests.conftest import corpus, new_entity_id
 from tests.support.http import upload, wait_for_job
 

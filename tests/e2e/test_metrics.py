@@ -17,7 +17,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.commands import api_command
-from services.config import Settings
+from services.infra.settings import Settings
 from tests.conftest import ROOT, corpus, new_entity_id
 from tests.e2e.test_worker_deaths import running_worker
 from tests.support.http import wait_for_job
@@ -183,7 +183,7 @@ def test_the_first_metrics_of_a_process_survive_a_race_of_threads():
     import sys
 
     probe = ("import threading\n"
-             "from services.metrics import metrics\n"
+             "from services.infra.metrics import metrics\n"
              "barrier, errors, got = threading.Barrier(16), [], []\n"
              "def go():\n"
              "    barrier.wait()\n"
@@ -209,7 +209,7 @@ def test_two_workers_on_one_host_keep_their_own_metrics_folders(tmp_path):
     (alive / "counter_1.db").write_bytes(b"x")
     dead = base / "worker-999999999"
     dead.mkdir()
-    probe = ("import sys\nfrom pathlib import Path\nfrom services.metrics import use_multiprocess_dir\n"
+    probe = ("import sys\nfrom pathlib import Path\nfrom services.infra.metrics import use_multiprocess_dir\n"
              "print(use_multiprocess_dir(Path(sys.argv[1]), 'worker'))\n")
     out = subprocess.run([sys.executable, "-c", probe, str(base)], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)

@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import text
 
 from db.models import Image
-from services.migrate import SNAPSHOT_COLUMNS
+from services.legacy.move import SNAPSHOT_COLUMNS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

@@ -24,9 +24,9 @@ from celery import Celery
 
 from cli.commands import worker_command
 from db.models import Image
-from services.config import Settings
-from services.ingest import IncomingFile, ingest_upload
-from services.lifecycle import FAILURE_MESSAGES
+from services.images.ingest import IncomingFile, ingest_upload
+from services.images.lifecycle import FAILURE_MESSAGES
+from services.infra.settings import Settings
 from tests.conftest import REDIS_URL, ROOT, corpus, new_entity_id
 from tests.support.jpeg_bombs import scan_bomb
 

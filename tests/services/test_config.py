@@ -7,7 +7,7 @@ import sys
 import jwt
 import pytest
 
-from services.config import ConfigError, Settings
+from services.infra.settings import ConfigError, Settings
 from tests.conftest import ROOT
 
 
@@ -116,7 +116,9 @@ def test_pipeline_settings_come_from_the_pipeline_declarations(tmp_path):
 def test_generated_env_example_and_settings_table_are_up_to_date():
     """.env.example and the table in docs/configuration.md are produced from the declarations;
     `imagepipe config generate` rewrites them."""
-    from services.config import declarations, env_example, env_name, render_docs
+    from services.infra.declarations import env_name
+    from services.infra.settings import declarations
+    from services.infra.settings_docs import env_example, render_docs
 
     example = (ROOT / ".env.example").read_text()
     docs = (ROOT / "docs" / "configuration.md").read_text()
@@ -133,7 +135,7 @@ def test_no_variable_is_read_outside_the_declarations():
     import re
 
     readers = re.compile(r"os\.environ\.get\(|os\.environ\[|os\.getenv\(|env\.get\(\"[A-Z]")
-    allowed = {"services/config.py", "tests/", "bench/", "migrations/env.py"}
+    allowed = {"services/infra/settings.py", "services/infra/declarations.py", "tests/", "bench/", "migrations/env.py"}
     offenders = []
     for path in ROOT.rglob("*.py"):
         rel = path.relative_to(ROOT).as_posix()
@@ -187,7 +189,8 @@ def test_importing_every_module_reads_no_environment_writes_nothing_connects_now
 
 def test_the_api_process_does_not_load_libvips():
     """Sniffing needs 64 bytes, not an image library: building the API app leaves pyvips unloaded."""
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); import api.app, api.routes, api.openapi; "
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import api.app, api.uploads, api.images, api.jobs, "
+              "api.admin, api.openapi; "
               "print('pyvips' in sys.modules, 'pipeline.render' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin"})
@@ -212,7 +215,7 @@ def test_worker_processes_default_to_the_cpus_the_worker_may_use(tmp_path):
     container's CPU quota (cgroup v2 cpu.max, v1 cfs quota); an explicit value wins."""
     import os
 
-    from services.config import Settings, available_cpus
+    from services.infra.settings import Settings, available_cpus
 
     mine = len(os.sched_getaffinity(0))
     (tmp_path / "cpu.max").write_text("max 100000\n")

@@ -14,10 +14,10 @@ import pytest
 from db.models import Image, ImageStatus
 from db.session import make_session_factory
 from db.unit import unit_of_work
-from services import manage, process
-from services.ingest import IncomingFile, accept, ingest_upload
-from services.keys import rendition_prefix
-from services.sweeps import sweep
+from services.images import manage, process
+from services.images.ingest import IncomingFile, accept, ingest_upload
+from services.images.keys import rendition_prefix
+from services.storage_admin.sweeps import sweep
 from tests.conftest import corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from services.migrate import LegacyFileError, legacy_path
+from services.legacy.move import LegacyFileError, legacy_path
 
 
 def test_legacy_urls_resolve_inside_the_source_only(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from db.migrate import downgrade, upgrade
+from db.schema import downgrade, upgrade
 
 LEGACY_ROWS = """
 INSERT INTO property_images (id, property_id, url, is_primary, position) VALUES

@@ -1,4 +1,4 @@
-"""services.process without a broker: idempotency, deterministic keys, permanent failures."""
+"""services.images.process without a broker: idempotency, deterministic keys, permanent failures."""
 from __future__ import annotations
 
 import io
@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from db.models import Image, Rendition
 from db.session import make_session_factory
 from db.unit import unit_of_work
-from services import process
-from services.ingest import IncomingFile, ingest_upload
+from services.images import process
+from services.images.ingest import IncomingFile, ingest_upload
 from tests.conftest import corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 
@@ -215,8 +215,8 @@ class _DeleteArrivesDuringUpload:
 
 def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, store, settings, run):
     from db.session import make_session_factory
-    from services.keys import rendition_prefix
-    from services.manage import mark_deleting
+    from services.images.keys import rendition_prefix
+    from services.images.manage import mark_deleting
 
     res = _ingest(session, store, settings, corpus("photos", "nikon-p6000_small_640x480.jpg"))
     image_id = res.images[0].id
@@ -235,7 +235,7 @@ def test_a_delete_during_processing_wins_and_leaves_no_object(engine, session, s
     assert list(store.list(rendition_prefix(image.entity_type, image.entity_id, image_id))) == []
     assert list(store.list(f"originals/{image.entity_type}/{image.entity_id}/")) == []
     # ...and a failure arriving after the delete does not resurrect it either.
-    from services.lifecycle import fail_unfinished, mark_failed
+    from services.images.lifecycle import fail_unfinished, mark_failed
 
     assert not mark_failed(session, image_id, "processing_error", "late")
     assert not fail_unfinished(session, RecordingQueue(), image_id, "processing_error", "late")
@@ -260,7 +260,7 @@ class _Watched:
 def test_the_source_is_read_while_the_claim_commits_and_each_stage_is_timed(engine, session, store, settings):
     """The staging read starts as soon as the claim names the key, before the second unit of work
     opens; the render reports its steps, which the worker exports as processing stages."""
-    from services.metrics import metrics
+    from services.infra.metrics import metrics
 
     res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
     image = res.images[0]
@@ -317,7 +317,7 @@ def test_the_original_is_copied_from_staging_inside_the_store_with_its_own_heade
 
 def test_renditions_are_written_while_the_next_are_encoded(session, store, settings, run, monkeypatch):
     """The first rendition is in the store before the render has finished the others."""
-    import services.process as proc
+    import services.images.process as proc
 
     res = _ingest(session, store, settings, corpus("photos", "iphone6_3264x2448.jpg"))
     events = []

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from services.ratelimit import RateLimiter
+from services.infra.ratelimit import RateLimiter
 from tests.conftest import REDIS_URL
 
 

@@ -16,10 +16,11 @@ from sqlalchemy import select, text
 from db.models import Image, ImageStatus, Upload
 from db.session import make_engine, make_session_factory
 from db.unit import unit_of_work
-from services import orphans, process, renditions, stats, sweeps
-from services.config import Settings
-from services.ingest import IncomingFile, accept, ingest_upload
-from services.stores import make_store
+from services.images import process, renditions
+from services.images.ingest import IncomingFile, accept, ingest_upload
+from services.infra.settings import Settings
+from services.infra.stores import make_store
+from services.storage_admin import orphans, stats, sweeps
 from tests.conftest import corpus, private_database
 from tests.support.queues import RecordingQueue
 
@@ -166,8 +167,8 @@ def test_stats_on_100k_images_come_from_the_rollup_and_equal_a_full_recount(pg):
 
 
 def test_the_rollup_follows_every_kind_of_change_on_sqlite_too(tmp_path):
-    from db.migrate import upgrade
     from db.models import Rendition
+    from db.schema import upgrade
 
     url = f"sqlite:///{tmp_path / 'usage.db'}"
     upgrade(url)

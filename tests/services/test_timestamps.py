@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from db.migrate import upgrade
 from db.models import Image, Upload
+from db.schema import upgrade
 from db.session import make_engine, make_session_factory
-from services.views import image_json
+from services.images.serialisers import image_json
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -6,7 +6,7 @@ import hashlib
 
 from db.models import Image
 from db.unit import commit
-from services.uploads import complete_upload, create_upload
+from services.images.uploads import complete_upload, create_upload
 from tests.conftest import corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 

@@ -25,8 +25,8 @@ def fresh(settings_env, seaweed):
         return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=120)
 
-    from services.config import Settings
-    from services.stores import make_store
+    from services.infra.settings import Settings
+    from services.infra.stores import make_store
 
     return {"cli": cli, "bucket": bucket, "store": make_store(Settings.from_env(env)), "endpoint": seaweed.endpoint_url}
 

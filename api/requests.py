@@ -1,0 +1,183 @@
+"""What the API accepts, declared once: each request body and each route's query parameters is a
+pydantic model that validates the request (`parse`, `query`) and is the OpenAPI document's schema
+(`body_schema`, `query_parameters`): a limit is written here and nowhere else.
+
+Bodies are strict (JSON `"5"` is not a number, `1` is not `true`); query parameters are text and
+are converted. A refusal is 400 `invalid_parameter` naming the field and what it must be."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from db.models import ImageStatus
+from pipeline.specs import rendition_sizes
+from services.entities import entity_types
+from services.images.access import MAX_ENTITY_ID
+from services.images.manage import MAX_ALT_TEXT, MAX_POSITION
+from services.images.uploads import DECLARABLE_TYPES
+from storage import MAX_PRESIGNED_URL_S
+
+from .errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+MAX_LIST_LIMIT = 200
+RENDITION_FORMATS = ("jpeg", "png", "webp", "avif")
+
+
+def _entity_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(entity_types())  # the declared kinds when the document is built
+
+
+def _rendition_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = ["original", *(size.name for size in rendition_sizes())]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- bodies ------------------------------------------------------------------------------------
+class DirectUploadRequest(Body):
+    entity: str = Field(json_schema_extra=_entity_enum)
+    entity_id: int = Field(ge=1, le=MAX_ENTITY_ID)
+    content_type: str = Field(json_schema_extra={"enum": sorted(DECLARABLE_TYPES)},
+                              description="the file's type; anything else is 415")
+    size: int = Field(ge=1, description="the file's length in bytes")
+    filename: str | None = None
+    callback_url: str | None = Field(None, json_schema_extra={"format": "uri"},
+                                     description="as on a form upload: the job's signed callback")
+
+
+class ImagePatch(Body):
+    position: int = Field(None, ge=0, le=MAX_POSITION, description="gallery order")  # type: ignore[assignment]
+    is_primary: bool = Field(None, description="true: this image is the listing's cover")  # type: ignore[assignment]
+    alt_text: str | None = Field(None, max_length=MAX_ALT_TEXT)
+
+
+class ScanRequest(Body):
+    dry_run: bool = Field(True, description="false: delete the orphans found")
+    entity: str = Field(None, json_schema_extra=_entity_enum)  # type: ignore[assignment]
+    entity_id: int = Field(None, ge=1, le=MAX_ENTITY_ID)  # type: ignore[assignment]
+
+
+# -- query parameters --------------------------------------------------------------------------
+class GalleryQuery(Query):
+    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="page size")
+    cursor: str | None = Field(None, description="next_cursor of the previous page")
+
+
+class SignedUrlQuery(Query):
+    rendition: str = Field("original", json_schema_extra=_rendition_enum, description="default original")
+    format: Literal["jpeg", "png", "webp", "avif"] | None = Field(None, description="for a rendition")
+    expires_in: int = Field(300, ge=1, le=MAX_PRESIGNED_URL_S, description="seconds, default 300")
+
+
+class AdminImagesQuery(Query):
+    status: ImageStatus = Field(ImageStatus.FAILED, description="default failed")
+    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="page size")
+
+
+class StatsQuery(Query):
+    source: Literal["database", "bucket"] = Field(
+        "database", description="bucket: recount from a listing of the bucket (slow)")
+
+
+# -- validating --------------------------------------------------------------------------------
+def _message(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown field {field}")
+        elif error["type"] == "missing":
+            problems.append(f"{field} is required")
+        else:
+            problems.append(f"{field}: {error['msg'][0].lower()}{error['msg'][1:]}")
+    return "; ".join(problems)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """A request body as `model` (400 invalid_json when it is not an object)."""
+    if not isinstance(data, Mapping):
+        raise ApiError(400, "invalid_json", "send a JSON object with Content-Type: application/json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_parameter", _message(exc)) from None
+
+
+def json_body(model: type[M], *, optional: bool = False) -> M:
+    """The request's JSON body as `model`; `optional`: an empty body is the model's defaults."""
+    if optional and not request.content_length:
+        return model()
+    return parse(model, request.get_json(silent=True))
+
+
+def query(model: type[M]) -> M:
+    """The request's query parameters as `model`."""
+    try:
+        return model.model_validate({name: request.args.get(name) for name in model.model_fields
+                                     if name in request.args})
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_parameter", _message(exc)) from None
+
+
+# -- the OpenAPI document's side ---------------------------------------------------------------
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic's schema with its $defs put in place and titles dropped (OpenAPI components keep
+    their own names)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+                siblings = {k: v for k, v in node.items() if k != "$ref"}
+                return walk({**copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[1]]), **siblings})
+            return {k: walk(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def _nullable_optional(schema: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Fields that default to None only to mean 'absent' (a PATCH's) are not nullable in JSON."""
+    for name, field in model.model_fields.items():
+        prop = schema.get("properties", {}).get(name)
+        if prop is None or field.default is not None:
+            continue
+        prop.pop("default", None)
+        if "anyOf" in prop and "None" not in str(field.annotation):
+            variants = [v for v in prop.pop("anyOf") if v.get("type") != "null"]
+            prop.update(variants[0] if len(variants) == 1 else {"anyOf": variants})
+    return schema
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = _nullable_optional(_inline(model.model_json_schema()), model)
+    schema["additionalProperties"] = False
+    return schema
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = _nullable_optional(_inline(model.model_json_schema()), model)
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema["properties"].items():
+        description = prop.pop("description", "")
+        if "anyOf" in prop:  # optional: the parameter is simply left out
+            variants = [v for v in prop.pop("anyOf") if v.get("type") != "null"]
+            prop.update(variants[0] if len(variants) == 1 else {"anyOf": variants})
+        out.append({"name": name, "in": "query", "required": name in required, "schema": prop,
+                    "description": description})
+    return out

@@ -1,0 +1,1 @@
+"""Images: ingest (form and direct uploads), processing, management, renditions, lifecycle, access, queries, serialisers."""

@@ -1,0 +1,227 @@
+"""Accept uploads: stream each file into staging, record it, and hand back ids to enqueue.
+
+Nothing here decodes an image. The instant checks are the magic bytes (415) and the byte
+limit, enforced while streaming (413). New images are enqueued once the transaction commits (`accept`).
+
+The same bytes uploaded again to the same entity are not stored twice: the existing image is
+returned as `duplicate_of` and joins the new job, so its status is the job's.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import CallbackState, Image, ImageStatus, Job
+from db.unit import after_commit
+from pipeline.errors import FileTooLarge, ImageError
+from pipeline.limits import check_size
+from pipeline.sniff import FORMAT_MIME, SNIFF_BYTES, require_supported
+from services.images.keys import object_metadata, staging_key
+from services.images.lifecycle import mark_failed
+from services.infra.iothreads import run_all
+from services.infra.queue import QueueUnavailable, TaskQueue
+from services.infra.settings import Settings
+from services.jobs.status import notify_when_ended
+from storage import PRIVATE_CACHE_CONTROL, ObjectStore
+
+
+@dataclass
+class IncomingFile:
+    stream: BinaryIO
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@dataclass
+class Rejected:
+    filename: str | None
+    error: ImageError
+
+
+@dataclass
+class Duplicate:
+    filename: str | None
+    image: Image  # the image already holding these bytes
+
+
+@dataclass
+class IngestResult:
+    job: Job | None
+    images: list[Image] = field(default_factory=list)  # new: enqueue these
+    rejected: list[Rejected] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+
+
+# Declared types that mean the same as what we sniff, and declarations that say nothing.
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+                 "image/heif": "image/heic", "image/heic-sequence": "image/heic", "image/heif-sequence": "image/heic",
+                 "image/avif-sequence": "image/avif"}
+_UNDECLARED = {"", "application/octet-stream", "binary/octet-stream"}
+
+
+def content_type_mismatch(declared: str | None, sniffed: str | None) -> bool:
+    """True when the client declared a type and the bytes are something else (reported, not
+    fatal: the bytes decide). A generic HEIF declared for an AVIF is not a mismatch."""
+    if not declared or not sniffed:
+        return False
+    d = declared.split(";", 1)[0].strip().lower()
+    if d in _UNDECLARED:
+        return False
+    d = _MIME_ALIASES.get(d, d)
+    if d == "image/heic" and sniffed == "image/avif":
+        return False
+    return d != sniffed
+
+
+ACTIVE_STATUSES = (ImageStatus.PENDING, ImageStatus.PROCESSING, ImageStatus.READY)
+
+
+def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: str) -> Image | None:
+    """The entity's live image with these bytes. On PostgreSQL, first take a transaction-scoped
+    advisory lock on (entity, sha256): a second request with the same bytes (a double submit)
+    waits here until the first commits, then finds its image instead of storing a copy."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{entity_type}:{entity_id}:{sha256}".encode()).digest()
+        session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
+    return session.scalars(
+        select(Image)
+        .where(Image.entity_type == entity_type, Image.entity_id == entity_id, Image.sha256 == sha256,
+               Image.status.in_(ACTIVE_STATUSES))
+        .order_by(Image.id)
+        .limit(1)
+    ).first()
+
+
+def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[str, BinaryIO | bytes]:
+    """sha256 of the whole file and a body to stage (the stream rewound, or the bytes read)."""
+    h = hashlib.sha256()
+    if incoming.stream.seekable():
+        incoming.stream.seek(0, 2)
+        check_size(incoming.stream.tell(), settings.limits)
+        incoming.stream.seek(0)
+        for chunk in iter(lambda: incoming.stream.read(1024 * 1024), b""):
+            h.update(chunk)
+        incoming.stream.seek(0)
+        return h.hexdigest(), incoming.stream
+    data = _read_bounded(head, incoming.stream, settings.max_upload_bytes)
+    h.update(data)
+    return h.hexdigest(), data
+
+
+def _read_bounded(head: bytes, stream: BinaryIO, max_bytes: int) -> bytes:
+    """For streams that cannot seek: read at most one byte past the limit, then judge."""
+    data = head + stream.read(max_bytes + 1 - len(head))
+    if len(data) > max_bytes:
+        raise FileTooLarge(f"file is larger than the limit of {max_bytes} bytes")
+    return data
+
+
+def safe_filename(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    name = "".join(ch for ch in name if ch.isprintable())
+    return name[:255] or None
+
+
+def _stage(store: ObjectStore, key: str, body: BinaryIO | bytes, fmt: str, meta: dict[str, object]) -> None:
+    # Spooled uploads are seekable: the store gets the file itself, streamed (multipart when
+    # large) and rewound if a call is retried.
+    store.put(key, body, content_type=FORMAT_MIME[fmt], cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
+
+
+def ingest_upload(
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    entity_type: str,
+    entity_id: int,
+    user_id: int | None,
+    files: list[IncomingFile],
+    callback_url: str | None = None,
+) -> IngestResult:
+    """Stage every acceptable file; list the others as rejected."""
+    result = IngestResult(job=None)
+    staging: list = []
+    for incoming in files:
+        filename = safe_filename(incoming.filename)
+        head = incoming.stream.read(SNIFF_BYTES)
+        try:
+            fmt = require_supported(head)
+        except ImageError as exc:
+            result.rejected.append(Rejected(filename, exc))
+            continue
+        try:
+            sha256, body = _digest(incoming, head, settings)
+        except ImageError as exc:
+            result.rejected.append(Rejected(filename, exc))
+            continue
+        existing = find_duplicate(session, entity_type, entity_id, sha256)
+        if existing is not None:
+            result.duplicates.append(Duplicate(filename, existing))
+            continue
+        image = new_pending_image(session, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+                                  filename=filename, declared=incoming.content_type, fmt=fmt, sha256=sha256,
+                                  staged_at=staging_key(uuid.uuid4().hex))
+        meta = object_metadata(image)  # read here: the I/O threads never touch the session's objects
+        staging.append(lambda key=image.staging_key, body=body, fmt=fmt, meta=meta: _stage(store, key, body, fmt, meta))
+        result.images.append(image)
+    # The files of a many-file upload are staged a few at a time: their round trips overlap.
+    run_all(settings, staging)
+    result.job = new_job(session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+                         callback_url=callback_url)
+    return result
+
+
+def new_pending_image(session: Session, *, entity_type: str, entity_id: int, user_id: int | None,
+                      filename: str | None, declared: str | None, fmt: str, sha256: str, staged_at: str) -> Image:
+    image = Image(
+        entity_type=entity_type,
+        entity_id=entity_id,
+        status=ImageStatus.PENDING,
+        uploader_id=user_id,
+        original_filename=filename,
+        declared_content_type=(declared or None),
+        staging_key=staged_at,
+        mime_type=FORMAT_MIME[fmt],
+        sha256=sha256,
+    )
+    session.add(image)
+    session.flush()  # the id goes into the object's metadata
+    return image
+
+
+def new_job(session: Session, result: IngestResult, *, entity_type: str, entity_id: int,
+            user_id: int | None, callback_url: str | None = None) -> Job | None:
+    """The job of the new images and of the existing images the duplicates point at."""
+    if not (result.images or result.duplicates):
+        return None
+    job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id, callback_url=callback_url,
+              callback_state=CallbackState.PENDING if callback_url else None)
+    job.images = list(dict.fromkeys(result.images + [d.image for d in result.duplicates]))
+    session.add(job)
+    session.flush()
+    return job
+
+
+def accept(session: Session, queue: TaskQueue, result: IngestResult) -> IngestResult:
+    """Once the rows are committed (and only then may a worker look for them), enqueue the new
+    images as one Celery group, and send the job's callback if it has already ended (a batch of
+    duplicates of ready images). The broker refusing raises QueueUnavailable with the ids."""
+    new_ids = [i.id for i in result.images]
+    after_commit(session, lambda: queue.process_images(new_ids))
+    if result.job is not None:
+        notify_when_ended(session, queue, job_id=result.job.id)
+    return result
+
+
+def fail_unqueued(session: Session, error: QueueUnavailable) -> None:
+    """The broker did not take these images: fail them now rather than leave them pending."""
+    for image_id in error.image_ids:
+        mark_failed(session, image_id, "queue_unavailable")

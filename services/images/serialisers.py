@@ -1,0 +1,66 @@
+"""The JSON shapes of images (the writer's view and the public one), for the API and the job
+callbacks (no Flask here)."""
+from __future__ import annotations
+
+from db.models import Image
+from pipeline.specs import rendition_sizes
+from services.images.ingest import content_type_mismatch
+from storage import ObjectStore
+
+
+def iso(dt) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def error_json(image: Image) -> dict | None:
+    return {"code": image.error_code, "message": image.error_message} if image.error_code else None
+
+
+# What anyone may see of a ready image (a public listing page shows it); the rest of image_json
+# is for the entity's writers and admins.
+PUBLIC_FIELDS = ("id", "entity_type", "entity_id", "status", "width", "height", "has_alpha", "animated",
+                 "placeholder", "position", "is_primary", "alt_text", "renditions", "processed_at")
+
+
+def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
+    """The writer's view (`full`), or the public view of a ready image."""
+    renditions: dict[str, dict] = {}
+    order = {size.name: i for i, size in enumerate(sorted(rendition_sizes(), key=lambda size: size.width))}
+    for r in sorted(image.renditions, key=lambda r: (order.get(r.name, len(order)), r.format)):
+        renditions.setdefault(r.name, {})[r.format] = {
+            "url": store.public_url(r.key),
+            "width": r.width,
+            "height": r.height,
+            "bytes": r.bytes,
+            "content_type": r.content_type,
+        }
+    out = {
+        "id": image.id,
+        "entity_type": image.entity_type,
+        "entity_id": image.entity_id,
+        "status": image.status,
+        "filename": image.original_filename,
+        "width": image.width,
+        "height": image.height,
+        "file_size": image.file_size,
+        "mime_type": image.mime_type,
+        "declared_content_type": image.declared_content_type,
+        # The bytes decide the format; a client that declared something else is told so.
+        "content_type_mismatch": content_type_mismatch(image.declared_content_type, image.mime_type),
+        "sha256": image.sha256,
+        "has_alpha": image.has_alpha,
+        "animated": bool(image.frames and image.frames > 1),
+        "placeholder": {"blurhash": image.blurhash, "dominant_color": image.dominant_color}
+        if image.blurhash else None,
+        "position": image.position or 0,
+        "is_primary": bool(image.is_primary),
+        "alt_text": image.alt_text,
+        "uploader_id": image.uploader_id,
+        "renditions": renditions,
+        "created_at": iso(image.created_at),
+        "processed_at": iso(image.processed_at),
+        "error": error_json(image),
+    }
+    if image.url:
+        out["legacy_url"] = image.url
+    return out if full else {k: out[k] for k in PUBLIC_FIELDS}

@@ -1,0 +1,29 @@
+"""Build the configured object store."""
+from __future__ import annotations
+
+from services.infra.metrics import observe_storage
+from services.infra.settings import Settings
+from storage.base import ObjectStore
+from storage.local import LocalObjectStore
+from storage.s3 import S3ObjectStore
+
+
+def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
+    """`in_request`: the API's store, which tries twice so that a request answers within its
+    budget; workers retry more (STORE_MAX_ATTEMPTS), then the task retries with backoff."""
+    if settings.storage_backend == "local":
+        base = f"{settings.public_api_url}/media" if settings.public_api_url else "/media"
+        return LocalObjectStore(settings.local_storage_dir, public_base_url=base,
+                                signing_secret=settings.signing_secret)
+    return S3ObjectStore(
+        settings.aws_s3_bucket,
+        region=settings.aws_region,
+        endpoint_url=settings.aws_s3_endpoint_url,
+        access_key_id=settings.aws_access_key_id,
+        secret_access_key=settings.aws_secret_access_key,
+        cloudfront_url=settings.aws_cloudfront_url,
+        connect_timeout_s=settings.store_connect_timeout_s,
+        read_timeout_s=settings.store_read_timeout_s,
+        max_attempts=min(2, settings.store_max_attempts) if in_request else settings.store_max_attempts,
+        observe=observe_storage,
+    )

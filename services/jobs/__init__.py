@@ -1,0 +1,1 @@
+"""Jobs: a batch's status and its signed callbacks."""

@@ -1,0 +1,1 @@
+"""Storage administration: the bucket's set-up, the orphan scan, statistics, sweeps."""
