@@ -68,7 +68,7 @@ def run_all() -> int:
             _say(f"generated S3 credentials are in {settings.var_dir / 'secrets' / 's3_credentials.json'}")
 
         from db.schema import upgrade
-        from services.infra.stores import make_store
+        from services.infra.stores import make_bucket_admin
 
         from .commands import api_command, beat_command, flower_command, worker_command
 
@@ -79,7 +79,7 @@ def run_all() -> int:
 
             # The bucket as `imagepipe bucket setup` makes it: only public/ anonymously readable,
             # CORS for this page's origin, staging/ expiring after a day.
-            setup(make_store(settings), settings)
+            setup(make_bucket_admin(settings), settings)
 
         flower_port = settings.flower_port
         specs = [("api", api_command(settings)), ("worker", worker_command(settings)),

@@ -15,14 +15,13 @@ from .context import runtime as _runtime
 from .context import settings as _settings
 
 
-def _s3_store(settings):
-    from services.infra.stores import make_store
+def _bucket_admin(settings):
+    from services.infra.stores import NoBucket, make_bucket_admin
 
-    store = make_store(settings)
-    if not hasattr(store, "get_bucket_config"):
-        raise click.ClickException("STORAGE_BACKEND=local has no bucket to set up: the files live in "
-                                   f"{settings.local_storage_dir}, and the API serves public/ itself")
-    return store
+    try:
+        return make_bucket_admin(settings)
+    except NoBucket as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _entity(value: str | None, *, id_required: bool = False) -> tuple[str, int | None] | None:
@@ -56,7 +55,7 @@ def bucket_setup(dry_run: bool) -> None:
     from services.storage_admin.bucket import setup
 
     settings = _settings()
-    plan = setup(_s3_store(settings), settings, dry_run=dry_run)
+    plan = setup(_bucket_admin(settings), settings, dry_run=dry_run)
     if plan.clean:
         click.echo(f"bucket {plan.bucket}: up to date, nothing changed")
         return
@@ -74,7 +73,7 @@ def bucket_check() -> None:
     from services.storage_admin.bucket import check
 
     settings = _settings()
-    plan = check(_s3_store(settings), settings)
+    plan = check(_bucket_admin(settings), settings)
     if plan.clean:
         click.echo(f"bucket {plan.bucket}: policy, CORS and lifecycle as imagepipe needs them")
         return

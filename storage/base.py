@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 # Renditions never change once written (a changed spec makes a new key), so caches may keep
 # them for a year; originals and staging objects are private and must not be cached.
@@ -112,6 +112,23 @@ class ObjectStore(Protocol):
     def allow_anonymous_read(self, prefix: str) -> None:
         """Make objects under `prefix` readable by anyone, and nothing else."""
         ...
+
+
+@runtime_checkable
+class BucketAdmin(Protocol):
+    """Administration of an S3 bucket's own configuration (`imagepipe bucket setup|check`): what
+    only an S3 store has, kept off the generic ObjectStore. `part` is `policy` (a dict), `cors` or
+    `lifecycle` (lists of rules); None when the bucket has none."""
+
+    bucket: str
+
+    def bucket_exists(self) -> bool: ...
+
+    def ensure_bucket(self) -> None: ...
+
+    def get_bucket_config(self, part: str) -> Any: ...
+
+    def put_bucket_config(self, part: str, value: Any) -> None: ...
 
 
 def normalise_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:

@@ -321,21 +321,42 @@ class S3ObjectStore:
 
     def allow_anonymous_read(self, prefix: str) -> None:
         """Bucket policy: anonymous GET for objects under `prefix`, nothing else."""
-        self.put_bucket_config("policy", anonymous_read_policy(self.bucket, prefix))
+        self.admin().put_bucket_config("policy", anonymous_read_policy(self.bucket, prefix))
 
-    # -- bucket configuration (`imagepipe bucket setup|check`, services/storage_admin/bucket.py) ----------
+    def admin(self) -> S3BucketAdmin:
+        """The bucket's own configuration (policy, CORS, lifecycle): `imagepipe bucket setup|check`."""
+        return S3BucketAdmin(self)
+
+
+class S3BucketAdmin:
+    """storage.base.BucketAdmin for an S3 bucket, through its store's client and retries."""
+
+    def __init__(self, store: S3ObjectStore):
+        self.store = store
+        self.bucket: str = store.bucket
+
+    def ensure_bucket(self) -> None:
+        self.store.ensure_bucket()
+
     def bucket_exists(self) -> bool:
+        """False only when the store says there is no such bucket; any other refusal (credentials,
+        access) is raised as it is, not reported as a missing bucket."""
         try:
-            self.ping()
+            self.store.ping()
             return True
-        except (ObjectNotFound, PermanentStorageError):
+        except ObjectNotFound:
             return False
+        except PermanentStorageError as exc:
+            if "NoSuchBucket" in str(exc):
+                return False
+            raise
 
     def get_bucket_config(self, part: str):
         """The bucket's `policy` (dict), `cors` (rules) or `lifecycle` (rules); None when unset."""
         getter, absent, pick = _BUCKET_PARTS[part]
+        store = self.store
         try:
-            answer = self._call("get_bucket_config", lambda: getattr(self.client, getter)(Bucket=self.bucket))
+            answer = store._call("get_bucket_config", lambda: getattr(store.client, getter)(Bucket=self.bucket))
         except PermanentStorageError as exc:
             if any(code in str(exc) for code in absent):
                 return None
@@ -345,14 +366,14 @@ class S3ObjectStore:
         return pick(answer)
 
     def put_bucket_config(self, part: str, value) -> None:
-        bucket = self.bucket
+        bucket, client = self.bucket, self.store.client
         calls = {
-            "policy": lambda: self.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(value)),
-            "cors": lambda: self.client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": value}),
-            "lifecycle": lambda: self.client.put_bucket_lifecycle_configuration(
+            "policy": lambda: client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(value)),
+            "cors": lambda: client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": value}),
+            "lifecycle": lambda: client.put_bucket_lifecycle_configuration(
                 Bucket=bucket, LifecycleConfiguration={"Rules": value}),
         }
-        self._call("put_bucket_config", calls[part])
+        self.store._call("put_bucket_config", calls[part])
 
 
 def anonymous_read_policy(bucket: str | None, prefix: str) -> dict:

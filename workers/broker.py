@@ -4,7 +4,7 @@ When the broker connection is lost, Celery's consumer collects the connection, w
 transport, and then closes it. If the default channel still holds unacknowledged messages (tasks
 running in the pool), closing it makes the Redis QoS restore them through the released transport:
 AttributeError ('NoneType' object has no attribute 'hostname'), which Celery treats as an
-unrecoverable error, so the worker exits instead of reconnecting (tests/test_broker_release.py).
+unrecoverable error, so the worker exits instead of reconnecting (tests/workers/test_broker_release.py).
 
 Guarded, the restore is skipped when the transport is gone. Nothing is lost: each message is still
 in Redis' unacked set, where any worker's visibility sweep puts it back on its queue once

@@ -3,7 +3,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,18 +144,25 @@ def finish(session: Session, store: ObjectStore, settings: Settings, queue: Task
         with timed("fetch"):  # what is left of the read once the image is loaded
             data = source.result()
     except ObjectNotFound:
-        return _failed(session, queue, claimed, "source_missing")
+        return _failed(session, queue, claimed, "source_missing", owner=holds(session, claimed) is None)
 
+    writes = Writes(store, settings, object_metadata(image))
     try:
-        stored = render_and_store(store, settings, image, data, source_key=source.key,
-                                  may_remove=lambda: holds(session, claimed) is None)
-    except ImageError as exc:
-        outcome = _failed(session, queue, claimed, exc.code, exc.message)
+        stored = render_and_store(store, settings, image, data, source_key=source.key, writes=writes)
+    except BaseException as exc:
+        # The render step's one ownership check: what it wrote is removed only if it is still ours
+        # (another attempt writes the same keys), and only the owner fails the image.
+        owner = _owns(session, claimed)
+        writes.abandon(remove=owner)
+        if not isinstance(exc, ImageError):
+            raise
+        outcome = _failed(session, queue, claimed, exc.code, exc.message, owner=owner)
         if outcome == Outcome.FAILED:
             after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
         return outcome
 
-    # A DELETE, or another attempt, may have come while we rendered: record only what we still own.
+    # The record step's one ownership check: a DELETE, or another attempt, may have come while we
+    # rendered; record only what we still own.
     taken = holds(session, claimed)
     if taken in ("gone", ImageStatus.DELETING):
         after_commit(session, lambda: store.delete_many(stored.keys))
@@ -186,7 +192,7 @@ class Stored:
 
 
 def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes,
-                     source_key: str | None = None, may_remove: Callable[[], bool] | None = None) -> Stored:
+                     source_key: str | None = None, writes: Writes | None = None) -> Stored:
     """Probe, render, and write the original and every rendition under their deterministic keys
     (ImageError for a file that is refused). Shared by uploads and the legacy migration.
 
@@ -194,13 +200,14 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
     encoded; the original goes with the first (the image has decoded by then, so a refused file
     never leaves one). `source_key`: the object `data` was read from; the original is then copied
     from it inside the store (S3 CopyObject) instead of being sent again. A retry writes the same
-    keys again; a render that fails after some writes removes them, unless `may_remove` says they
-    are no longer this call's to remove (another attempt writes the same keys)."""
+    keys again. A render that fails after some writes removes them, unless the caller passed its own
+    `writes`: then removing them is the caller's decision (`Writes.abandon`), taken with the
+    database, which this function never touches."""
     with timed("probe"):
         info = probe(data, settings.limits)
-    meta = object_metadata(image)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
-    writes = Writes(store, settings, meta)
+    own_writes = writes is None
+    writes = writes if writes is not None else Writes(store, settings, object_metadata(image))
 
     def written(rendition) -> None:
         if not writes.started and source_key != orig_key:  # processing an original again: it is in place
@@ -212,7 +219,8 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
         with timed("render"):
             result = render(data, info, settings.encoder, on_rendition=written)
     except BaseException:
-        writes.abandon(may_remove)
+        if own_writes:
+            writes.abandon(remove=True)
         raise
     m = metrics()
     for step, seconds in result.timings.items():  # decode, resize, encode_<format>, placeholders
@@ -259,16 +267,16 @@ class Writes:
         """Every write has ended, written or failed, before the first failure is raised."""
         self._batch.finish()
 
-    def abandon(self, may_remove: Callable[[], bool] | None = None) -> None:
-        """The render failed: wait for what was started, then remove what it wrote if it is still
-        ours to remove (best effort: what stays is found by the orphan scan)."""
+    def abandon(self, *, remove: bool) -> None:
+        """The render failed: wait for what was started, then, if `remove` (the objects are still
+        this attempt's), remove what it wrote (best effort: what stays is found by the orphan scan)."""
         wait(self._batch.futures)
         keys = [key for key, f in zip(self._keys, self._batch.futures, strict=True) if f.exception() is None]
         if keys:
+            if not remove:
+                log.info("a failed render leaves %d objects to the attempt that owns them", len(keys))
+                return
             try:
-                if may_remove is not None and not may_remove():
-                    log.info("a failed render leaves %d objects to the attempt that owns them", len(keys))
-                    return
                 self.store.delete_many(keys)
             except Exception as exc:  # noqa: BLE001 - the render's own error is the one to raise
                 log.warning("could not remove %d objects of a failed render: %s", len(keys), exc)
@@ -339,9 +347,20 @@ def record(image: Image, store: ObjectStore, stored: Stored) -> None:
     image.processed_at = datetime.now(UTC)
 
 
-def _failed(session: Session, queue: TaskQueue, claimed: Claim, code: str, message: str | None = None) -> Outcome:
-    """Fail the image, if this attempt still owns it."""
-    if holds(session, claimed) is not None:
+def _owns(session: Session, claimed: Claim) -> bool:
+    """Whether `claimed` still owns the image, on a failure path: a database that cannot say is
+    taken as no (nothing is removed; the orphan scan finds what stays)."""
+    try:
+        return holds(session, claimed) is None
+    except Exception:  # noqa: BLE001 - the render's own error is the one that matters
+        log.warning("could not check the claim of image %s after a failed render", claimed.image_id)
+        return False
+
+
+def _failed(session: Session, queue: TaskQueue, claimed: Claim, code: str, message: str | None = None, *,
+            owner: bool) -> Outcome:
+    """Fail the image, if this attempt still owns it (`owner`: the step's ownership check)."""
+    if not owner:
         return Outcome.SKIPPED
     fail_unfinished(session, queue, claimed.image_id, code, message)
     return Outcome.FAILED

@@ -1,5 +1,5 @@
 """What is generated from the settings' declarations: `.env.example` and the settings table of
-docs/configuration.md and docs/deploy.md (`imagepipe config generate`; tests/services/test_config.py
+docs/configuration.md and docs/deploy.md (`imagepipe config generate`; tests/services/infra/test_config.py
 fails when either is stale), and the redacted listing `imagepipe check-config` prints."""
 
 from __future__ import annotations

@@ -3,9 +3,22 @@ from __future__ import annotations
 
 from services.infra.metrics import observe_storage
 from services.infra.settings import Settings
-from storage.base import ObjectStore
+from storage.base import BucketAdmin, ObjectStore
 from storage.local import LocalObjectStore
 from storage.s3 import S3ObjectStore
+
+
+class NoBucket(Exception):
+    """STORAGE_BACKEND=local: there is no bucket to administer."""
+
+
+def make_bucket_admin(settings: Settings) -> BucketAdmin:
+    """The configured S3 bucket's administration (`imagepipe bucket setup|check`, `make run`)."""
+    store = make_store(settings)
+    if not isinstance(store, S3ObjectStore):
+        raise NoBucket(f"STORAGE_BACKEND=local has no bucket to set up: the files live in {settings.local_storage_dir},"
+                       " and the API serves public/ itself")
+    return store.admin()
 
 
 def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:

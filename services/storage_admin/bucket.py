@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from services.images.keys import ORIGINALS_PREFIX, REPORTS_PREFIX, STAGING_PREFIX
 from services.infra.settings import Settings
 from storage import PUBLIC_PREFIX
+from storage.base import BucketAdmin
 from storage.s3 import anonymous_read_policy
 
 PARTS = ("policy", "cors", "lifecycle")
@@ -104,7 +105,7 @@ class Plan:
         return not self.differences
 
 
-def check(store, settings: Settings) -> Plan:
+def check(store: BucketAdmin, settings: Settings) -> Plan:
     """What is missing or different on the bucket, part by part."""
     plan = Plan(store.bucket)
     want = desired(settings)
@@ -123,7 +124,7 @@ def check(store, settings: Settings) -> Plan:
     return plan
 
 
-def setup(store, settings: Settings, *, dry_run: bool = False) -> Plan:
+def setup(store: BucketAdmin, settings: Settings, *, dry_run: bool = False) -> Plan:
     """Make the bucket as `desired` says; returns what was (or, dry, would be) changed. Running it
     again changes nothing. An `extra` CORS configuration (none wanted) is left alone: another
     application may rely on it; `check` reports it."""

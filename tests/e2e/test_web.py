@@ -37,7 +37,7 @@ def browser():
 def site(live_server, celery_worker, store):
     # the page's origin may POST straight to the bucket (what `imagepipe bucket setup` does for
     # CORS_ALLOWED_ORIGINS)
-    store.put_bucket_config("cors", [{"AllowedOrigins": [live_server], "AllowedMethods": ["GET", "HEAD", "POST"],
+    store.admin().put_bucket_config("cors", [{"AllowedOrigins": [live_server], "AllowedMethods": ["GET", "HEAD", "POST"],
                                       "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600}])
     return live_server
 

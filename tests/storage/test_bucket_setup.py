@@ -39,7 +39,7 @@ def test_setup_creates_and_configures_a_fresh_bucket_once(fresh):
     dry = cli("bucket", "setup", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would change: bucket: does not exist" in dry.stdout and "would change: lifecycle: not set" in dry.stdout
-    assert not store.bucket_exists()  # a dry run changes nothing
+    assert not store.admin().bucket_exists()  # a dry run changes nothing
 
     first = cli("bucket", "setup")
     assert first.returncode == 0, first.stderr
@@ -49,7 +49,7 @@ def test_setup_creates_and_configures_a_fresh_bucket_once(fresh):
     assert second.returncode == 0 and "up to date, nothing changed" in second.stdout, second.stdout
     assert cli("bucket", "check").returncode == 0
 
-    rules = {r["ID"]: r for r in store.get_bucket_config("lifecycle")}
+    rules = {r["ID"]: r for r in store.admin().get_bucket_config("lifecycle")}
     assert rules["imagepipe-expire-staging"]["Filter"]["Prefix"] == "staging/"
     assert rules["imagepipe-expire-staging"]["Expiration"]["Days"] == 1
     assert rules["imagepipe-abort-multipart"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
@@ -79,8 +79,8 @@ def test_only_public_is_anonymously_readable_and_cors_admits_the_configured_orig
 def test_check_reports_drift_and_setup_puts_it_right(fresh):
     cli, store = fresh["cli"], fresh["store"]
     assert cli("bucket", "setup").returncode == 0
-    store.put_bucket_config("cors", [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "PUT", "DELETE"]}])
-    store.put_bucket_config("policy", {"Version": "2012-10-17", "Statement": [{
+    store.admin().put_bucket_config("cors", [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "PUT", "DELETE"]}])
+    store.admin().put_bucket_config("policy", {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{fresh['bucket']}/*"]}]})
     check = cli("bucket", "check")
     assert check.returncode == 1
@@ -134,3 +134,13 @@ def test_bucket_commands_explain_that_the_local_backend_has_no_bucket(settings_e
     out = subprocess.run([sys.executable, "-m", "cli.main", "bucket", "check"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "has no bucket to set up" in out.stderr
+
+
+def test_bucket_check_reports_a_refusal_as_it_is_not_as_a_missing_bucket(fresh, settings_env):
+    """Wrong credentials are not 'bucket: does not exist' (issue 27): the store's own error, exit 3."""
+    env = {**settings_env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    out = subprocess.run([sys.executable, "-m", "cli.main", "bucket", "check"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "does not exist" not in out.stdout
+    assert out.stderr.startswith("error: store refused the request at ") and "403" in out.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Eight threads allocating at once, as the task and the store's I/O threads do; then glibc's own
 # account of its arenas (malloc_info: one <heap> per arena).
 PROBE = """
