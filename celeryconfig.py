@@ -2,6 +2,7 @@
 worker's factory (workers/app.py) and the API's producer (api/queue.py) use. Nothing here runs
 at import. The task names are the contract between the API and the workers: the API sends
 messages by name and never imports the worker's code."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -33,11 +34,12 @@ def beat_schedule(settings: Settings) -> dict:
     a second one would only make each sweep run twice, which they are built to survive."""
     from celery.schedules import crontab
 
-    schedule = {name.split(".", 1)[1]: {"task": name, "schedule": float(settings.sweep_interval_s)}
-                for name in SWEEP_TASKS}
+    schedule = {name.split(".", 1)[1]: {"task": name, "schedule": float(settings.sweep_interval_s)} for name in SWEEP_TASKS}
     if settings.orphan_scan_hour >= 0:
-        schedule["orphan_scan_daily"] = {"task": SCHEDULED_SCAN_TASK,
-                                         "schedule": crontab(minute=17, hour=settings.orphan_scan_hour)}
+        schedule["orphan_scan_daily"] = {
+            "task": SCHEDULED_SCAN_TASK,
+            "schedule": crontab(minute=17, hour=settings.orphan_scan_hour),
+        }
     return schedule
 
 
@@ -69,9 +71,11 @@ def build(settings: Settings) -> dict:
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
         "task_default_queue": settings.task_queue,
-        "task_routes": {**{name: {"queue": settings.task_queue} for name in TASK_NAMES},
-                        **{name: {"queue": settings.maintenance_queue} for name in MAINTENANCE_TASKS},
-                        MIGRATE_IMAGE_TASK: {"queue": settings.migration_queue}},
+        "task_routes": {
+            **{name: {"queue": settings.task_queue} for name in TASK_NAMES},
+            **{name: {"queue": settings.maintenance_queue} for name in MAINTENANCE_TASKS},
+            MIGRATE_IMAGE_TASK: {"queue": settings.migration_queue},
+        },
         "beat_schedule": beat_schedule(settings),
         "beat_schedule_filename": str(settings.var_dir / "celerybeat-schedule"),
         "timezone": "UTC",
@@ -82,8 +86,7 @@ def build(settings: Settings) -> dict:
         # bounded. The retry policy below is for Celery's own publishes in a worker (a task's
         # retry); services/infra/queue.py sends without it, once (its reconnects are not bounded in time).
         "broker_connection_timeout": settings.broker_timeout_s,
-        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
-                                      "interval_max": 0.5},
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5},
     }
     if settings.broker_url.startswith("filesystem"):
         base = settings.var_dir / "broker"

@@ -51,15 +51,21 @@ def admin_cleanup_orphaned():
         scope = (entity_in_path(body.entity), body.entity_id)
     session = db_session()
     settings, queue = components().settings, components().queue
-    scan = orphans.create_scan(session, dry_run=body.dry_run, grace_s=settings.orphan_grace_s,
-                               requested_by=f"user:{g.principal.user_id}", entity=scope)
+    scan = orphans.create_scan(
+        session, dry_run=body.dry_run, grace_s=settings.orphan_grace_s, requested_by=f"user:{g.principal.user_id}", entity=scope
+    )
     orphans.start_scan(session, queue, scan)
 
     def present():
         session.refresh(scan)
         if scan.status == ScanStatus.FAILED and scan.error == orphans.QUEUE_REFUSED:
-            raise ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
-                           {"Retry-After": "10"}, category="broker")
+            raise ApiError(
+                503,
+                "queue_unavailable",
+                "the task queue is not answering; try again shortly",
+                {"Retry-After": "10"},
+                category="broker",
+            )
         return jsonify(orphans.scan_json(scan)), 202, {"Location": url_for("admin.admin_storage_scan", scan_id=scan.id)}
 
     return AfterCommit(present)
@@ -87,5 +93,8 @@ def admin_storage_scan_report(scan_id: str):
     if scan.status != ScanStatus.SUCCEEDED or not scan.report_key:
         raise ApiError(409, "scan_not_finished", f"the scan is {scan.status}; its report exists once it has succeeded")
     data = components().store.get(scan.report_key)
-    return Response(data, mimetype="application/x-ndjson",
-                    headers={"Content-Disposition": f'attachment; filename="orphan-scan-{scan.id}.jsonl"'})
+    return Response(
+        data,
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="orphan-scan-{scan.id}.jsonl"'},
+    )

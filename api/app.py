@@ -1,4 +1,5 @@
 """The Flask application factory, and the request's unit of work."""
+
 from __future__ import annotations
 
 import io
@@ -66,8 +67,10 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
 
     register_error_handlers(app)
     register_request_ids(app)
-    caps = {"uploads.upload": app.config["MAX_CONTENT_LENGTH"],
-            "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES}
+    caps = {
+        "uploads.upload": app.config["MAX_CONTENT_LENGTH"],
+        "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES,
+    }
 
     @app.before_request
     def _started():
@@ -79,8 +82,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
             try:
-                metrics().http_seconds.labels(route, request.method, str(resp.status_code)).observe(
-                    time.perf_counter() - started)
+                metrics().http_seconds.labels(route, request.method, str(resp.status_code)).observe(time.perf_counter() - started)
             except Exception:  # noqa: BLE001 - a metric never fails a request
                 log.exception("could not record the request's metric")
         return resp
@@ -91,8 +93,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         cap = caps.get(request.endpoint or "", JSON_BODY_BYTES)
         request.max_content_length = cap
         if request.content_length is not None and request.content_length > cap:
-            raise ApiError(413, "file_too_large" if cap > JSON_BODY_BYTES else "request_too_large",
-                           f"request body is larger than the limit of {cap} bytes")
+            raise ApiError(
+                413,
+                "file_too_large" if cap > JSON_BODY_BYTES else "request_too_large",
+                f"request body is larger than the limit of {cap} bytes",
+            )
 
     page_csp = _page_csp(settings, app.extensions["imagepipe"].store)
 
@@ -102,8 +107,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         page = request.path == "/" or request.path.startswith("/web/") or request.path == "/api/docs"
-        resp.headers.setdefault("Content-Security-Policy",
-                                page_csp if page else "default-src 'none'; frame-ancestors 'none'")
+        resp.headers.setdefault("Content-Security-Policy", page_csp if page else "default-src 'none'; frame-ancestors 'none'")
         return resp
 
     for blueprint in (health.bp, uploads.bp, images.bp, jobs.bp, admin.bp, openapi.bp):
@@ -135,12 +139,16 @@ def _page_csp(settings: Settings, store) -> str:
         if parts.scheme in ("http", "https") and parts.netloc:
             origins.add(f"{parts.scheme}://{parts.netloc}")
     if settings.storage_backend == "s3" and not settings.aws_s3_endpoint_url:  # AWS: presigned POSTs go here
-        origins |= {f"https://{settings.aws_s3_bucket}.s3.amazonaws.com",
-                    f"https://{settings.aws_s3_bucket}.s3.{settings.aws_region}.amazonaws.com"}
+        origins |= {
+            f"https://{settings.aws_s3_bucket}.s3.amazonaws.com",
+            f"https://{settings.aws_s3_bucket}.s3.{settings.aws_region}.amazonaws.com",
+        }
     extra = " ".join(sorted(origins))
-    return (f"default-src 'self'; img-src 'self' data: blob: {extra}; connect-src 'self' {extra}; "
-            "script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'none'").replace("  ", " ")
+    return (
+        f"default-src 'self'; img-src 'self' data: blob: {extra}; connect-src 'self' {extra}; "
+        "script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ).replace("  ", " ")
 
 
 def _in_unit_of_work(view):
@@ -159,8 +167,13 @@ def _in_unit_of_work(view):
                 log.error("broker unavailable, %d images not queued: %s", len(exc.image_ids), exc)
                 fail_unqueued(session, exc)
                 commit(session)
-                raise ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
-                               {"Retry-After": "10"}, category="broker") from exc
+                raise ApiError(
+                    503,
+                    "queue_unavailable",
+                    "the task queue is not answering; try again shortly",
+                    {"Retry-After": "10"},
+                    category="broker",
+                ) from exc
         return answer.present() if isinstance(answer, AfterCommit) else answer
 
     return run

@@ -1,4 +1,5 @@
 """Bearer-token authentication for the API."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -17,13 +18,18 @@ def current_principal(*, optional: bool = False) -> Principal | None:
         return None  # anonymous: the public view
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "send a bearer token: Authorization: Bearer <token>",
-                       {"WWW-Authenticate": 'Bearer realm="imagepipe"'})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send a bearer token: Authorization: Bearer <token>",
+            {"WWW-Authenticate": 'Bearer realm="imagepipe"'},
+        )
     try:
         return decode_token(components().settings.jwt_secret, token.strip())
     except InvalidToken as exc:
-        raise ApiError(401, "invalid_token", str(exc),
-                       {"WWW-Authenticate": 'Bearer realm="imagepipe", error="invalid_token"'}) from exc
+        raise ApiError(
+            401, "invalid_token", str(exc), {"WWW-Authenticate": 'Bearer realm="imagepipe", error="invalid_token"'}
+        ) from exc
 
 
 def login_required(view):

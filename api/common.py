@@ -36,8 +36,11 @@ def entity_id_in_path(value: int) -> int:
 def writable(entity: str, entity_id: int) -> None:
     """Uploading needs a token that grants the listing (the listing itself is public)."""
     if not access.may_write(g.principal, entity, entity_id):
-        raise ApiError(403, "entity_forbidden", f"your token does not grant writing {entity}/{entity_id}; "
-                       "the platform grants listings in the token's entities claim")
+        raise ApiError(
+            403,
+            "entity_forbidden",
+            f"your token does not grant writing {entity}/{entity_id}; the platform grants listings in the token's entities claim",
+        )
 
 
 def rate_limit(cost: int, *, refund: int = 0) -> None:
@@ -50,9 +53,11 @@ def rate_limit(cost: int, *, refund: int = 0) -> None:
             limiter.release(key, refund)
         cost += refund
         per_minute = components().settings.rate_limit_uploads_per_minute
-        message = (f"this request has {cost} files and at most {per_minute} uploads a minute are allowed: "
-                   "send fewer files per request") if cost > per_minute else (
-            f"at most {per_minute} uploads a minute; try again in {retry_after} s")
+        message = (
+            (f"this request has {cost} files and at most {per_minute} uploads a minute are allowed: send fewer files per request")
+            if cost > per_minute
+            else (f"at most {per_minute} uploads a minute; try again in {retry_after} s")
+        )
         raise ApiError(429, "rate_limited", message, {"Retry-After": str(retry_after)})
 
 
@@ -78,15 +83,18 @@ def accepted(result: IngestResult, rejected: list | None = None):
     assert job is not None
     images = [{"id": i.id, "status": i.status, "filename": i.original_filename} for i in result.images]
     # The same bytes already belong to this entity: point at that image instead of a copy.
-    images += [{"id": d.image.id, "status": d.image.status, "filename": d.filename, "duplicate_of": d.image.id}
-               for d in result.duplicates]
+    images += [
+        {"id": d.image.id, "status": d.image.status, "filename": d.filename, "duplicate_of": d.image.id}
+        for d in result.duplicates
+    ]
     body: dict = {
         "job": {"id": job.id, "status": job_status(job.images), "status_url": url_for("jobs.get_job", job_id=job.id)},
         "images": images,
     }
     if rejected:
-        body["rejected"] = [{"filename": r.filename, "error": {"code": r.error.code, "message": r.error.message}}
-                            for r in rejected]
+        body["rejected"] = [
+            {"filename": r.filename, "error": {"code": r.error.code, "message": r.error.message}} for r in rejected
+        ]
     resp = jsonify(body)
     resp.status_code = 202
     resp.headers["Location"] = body["job"]["status_url"]
@@ -100,8 +108,10 @@ def count_uploads(session: Session, entity: str, result: IngestResult) -> None:
         uploads.labels(entity, rejected.error.code).inc()
     accepted_n, duplicates = len(result.images), len(result.duplicates)
     if accepted_n or duplicates:
+
         def count() -> None:
             for outcome, n in (("accepted", accepted_n), ("duplicate", duplicates)):
                 if n:
                     uploads.labels(entity, outcome).inc(n)
+
         after_commit(session, count)

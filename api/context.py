@@ -45,9 +45,12 @@ class Components:
         from services.storage_admin.gauges import DatabaseCollector
 
         s = self.runtime.settings
-        return [QueueCollector(s.broker_url, [s.task_queue, s.migration_queue, s.maintenance_queue],
-                               timeout_s=min(1.0, s.broker_timeout_s)),
-                DatabaseCollector(self.runtime.sessions)]
+        return [
+            QueueCollector(
+                s.broker_url, [s.task_queue, s.migration_queue, s.maintenance_queue], timeout_s=min(1.0, s.broker_timeout_s)
+            ),
+            DatabaseCollector(self.runtime.sessions),
+        ]
 
 
 @dataclass(frozen=True)

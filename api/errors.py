@@ -1,4 +1,5 @@
 """Every error leaves as `{"error": {"code", "message"}}` with the right status."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,7 @@ HTTP_CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
-                 category: str | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, category: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
         self.category = category or {401: "auth", 403: "auth", 429: "rate_limit"}.get(status, "validation")
@@ -69,10 +69,20 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     log.log(
         level,
         "request failed: %s %s -> %s %s",
-        request.method, request.path, status, code,
-        extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
-               "status": status, "code": code, "category": category,
-               "user_id": getattr(user, "user_id", None), **_entity_context()},
+        request.method,
+        request.path,
+        status,
+        code,
+        extra={
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "code": code,
+            "category": category,
+            "user_id": getattr(user, "user_id", None),
+            **_entity_context(),
+        },
     )
     resp = jsonify({"error": {"code": code, "message": message}})
     resp.status_code = status
@@ -92,21 +102,32 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(TransientStorageError)
     def _storage_transient(exc):
-        return error_response(503, "storage_unavailable", "the object store is not answering; try again shortly",
-                              {"Retry-After": "5"}, "storage_transient")
+        return error_response(
+            503,
+            "storage_unavailable",
+            "the object store is not answering; try again shortly",
+            {"Retry-After": "5"},
+            "storage_transient",
+        )
 
     @app.errorhandler(PermanentStorageError)
     def _storage_permanent(exc):
         log.error("storage refused a request: %s", exc)
-        return error_response(503, "storage_error", "the object store refused the request; operators have been told",
-                              {"Retry-After": "30"}, "storage_permanent")
+        return error_response(
+            503,
+            "storage_error",
+            "the object store refused the request; operators have been told",
+            {"Retry-After": "30"},
+            "storage_permanent",
+        )
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeout)
     def _database(exc):
         log.error("database unavailable: %s", exc)
-        return error_response(503, "database_unavailable", "the database is not answering; try again shortly",
-                              {"Retry-After": "5"}, "database")
+        return error_response(
+            503, "database_unavailable", "the database is not answering; try again shortly", {"Retry-After": "5"}, "database"
+        )
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

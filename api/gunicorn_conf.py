@@ -2,6 +2,7 @@
 multiprocess folder (METRICS_DIR/api-<master pid>, new) before it forks the workers, and drops a
 worker's live gauges when it exits, so GET /metrics sums exactly this run's processes
 (services/infra/metrics.py)."""
+
 from __future__ import annotations
 
 

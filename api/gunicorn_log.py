@@ -3,6 +3,7 @@
 gunicorn keeps its error and access logs on loggers of its own, with their own handlers and
 formats; this swaps the formats for services.infra.logs.JsonFormatter, so an access line carries
 method, path, status, bytes, duration and the X-Request-ID as fields."""
+
 from __future__ import annotations
 
 from gunicorn.glogging import Logger

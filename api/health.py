@@ -1,5 +1,6 @@
 """Liveness and readiness. Readiness says up or down per dependency; what went wrong (hosts,
 ports, driver messages) goes to the log, not to whoever asks."""
+
 from __future__ import annotations
 
 import hmac
@@ -35,8 +36,14 @@ def readyz():
             results[name] = "down"
     down = [name for name, r in results.items() if r != "ok"]
     if down:
-        resp = jsonify({"status": "unavailable", "down": down, "checks": results,
-                        "error": {"code": "not_ready", "message": f"not reachable: {', '.join(down)}"}})
+        resp = jsonify(
+            {
+                "status": "unavailable",
+                "down": down,
+                "checks": results,
+                "error": {"code": "not_ready", "message": f"not reachable: {', '.join(down)}"},
+            }
+        )
         resp.status_code = 503
         return resp
     return jsonify({"status": "ok", "checks": results})
@@ -51,8 +58,12 @@ def prometheus_metrics():
     if token:
         scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
-            raise ApiError(401, "unauthorized", "send the metrics token: Authorization: Bearer <METRICS_TOKEN>",
-                           {"WWW-Authenticate": 'Bearer realm="imagepipe-metrics"'})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send the metrics token: Authorization: Bearer <METRICS_TOKEN>",
+                {"WWW-Authenticate": 'Bearer realm="imagepipe-metrics"'},
+            )
     from services.infra.metrics import exposition
 
     body, content_type = exposition(c.collectors)

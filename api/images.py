@@ -67,8 +67,7 @@ def signed_image_url(image_id: int):
     else:
         matches = [r for r in image.renditions if r.name == rendition and (fmt is None or r.format == fmt)]
         if not matches:
-            raise ApiError(404, "rendition_not_found",
-                           f"image {image_id} has no {rendition}{' ' + fmt if fmt else ''} rendition")
+            raise ApiError(404, "rendition_not_found", f"image {image_id} has no {rendition}{' ' + fmt if fmt else ''} rendition")
         # Without a format, the universally decodable one (JPEG, or PNG for transparent images).
         key = sorted(matches, key=lambda r: r.format not in ("jpeg", "png"))[0].key
     url, expires_at = manage.signed_url(c.settings, c.store, key, params.expires_in)
@@ -95,9 +94,11 @@ def entity_images(entity: str, entity_id: int):
     images = list_images(db_session(), entity, entity_id, limit=params.limit, after=after, ready_only=not full)
     store = components().store
     last = images[-1] if len(images) == params.limit else None
-    return jsonify({
-        "entity_type": entity,
-        "entity_id": entity_id,
-        "images": [image_json(i, store, full=full) for i in images],
-        "next_cursor": f"{last.position or 0}.{last.id}" if last else None,
-    })
+    return jsonify(
+        {
+            "entity_type": entity,
+            "entity_id": entity_id,
+            "images": [image_json(i, store, full=full) for i in images],
+            "next_cursor": f"{last.position or 0}.{last.id}" if last else None,
+        }
+    )

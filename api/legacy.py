@@ -1,5 +1,6 @@
 """Old links keep working: GET on the legacy URL prefix (LEGACY_URL_PREFIX, `/uploads/`) answers
 301 to the migrated image's large rendition, and 404 for anything not (yet) migrated."""
+
 from __future__ import annotations
 
 from flask import Blueprint, redirect, request

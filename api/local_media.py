@@ -3,6 +3,7 @@ part S3 plays for the other backend. It serves the local store's objects, `publi
 everything else only with a valid signature from `presigned_get_url`, and takes direct uploads
 made with `presigned_post`, enforcing its policy as S3 would (key, content type, size, expiry).
 What it needs beyond `ObjectStore` (file paths, signature checks) belongs to LocalObjectStore."""
+
 from __future__ import annotations
 
 from flask import Blueprint, request, send_file
@@ -61,9 +62,13 @@ def upload():
             buffer += event.data
             limit = policy["max_bytes"] if part[0] == "file" else _FIELD_BYTES
             if len(buffer) > limit:
-                raise ApiError(400, "upload_size_out_of_range" if part[0] == "file" else "bad_request",
-                               f"the file must be 1 to {limit} bytes (the upload policy's range)" if part[0] == "file"
-                               else "a form field is too long")
+                raise ApiError(
+                    400,
+                    "upload_size_out_of_range" if part[0] == "file" else "bad_request",
+                    f"the file must be 1 to {limit} bytes (the upload policy's range)"
+                    if part[0] == "file"
+                    else "a form field is too long",
+                )
             if not event.more_data:
                 if part[0] == "file":
                     break
@@ -75,8 +80,9 @@ def upload():
         _checked_policy(store, fields)  # refuse a bad policy before saying the file is missing
         raise ApiError(400, "missing_file", "send the bytes as the form field 'file', after the policy fields")
     if not buffer:
-        raise ApiError(400, "upload_size_out_of_range",
-                       f"the file must be 1 to {policy['max_bytes']} bytes (the upload policy's range)")
+        raise ApiError(
+            400, "upload_size_out_of_range", f"the file must be 1 to {policy['max_bytes']} bytes (the upload policy's range)"
+        )
     store.put(policy["key"], bytes(buffer), content_type=policy["content_type"], cache_control="private, no-store")
     return "", 204
 
@@ -93,9 +99,7 @@ def _checked_policy(store: LocalObjectStore, fields: dict[str, str]) -> dict:
 @bp.get("/<path:key>")
 def media(key: str):
     store = _local_store()
-    if not store.is_public(key) and not store.verify_signature(
-        key, request.args.get("expires"), request.args.get("signature")
-    ):
+    if not store.is_public(key) and not store.verify_signature(key, request.args.get("expires"), request.args.get("signature")):
         raise ApiError(403, "forbidden", "this object is private; ask the API for a signed URL")
     try:
         info = store.head(key)

@@ -3,6 +3,7 @@
 Schemas are strict (`additionalProperties: false`): the test suite validates every JSON
 response it receives against them, so the document cannot drift from the code unnoticed.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, send_from_directory
@@ -49,6 +50,7 @@ IMAGE_STATUS = {"type": "string", "enum": [s.value for s in ImageStatus]}
 JOB_STATUS = {"type": "string", "enum": [s.value for s in JobStatus]}
 CALLBACK_STATE = {"type": "string", "enum": [s.value for s in CallbackState]}
 
+
 def _schemas() -> dict:
     """The components, built when the document is: the entity types and rendition sizes are read
     from their declarations (services/entities.py, pipeline/specs.py) at that moment."""
@@ -56,101 +58,210 @@ def _schemas() -> dict:
         "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
         "ErrorDetail": _nullable(_obj({"code": STR, "message": STR})),
         "Rendition": _obj({"url": STR, "width": INT, "height": INT, "bytes": INT, "content_type": STR}),
-        "Image": _obj({
-            "id": INT, "entity_type": {"type": "string", "enum": list(entity_types())}, "entity_id": INT,
-            "status": IMAGE_STATUS, "filename": _nullable(STR), "width": _nullable(INT), "height": _nullable(INT),
-            "file_size": _nullable(INT),
-            "mime_type": _nullable({"type": "string", "description": "the format read from the bytes"}),
-            "declared_content_type": _nullable(STR), "content_type_mismatch": BOOL, "sha256": _nullable(STR),
-            "has_alpha": _nullable(BOOL), "animated": BOOL,
-            "placeholder": _nullable(_obj({"blurhash": STR, "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}})),
-            "position": INT, "is_primary": BOOL, "alt_text": _nullable(STR), "uploader_id": _nullable(INT),
-            "renditions": {
-                "type": "object",
-                "description": "by size name, then by format (jpeg or png, webp, avif when enabled)",
-                "propertyNames": {"enum": [r.name for r in rendition_sizes()]},
-                "additionalProperties": {"type": "object", "propertyNames": {"enum": ["jpeg", "png", "webp", "avif"]},
-                                         "additionalProperties": _ref("Rendition")},
+        "Image": _obj(
+            {
+                "id": INT,
+                "entity_type": {"type": "string", "enum": list(entity_types())},
+                "entity_id": INT,
+                "status": IMAGE_STATUS,
+                "filename": _nullable(STR),
+                "width": _nullable(INT),
+                "height": _nullable(INT),
+                "file_size": _nullable(INT),
+                "mime_type": _nullable({"type": "string", "description": "the format read from the bytes"}),
+                "declared_content_type": _nullable(STR),
+                "content_type_mismatch": BOOL,
+                "sha256": _nullable(STR),
+                "has_alpha": _nullable(BOOL),
+                "animated": BOOL,
+                "placeholder": _nullable(
+                    _obj({"blurhash": STR, "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}})
+                ),
+                "position": INT,
+                "is_primary": BOOL,
+                "alt_text": _nullable(STR),
+                "uploader_id": _nullable(INT),
+                "renditions": {
+                    "type": "object",
+                    "description": "by size name, then by format (jpeg or png, webp, avif when enabled)",
+                    "propertyNames": {"enum": [r.name for r in rendition_sizes()]},
+                    "additionalProperties": {
+                        "type": "object",
+                        "propertyNames": {"enum": ["jpeg", "png", "webp", "avif"]},
+                        "additionalProperties": _ref("Rendition"),
+                    },
+                },
+                "created_at": _nullable(TIME),
+                "processed_at": _nullable(TIME),
+                "error": _ref("ErrorDetail"),
             },
-            "created_at": _nullable(TIME), "processed_at": _nullable(TIME), "error": _ref("ErrorDetail"),
-        }, {"legacy_url": STR}),
+            {"legacy_url": STR},
+        ),
         "PublicImage": None,  # filled in below: the public fields of Image, status always ready
-        "ImageView": {"oneOf": [_ref("Image"), _ref("PublicImage")],
-                      "description": "the full view for the entity's writers and admins, the public view for anyone else"},
+        "ImageView": {
+            "oneOf": [_ref("Image"), _ref("PublicImage")],
+            "description": "the full view for the entity's writers and admins, the public view for anyone else",
+        },
         "JobImage": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR), "error": _ref("ErrorDetail")}),
-        "Job": _obj({
-            "id": STR, "status": JOB_STATUS, "status_url": STR, "entity_type": STR, "entity_id": INT,
-            "created_at": _nullable(TIME), "total": INT, "succeeded": INT, "failed": INT,
-            "pending": {"type": "integer", "description": "pending or processing"},
-            "images": {"type": "array", "items": _ref("JobImage")},
-            "callback": _nullable(_obj({"url": STR, "state": CALLBACK_STATE,
-                                        "attempts": INT, "delivered_at": _nullable(TIME)})),
-        }),
-        "UploadAccepted": _obj({
-            "job": _obj({"id": STR, "status": JOB_STATUS, "status_url": STR}),
-            "images": {"type": "array", "items": _obj({"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR)},
-                                                       {"duplicate_of": {"type": "integer", "description":
-                                                        "these bytes are already this image of the entity"}})},
-        }, {"rejected": {"type": "array", "items": _obj({"filename": _nullable(STR), "error": _ref("ErrorDetail")})}}),
+        "Job": _obj(
+            {
+                "id": STR,
+                "status": JOB_STATUS,
+                "status_url": STR,
+                "entity_type": STR,
+                "entity_id": INT,
+                "created_at": _nullable(TIME),
+                "total": INT,
+                "succeeded": INT,
+                "failed": INT,
+                "pending": {"type": "integer", "description": "pending or processing"},
+                "images": {"type": "array", "items": _ref("JobImage")},
+                "callback": _nullable(
+                    _obj({"url": STR, "state": CALLBACK_STATE, "attempts": INT, "delivered_at": _nullable(TIME)})
+                ),
+            }
+        ),
+        "UploadAccepted": _obj(
+            {
+                "job": _obj({"id": STR, "status": JOB_STATUS, "status_url": STR}),
+                "images": {
+                    "type": "array",
+                    "items": _obj(
+                        {"id": INT, "status": IMAGE_STATUS, "filename": _nullable(STR)},
+                        {"duplicate_of": {"type": "integer", "description": "these bytes are already this image of the entity"}},
+                    ),
+                },
+            },
+            {"rejected": {"type": "array", "items": _obj({"filename": _nullable(STR), "error": _ref("ErrorDetail")})}},
+        ),
         "DirectUploadRequest": body_schema(DirectUploadRequest),
-        "DirectUpload": _obj({
-            "upload_id": STR, "method": {"const": "POST"}, "url": STR,
-            "fields": {"type": "object", "additionalProperties": STR,
-                       "description": "send every field, then the file as `file`, as multipart/form-data"},
-            "max_bytes": INT, "expires_at": TIME, "complete_url": STR,
-        }),
+        "DirectUpload": _obj(
+            {
+                "upload_id": STR,
+                "method": {"const": "POST"},
+                "url": STR,
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": STR,
+                    "description": "send every field, then the file as `file`, as multipart/form-data",
+                },
+                "max_bytes": INT,
+                "expires_at": TIME,
+                "complete_url": STR,
+            }
+        ),
         "ImagePatch": body_schema(ImagePatch),
         "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
         "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
-        "Listing": _obj({"entity_type": STR, "entity_id": INT, "images": {"type": "array", "items": _ref("ImageView")},
-                         "next_cursor": _nullable(STR)}),
+        "Listing": _obj(
+            {
+                "entity_type": STR,
+                "entity_id": INT,
+                "images": {"type": "array", "items": _ref("ImageView")},
+                "next_cursor": _nullable(STR),
+            }
+        ),
         "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
         "Count": _obj({"objects": INT, "bytes": INT}),
-        "StorageStats": _obj({
-            "source": {"type": "string", "enum": ["database", "bucket"]},
-            "totals": _ref("Count"),
-            "entities": {"type": "object", "description": "by entity type", "additionalProperties": _obj({
-                "originals": _ref("Count"), "renditions": _ref("Count"), "objects": INT, "bytes": INT})},
-            "renditions": {"type": "object", "description": "by rendition name, then format",
-                           "additionalProperties": {"type": "object", "additionalProperties": _ref("Count")}},
-            "added_per_day": {"type": "array", "description": "the last 30 days, oldest first (UTC)",
-                              "items": _obj({"date": {"type": "string", "format": "date"}, "objects": INT, "bytes": INT})},
-            "images_by_status": {"type": "object", "propertyNames": {"enum": [s.value for s in ImageStatus]},
-                                 "additionalProperties": INT},
-            "last_orphan_scan": _nullable(_obj({"id": STR, "finished_at": _nullable(TIME), "dry_run": BOOL,
-                                                "orphans": _ref("Count"),
-                                                "missing": _obj({"originals": INT, "renditions": INT})})),
-            "egress": _obj({"known": {"const": False}, "why": STR}),
-            "duration_ms": {"type": "number"},
-        }, {"staging": _ref("Count"), "outside_layout": _ref("Count"),
-            "difference": {"type": "object", "description": "bucket minus database"}}),
-        "Scan": _obj({
-            "id": STR, "status": {"type": "string", "enum": [s.value for s in ScanStatus]}, "dry_run": BOOL,
-            "scope": _nullable(_obj({"entity_type": STR, "entity_id": INT})), "grace_s": INT,
-            "requested_by": _nullable(STR), "created_at": _nullable(TIME), "started_at": _nullable(TIME),
-            "finished_at": _nullable(TIME),
-            "progress": _obj({"objects_listed": INT, "bytes_listed": INT, "expected_objects": _nullable(INT)}),
-            "counts": _nullable({"type": "object", "description": "listed, orphans (by kind), young_unreferenced, deleted,"
-                                 " delete_errors, missing originals/renditions, marked_missing, rerender_queued"}),
-            "samples": _nullable({"type": "object", "description": "the first keys of each finding",
-                                  "additionalProperties": {"type": "array", "items": {"type": "object"}}}),
-            "samples_capped_at": INT, "report_key": _nullable(STR), "error": _nullable(STR),
-        }),
+        "StorageStats": _obj(
+            {
+                "source": {"type": "string", "enum": ["database", "bucket"]},
+                "totals": _ref("Count"),
+                "entities": {
+                    "type": "object",
+                    "description": "by entity type",
+                    "additionalProperties": _obj(
+                        {"originals": _ref("Count"), "renditions": _ref("Count"), "objects": INT, "bytes": INT}
+                    ),
+                },
+                "renditions": {
+                    "type": "object",
+                    "description": "by rendition name, then format",
+                    "additionalProperties": {"type": "object", "additionalProperties": _ref("Count")},
+                },
+                "added_per_day": {
+                    "type": "array",
+                    "description": "the last 30 days, oldest first (UTC)",
+                    "items": _obj({"date": {"type": "string", "format": "date"}, "objects": INT, "bytes": INT}),
+                },
+                "images_by_status": {
+                    "type": "object",
+                    "propertyNames": {"enum": [s.value for s in ImageStatus]},
+                    "additionalProperties": INT,
+                },
+                "last_orphan_scan": _nullable(
+                    _obj(
+                        {
+                            "id": STR,
+                            "finished_at": _nullable(TIME),
+                            "dry_run": BOOL,
+                            "orphans": _ref("Count"),
+                            "missing": _obj({"originals": INT, "renditions": INT}),
+                        }
+                    )
+                ),
+                "egress": _obj({"known": {"const": False}, "why": STR}),
+                "duration_ms": {"type": "number"},
+            },
+            {
+                "staging": _ref("Count"),
+                "outside_layout": _ref("Count"),
+                "difference": {"type": "object", "description": "bucket minus database"},
+            },
+        ),
+        "Scan": _obj(
+            {
+                "id": STR,
+                "status": {"type": "string", "enum": [s.value for s in ScanStatus]},
+                "dry_run": BOOL,
+                "scope": _nullable(_obj({"entity_type": STR, "entity_id": INT})),
+                "grace_s": INT,
+                "requested_by": _nullable(STR),
+                "created_at": _nullable(TIME),
+                "started_at": _nullable(TIME),
+                "finished_at": _nullable(TIME),
+                "progress": _obj({"objects_listed": INT, "bytes_listed": INT, "expected_objects": _nullable(INT)}),
+                "counts": _nullable(
+                    {
+                        "type": "object",
+                        "description": "listed, orphans (by kind), young_unreferenced, deleted,"
+                        " delete_errors, missing originals/renditions, marked_missing, rerender_queued",
+                    }
+                ),
+                "samples": _nullable(
+                    {
+                        "type": "object",
+                        "description": "the first keys of each finding",
+                        "additionalProperties": {"type": "array", "items": {"type": "object"}},
+                    }
+                ),
+                "samples_capped_at": INT,
+                "report_key": _nullable(STR),
+                "error": _nullable(STR),
+            }
+        ),
         "ScanRequest": body_schema(ScanRequest),
         "Health": _obj({"status": {"const": "ok"}}),
         "Ready": _obj({"status": {"const": "ok"}, "checks": {"type": "object", "additionalProperties": STR}}),
-        "NotReady": _obj({"status": {"const": "unavailable"}, "down": {"type": "array", "items": STR},
-                          "checks": {"type": "object", "additionalProperties": STR},
-                          "error": _obj({"code": {"const": "not_ready"}, "message": STR})}),
+        "NotReady": _obj(
+            {
+                "status": {"const": "unavailable"},
+                "down": {"type": "array", "items": STR},
+                "checks": {"type": "object", "additionalProperties": STR},
+                "error": _obj({"code": {"const": "not_ready"}, "message": STR}),
+            }
+        ),
     }
 
-
-    schemas["PublicImage"] = _obj({
-        **{name: schemas["Image"]["properties"][name] for name in PUBLIC_FIELDS},
-        "status": {"const": ImageStatus.READY.value},
-    })
-    schemas["PublicImage"]["description"] = ("what anyone may see of a ready image: renditions, dimensions, placeholder, "
-                                             "alt text, position, cover")
+    schemas["PublicImage"] = _obj(
+        {
+            **{name: schemas["Image"]["properties"][name] for name in PUBLIC_FIELDS},
+            "status": {"const": ImageStatus.READY.value},
+        }
+    )
+    schemas["PublicImage"]["description"] = (
+        "what anyone may see of a ready image: renditions, dimensions, placeholder, alt text, position, cover"
+    )
     return schemas
 
 
@@ -159,9 +270,17 @@ def _json(schema_name: str, description: str) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
-    text = {400: "invalid request", 401: "no or invalid bearer token", 403: "not allowed", 404: "not found (or not yours)",
-            409: "conflict", 413: "too large", 415: "not a supported image format", 429: "rate limited (Retry-After)",
-            503: "a dependency is down (Retry-After)"}
+    text = {
+        400: "invalid request",
+        401: "no or invalid bearer token",
+        403: "not allowed",
+        404: "not found (or not yours)",
+        409: "conflict",
+        413: "too large",
+        415: "not a supported image format",
+        429: "rate limited (Retry-After)",
+        503: "a dependency is down (Retry-After)",
+    }
     return {str(s): _json("Error", text[s]) for s in statuses}
 
 
@@ -189,133 +308,230 @@ def spec() -> dict:
         "/api/v1/{entity}/{entity_id}/images": {
             "parameters": [entity, ENTITY_ID],
             "post": {
-                "summary": "Upload one or more images (a batch job)", "operationId": "upload", "security": AUTH,
-                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                    "type": "object", "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "callback_url": {"type": "string", "format": "uri",
-                                         "description": "POSTed the final job JSON, signed; allowed hosts only"}}}}}},
-                "responses": {"202": _json("UploadAccepted", "accepted; poll the job"),
-                              **_errors(400, 403, 404, 413, 415, 429, *ALWAYS)},
+                "summary": "Upload one or more images (a batch job)",
+                "operationId": "upload",
+                "security": AUTH,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                    "callback_url": {
+                                        "type": "string",
+                                        "format": "uri",
+                                        "description": "POSTed the final job JSON, signed; allowed hosts only",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json("UploadAccepted", "accepted; poll the job"),
+                    **_errors(400, 403, 404, 413, 415, 429, *ALWAYS),
+                },
             },
             "get": {
                 "summary": "An entity's gallery, in order: every image but those being deleted for the entity's "
-                           "writers and admins, the public view of its ready images for anyone else",
-                "operationId": "listImages", "security": PUBLIC,
+                "writers and admins, the public view of its ready images for anyone else",
+                "operationId": "listImages",
+                "security": PUBLIC,
                 "parameters": query_parameters(GalleryQuery),
-                "responses": {"200": _json("Listing", "images by position, then newest first"),
-                              **_errors(400, 404, *ALWAYS)},
+                "responses": {"200": _json("Listing", "images by position, then newest first"), **_errors(400, 404, *ALWAYS)},
             },
         },
-        "/api/v1/uploads": {"post": {
-            "summary": "Start a direct upload: a presigned POST to the store", "operationId": "createUpload",
-            "security": AUTH,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DirectUploadRequest")}}},
-            "responses": {"201": _json("DirectUpload", "POST the file there, then call complete_url"),
-                          **_errors(400, 403, 404, 413, 415, 429, *ALWAYS)},
-        }},
+        "/api/v1/uploads": {
+            "post": {
+                "summary": "Start a direct upload: a presigned POST to the store",
+                "operationId": "createUpload",
+                "security": AUTH,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DirectUploadRequest")}}},
+                "responses": {
+                    "201": _json("DirectUpload", "POST the file there, then call complete_url"),
+                    **_errors(400, 403, 404, 413, 415, 429, *ALWAYS),
+                },
+            }
+        },
         "/api/v1/uploads/{upload_id}/complete": {
             "parameters": [_path_param("upload_id", STR)],
-            "post": {"summary": "Finish a direct upload (idempotent)", "operationId": "completeUpload",
-                     "security": AUTH,
-                     "responses": {"202": _json("UploadAccepted", "accepted; the same job every time"),
-                                   **_errors(404, 409, 413, 415, *ALWAYS)}},
+            "post": {
+                "summary": "Finish a direct upload (idempotent)",
+                "operationId": "completeUpload",
+                "security": AUTH,
+                "responses": {
+                    "202": _json("UploadAccepted", "accepted; the same job every time"),
+                    **_errors(404, 409, 413, 415, *ALWAYS),
+                },
+            },
         },
         "/api/v1/jobs/{job_id}": {
             "parameters": [_path_param("job_id", STR)],
-            "get": {"summary": "A job's progress, from the database", "operationId": "getJob", "security": AUTH,
-                    "responses": {"200": _json("Job", "the job"), **_errors(404, *ALWAYS)}},
+            "get": {
+                "summary": "A job's progress, from the database",
+                "operationId": "getJob",
+                "security": AUTH,
+                "responses": {"200": _json("Job", "the job"), **_errors(404, *ALWAYS)},
+            },
         },
         "/api/v1/images/{image_id}": {
             "parameters": [IMAGE_ID],
-            "get": {"summary": "One image: the full view for the entity's writers and admins, the public view of a "
-                               "ready image for anyone else", "operationId": "getImage", "security": PUBLIC,
-                    "responses": {"200": _json("ImageView", "the image"), **_errors(404, *ALWAYS)}},
-            "patch": {"summary": "Gallery order, cover, alt text (the entity's writers and admins)", "operationId": "patchImage",
-                      "security": AUTH,
-                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImagePatch")}}},
-                      "responses": {"200": _json("Image", "the image as changed"), **_errors(400, 404, *ALWAYS)}},
-            "delete": {"summary": "Delete the image and every object (the entity's writers and admins)",
-                       "operationId": "deleteImage",
-                       "security": AUTH,
-                       "responses": {"204": {"description": "deleted"},
-                                     "202": _json("Deleting", "hidden now; a task finishes removing objects"),
-                                     **_errors(404, *ALWAYS)}},
+            "get": {
+                "summary": "One image: the full view for the entity's writers and admins, the public view of a "
+                "ready image for anyone else",
+                "operationId": "getImage",
+                "security": PUBLIC,
+                "responses": {"200": _json("ImageView", "the image"), **_errors(404, *ALWAYS)},
+            },
+            "patch": {
+                "summary": "Gallery order, cover, alt text (the entity's writers and admins)",
+                "operationId": "patchImage",
+                "security": AUTH,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImagePatch")}}},
+                "responses": {"200": _json("Image", "the image as changed"), **_errors(400, 404, *ALWAYS)},
+            },
+            "delete": {
+                "summary": "Delete the image and every object (the entity's writers and admins)",
+                "operationId": "deleteImage",
+                "security": AUTH,
+                "responses": {
+                    "204": {"description": "deleted"},
+                    "202": _json("Deleting", "hidden now; a task finishes removing objects"),
+                    **_errors(404, *ALWAYS),
+                },
+            },
         },
         "/api/v1/images/{image_id}/url": {
             "parameters": [IMAGE_ID],
-            "get": {"summary": "A time-limited URL for the private original or a rendition",
-                    "operationId": "signedImageUrl", "security": AUTH,
-                    "parameters": query_parameters(SignedUrlQuery),
-                    "responses": {"200": _json("SignedUrl", "the URL"), **_errors(400, 404, 409, *ALWAYS)}},
+            "get": {
+                "summary": "A time-limited URL for the private original or a rendition",
+                "operationId": "signedImageUrl",
+                "security": AUTH,
+                "parameters": query_parameters(SignedUrlQuery),
+                "responses": {"200": _json("SignedUrl", "the URL"), **_errors(400, 404, 409, *ALWAYS)},
+            },
         },
-        "/api/v1/admin/images": {"get": {
-            "summary": "Images in one status across all entities (admin)", "operationId": "adminImages",
-            "security": AUTH,
-            "parameters": query_parameters(AdminImagesQuery),
-            "responses": {"200": _json("AdminImages", "the images"), **_errors(400, 403, *ALWAYS)},
-        }},
-        "/api/v1/admin/storage/stats": {"get": {
-            "summary": "Storage statistics (admin): bytes and objects per entity type and rendition, images per status,"
-                       " bytes added per day, the last orphan scan", "operationId": "adminStorageStats",
-            "security": AUTH,
-            "parameters": query_parameters(StatsQuery),
-            "responses": {"200": _json("StorageStats", "the figures"), **_errors(400, 403, *ALWAYS)},
-        }},
-        "/api/v1/admin/storage/cleanup-orphaned": {"post": {
-            "summary": "Start an orphan scan, both ways (admin); a dry run unless dry_run is false",
-            "operationId": "adminCleanupOrphaned", "security": AUTH,
-            "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("ScanRequest")}}},
-            "responses": {"202": {**_json("Scan", "queued; follow the Location"),
-                                  "headers": {"Location": {"schema": STR}}}, **_errors(400, 403, 404, 413, *ALWAYS)},
-        }},
+        "/api/v1/admin/images": {
+            "get": {
+                "summary": "Images in one status across all entities (admin)",
+                "operationId": "adminImages",
+                "security": AUTH,
+                "parameters": query_parameters(AdminImagesQuery),
+                "responses": {"200": _json("AdminImages", "the images"), **_errors(400, 403, *ALWAYS)},
+            }
+        },
+        "/api/v1/admin/storage/stats": {
+            "get": {
+                "summary": "Storage statistics (admin): bytes and objects per entity type and rendition, images per status,"
+                " bytes added per day, the last orphan scan",
+                "operationId": "adminStorageStats",
+                "security": AUTH,
+                "parameters": query_parameters(StatsQuery),
+                "responses": {"200": _json("StorageStats", "the figures"), **_errors(400, 403, *ALWAYS)},
+            }
+        },
+        "/api/v1/admin/storage/cleanup-orphaned": {
+            "post": {
+                "summary": "Start an orphan scan, both ways (admin); a dry run unless dry_run is false",
+                "operationId": "adminCleanupOrphaned",
+                "security": AUTH,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("ScanRequest")}}},
+                "responses": {
+                    "202": {**_json("Scan", "queued; follow the Location"), "headers": {"Location": {"schema": STR}}},
+                    **_errors(400, 403, 404, 413, *ALWAYS),
+                },
+            }
+        },
         "/api/v1/admin/storage/scans/{scan_id}": {
             "parameters": [SCAN_ID],
-            "get": {"summary": "An orphan scan: progress, counts, the first keys of each finding (admin)",
-                    "operationId": "adminStorageScan", "security": AUTH,
-                    "responses": {"200": _json("Scan", "the scan"), **_errors(403, 404, *ALWAYS)}}},
+            "get": {
+                "summary": "An orphan scan: progress, counts, the first keys of each finding (admin)",
+                "operationId": "adminStorageScan",
+                "security": AUTH,
+                "responses": {"200": _json("Scan", "the scan"), **_errors(403, 404, *ALWAYS)},
+            },
+        },
         "/api/v1/admin/storage/scans/{scan_id}/report": {
             "parameters": [SCAN_ID],
-            "get": {"summary": "A finished scan's complete report, JSON lines (admin)",
-                    "operationId": "adminStorageScanReport", "security": AUTH,
-                    "responses": {"200": {"description": "one JSON object per finding",
-                                          "content": {"application/x-ndjson": {"schema": STR}}},
-                                  **_errors(403, 404, 409, *ALWAYS)}}},
-        "/api/v1/openapi.json": {"get": {
-            "summary": "This document", "operationId": "openapi",
-            "responses": {"200": {"description": "OpenAPI 3.1",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-        "/metrics": {"get": {
-            "summary": "Prometheus metrics (a bearer METRICS_TOKEN when one is configured)", "operationId": "metrics",
-            "responses": {"200": {"description": "the exposition format",
-                                  "content": {"text/plain": {"schema": STR}}}, **_errors(401)}}},
-        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
-                             "responses": {"200": _json("Health", "the process is up")}}},
-        "/readyz": {"get": {"summary": "Readiness: database, broker, store", "operationId": "readyz",
-                            "responses": {"200": _json("Ready", "ready"), "503": _json("NotReady", "something is down")}}},
+            "get": {
+                "summary": "A finished scan's complete report, JSON lines (admin)",
+                "operationId": "adminStorageScanReport",
+                "security": AUTH,
+                "responses": {
+                    "200": {"description": "one JSON object per finding", "content": {"application/x-ndjson": {"schema": STR}}},
+                    **_errors(403, 404, 409, *ALWAYS),
+                },
+            },
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (a bearer METRICS_TOKEN when one is configured)",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {"description": "the exposition format", "content": {"text/plain": {"schema": STR}}},
+                    **_errors(401),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": _json("Health", "the process is up")}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: database, broker, store",
+                "operationId": "readyz",
+                "responses": {"200": _json("Ready", "ready"), "503": _json("NotReady", "something is down")},
+            }
+        },
         LEGACY_PATH: {
             "parameters": [_path_param("legacy_path", STR, "the rest of a legacy local URL")],
-            "get": {"summary": "A legacy local URL (LEGACY_URL_PREFIX): 301 to the migrated image's large rendition",
-                    "operationId": "legacyUrl",
-                    "responses": {"301": {"description": "moved to the migrated image",
-                                          "headers": {"Location": {"schema": STR}}}, **_errors(404)}}},
+            "get": {
+                "summary": "A legacy local URL (LEGACY_URL_PREFIX): 301 to the migrated image's large rendition",
+                "operationId": "legacyUrl",
+                "responses": {
+                    "301": {"description": "moved to the migrated image", "headers": {"Location": {"schema": STR}}},
+                    **_errors(404),
+                },
+            },
+        },
         "/media/{key}": {
             "parameters": [_path_param("key", STR, "object key")],
-            "get": {"summary": "Local store only: public/ objects, or private ones with a signature",
-                    "operationId": "media",
-                    "parameters": [_query("expires", INT, "from a signed URL"), _query("signature", STR, "from a signed URL")],
-                    "responses": {"200": {"description": "the object"}, **_errors(403, 404)}}},
-        "/media/upload": {"post": {
-            "summary": "Local store only: the presigned-POST equivalent", "operationId": "mediaUpload",
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}},
-            "responses": {"204": {"description": "stored"}, **_errors(400, 403, 413)}}},
+            "get": {
+                "summary": "Local store only: public/ objects, or private ones with a signature",
+                "operationId": "media",
+                "parameters": [_query("expires", INT, "from a signed URL"), _query("signature", STR, "from a signed URL")],
+                "responses": {"200": {"description": "the object"}, **_errors(403, 404)},
+            },
+        },
+        "/media/upload": {
+            "post": {
+                "summary": "Local store only: the presigned-POST equivalent",
+                "operationId": "mediaUpload",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}},
+                "responses": {"204": {"description": "stored"}, **_errors(400, 403, 413)},
+            }
+        },
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "imagepipe", "version": "1",
-                 "description": "Listing photo uploads, processing and delivery. Errors are always "
-                                "{\"error\": {\"code\", \"message\"}}; codes are listed in docs/errors.md."},
+        "info": {
+            "title": "imagepipe",
+            "version": "1",
+            "description": "Listing photo uploads, processing and delivery. Errors are always "
+            '{"error": {"code", "message"}}; codes are listed in docs/errors.md.',
+        },
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256)"}},

@@ -49,12 +49,14 @@ class Query(BaseModel):
 class DirectUploadRequest(Body):
     entity: str = Field(json_schema_extra=_entity_enum)
     entity_id: int = Field(ge=1, le=MAX_ENTITY_ID)
-    content_type: str = Field(json_schema_extra={"enum": sorted(DECLARABLE_TYPES)},
-                              description="the file's type; anything else is 415")
+    content_type: str = Field(
+        json_schema_extra={"enum": sorted(DECLARABLE_TYPES)}, description="the file's type; anything else is 415"
+    )
     size: int = Field(ge=1, description="the file's length in bytes")
     filename: str | None = None
-    callback_url: str | None = Field(None, json_schema_extra={"format": "uri"},
-                                     description="as on a form upload: the job's signed callback")
+    callback_url: str | None = Field(
+        None, json_schema_extra={"format": "uri"}, description="as on a form upload: the job's signed callback"
+    )
 
 
 class ImagePatch(Body):
@@ -87,8 +89,7 @@ class AdminImagesQuery(Query):
 
 
 class StatsQuery(Query):
-    source: Literal["database", "bucket"] = Field(
-        "database", description="bucket: recount from a listing of the bucket (slow)")
+    source: Literal["database", "bucket"] = Field("database", description="bucket: recount from a listing of the bucket (slow)")
 
 
 # -- validating --------------------------------------------------------------------------------
@@ -125,8 +126,7 @@ def json_body(model: type[M], *, optional: bool = False) -> M:
 def query(model: type[M]) -> M:
     """The request's query parameters as `model`."""
     try:
-        return model.model_validate({name: request.args.get(name) for name in model.model_fields
-                                     if name in request.args})
+        return model.model_validate({name: request.args.get(name) for name in model.model_fields if name in request.args})
     except ValidationError as exc:
         raise ApiError(400, "invalid_parameter", _message(exc)) from None
 
@@ -178,6 +178,5 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         if "anyOf" in prop:  # optional: the parameter is simply left out
             variants = [v for v in prop.pop("anyOf") if v.get("type") != "null"]
             prop.update(variants[0] if len(variants) == 1 else {"anyOf": variants})
-        out.append({"name": name, "in": "query", "required": name in required, "schema": prop,
-                    "description": description})
+        out.append({"name": name, "in": "query", "required": name in required, "schema": prop, "description": description})
     return out

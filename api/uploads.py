@@ -39,9 +39,14 @@ def upload(entity: str, entity_id: int):
 
     session = db_session()
     result = ingest_upload(
-        session, c.store, c.settings,
-        entity_type=entity, entity_id=entity_id, user_id=g.principal.user_id,
-        files=[IncomingFile(p.stream, p.filename, p.mimetype) for p in parts], callback_url=callback,
+        session,
+        c.store,
+        c.settings,
+        entity_type=entity,
+        entity_id=entity_id,
+        user_id=g.principal.user_id,
+        files=[IncomingFile(p.stream, p.filename, p.mimetype) for p in parts],
+        callback_url=callback,
     )
     count_uploads(session, entity, result)
     if result.job is None:
@@ -60,19 +65,30 @@ def new_direct_upload():
     callback = callback_url(body.callback_url)
     rate_limit(1)
     c, session = components(), db_session()
-    new = create_upload(session, c.store, c.settings, entity_type=entity, entity_id=body.entity_id,
-                        user_id=g.principal.user_id, filename=body.filename, content_type=body.content_type,
-                        size=body.size, callback_url=callback)
+    new = create_upload(
+        session,
+        c.store,
+        c.settings,
+        entity_type=entity,
+        entity_id=body.entity_id,
+        user_id=g.principal.user_id,
+        filename=body.filename,
+        content_type=body.content_type,
+        size=body.size,
+        callback_url=callback,
+    )
     up = new.upload
-    resp = jsonify({
-        "upload_id": up.id,
-        "method": "POST",
-        "url": new.post.url,
-        "fields": dict(new.post.fields),
-        "max_bytes": c.settings.max_upload_bytes,
-        "expires_at": iso(up.expires_at),
-        "complete_url": url_for("uploads.complete_direct_upload", upload_id=up.id),
-    })
+    resp = jsonify(
+        {
+            "upload_id": up.id,
+            "method": "POST",
+            "url": new.post.url,
+            "fields": dict(new.post.fields),
+            "max_bytes": c.settings.max_upload_bytes,
+            "expires_at": iso(up.expires_at),
+            "complete_url": url_for("uploads.complete_direct_upload", upload_id=up.id),
+        }
+    )
     resp.status_code = 201
     return resp
 

@@ -1,6 +1,7 @@
 """WSGI entry point: gunicorn calls `api.wsgi:app_from_environment()` (cli/commands.py) in each
 process it starts. Every log line of the process is JSON (gunicorn's own with
 `--logger-class api.gunicorn_log.JsonLogger`)."""
+
 from __future__ import annotations
 
 from flask import Flask

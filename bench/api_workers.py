@@ -10,6 +10,7 @@ runs with the same 2 processes; what differs is what a waiting request holds.
 Prints, per model, the gallery read's median and worst latency while the uploads hang, and the
 ratio against the same read on an idle server measured in the same run.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,7 +43,7 @@ def measure(model: list[str], env: dict, token: str) -> tuple[list[float], list[
     settings = Settings.from_env(env)
     cmd = api_command(settings, workers=2, bind=f"127.0.0.1:{port}")
     at = cmd.index("--worker-class")
-    cmd = cmd[:at] + model + cmd[at + 4:]  # replace "--worker-class gthread --threads N"
+    cmd = cmd[:at] + model + cmd[at + 4 :]  # replace "--worker-class gthread --threads N"
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"}
@@ -68,8 +69,12 @@ def measure(model: list[str], env: dict, token: str) -> tuple[list[float], list[
         def hang():
             while not stop.is_set():
                 try:
-                    requests.post(f"{base}/api/v1/properties/1/images", headers=headers, timeout=60,
-                                  files={"file": ("a.jpg", io.BytesIO(b"\xff\xd8\xff" + bytes(5000)), "image/jpeg")})
+                    requests.post(
+                        f"{base}/api/v1/properties/1/images",
+                        headers=headers,
+                        timeout=60,
+                        files={"file": ("a.jpg", io.BytesIO(b"\xff\xd8\xff" + bytes(5000)), "image/jpeg")},
+                    )
                 except requests.RequestException:
                     pass
 
@@ -88,21 +93,32 @@ def measure(model: list[str], env: dict, token: str) -> tuple[list[float], list[
 def main() -> None:
     hole = BlackHole()
     var = tempfile.mkdtemp(prefix="imagepipe-bench-")
-    env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-           "IMAGEPIPE_VAR_DIR": var, "JWT_SECRET": "b" * 40, "STORAGE_BACKEND": "s3",
-           "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{hole.port}", "AWS_ACCESS_KEY_ID": "x",
-           "AWS_SECRET_ACCESS_KEY": "y", "RATE_LIMIT_UPLOADS_PER_MINUTE": "0"}
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "IMAGEPIPE_VAR_DIR": var,
+        "JWT_SECRET": "b" * 40,
+        "STORAGE_BACKEND": "s3",
+        "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{hole.port}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "RATE_LIMIT_UPLOADS_PER_MINUTE": "0",
+    }
     subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], cwd=ROOT, env=env, check=True)
     token = issue_token(env["JWT_SECRET"], 1, entities=["properties:1"])
-    models = {"sync, 2 processes": ["--worker-class", "sync"],
-              "gthread, 2 processes x 8 threads": ["--worker-class", "gthread", "--threads", "8"]}
+    models = {
+        "sync, 2 processes": ["--worker-class", "sync"],
+        "gthread, 2 processes x 8 threads": ["--worker-class", "gthread", "--threads", "8"],
+    }
     print(f"{HUNG} uploads hanging on a frozen store; a gallery read {READS} times idle, {BUSY_READS} times busy")
     print(f"{'model':36} {'idle p50':>9} {'busy p50':>9} {'busy max':>9} {'busy/idle p50':>14}", flush=True)
     for name, model in models.items():
         idle, busy = measure(model, env, token)
         ratio = statistics.median(busy) / statistics.median(idle)
-        print(f"{name:36} {statistics.median(idle) * 1000:7.1f}ms {statistics.median(busy) * 1000:7.1f}ms "
-              f"{max(busy) * 1000:7.0f}ms {ratio:13.1f}x", flush=True)
+        print(
+            f"{name:36} {statistics.median(idle) * 1000:7.1f}ms {statistics.median(busy) * 1000:7.1f}ms "
+            f"{max(busy) * 1000:7.0f}ms {ratio:13.1f}x",
+            flush=True,
+        )
     hole.close()
 
 

@@ -29,6 +29,7 @@ During 5, a py-spy profile of the worker says where its time goes, and the worke
 metrics (imagepipe_processing_seconds) give the time per stage per image, plotted to --plot.
 Timing targets live here, never in tests: read the ratios, the milliseconds are this machine's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,7 @@ from tests.support.http import wait_for_job  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "photos"
 BENCH_DIR = ROOT / "var" / "bench"
-SOURCES = ("olympus-ep3_4032x3024.jpg", "iphone6_3264x2448.jpg", "flickr-saw_2725x2225.jpg",
-           "canon-sx60_orient6_2048x1536.jpg")
+SOURCES = ("olympus-ep3_4032x3024.jpg", "iphone6_3264x2448.jpg", "flickr-saw_2725x2225.jpg", "canon-sx60_orient6_2048x1536.jpg")
 TWELVE_MP = "olympus-ep3_4032x3024.jpg"
 RESULTS: dict[str, dict] = {}
 WORKER_ENV: dict[str, str] = {}
@@ -78,6 +78,7 @@ def report(key: str, label: str, ratio: float, target: str, ok: bool, detail: st
 
 
 # --- inputs --------------------------------------------------------------------------------
+
 
 def _variant(args: tuple[int, str]) -> str:
     import pyvips
@@ -113,8 +114,7 @@ def five_mb_photo() -> bytes:
         import pyvips
 
         src = pyvips.Image.new_from_buffer((CORPUS / TWELVE_MP).read_bytes(), "")
-        best = min((src.jpegsave_buffer(Q=q, keep="none") for q in range(90, 100)),
-                   key=lambda b: abs(len(b) - 5_000_000))
+        best = min((src.jpegsave_buffer(Q=q, keep="none") for q in range(90, 100)), key=lambda b: abs(len(b) - 5_000_000))
         out.write_bytes(best)
     return out.read_bytes()
 
@@ -137,6 +137,7 @@ def pure_render_rate(files: list[Path], processes: int) -> float:
 
 # --- the database, polled --------------------------------------------------------------------
 
+
 class Counts:
     def __init__(self, url: str):
         from sqlalchemy import create_engine
@@ -148,11 +149,15 @@ class Counts:
         from sqlalchemy import text
 
         with self.engine.connect() as conn:
-            row = conn.execute(text(
-                "SELECT COALESCE(SUM(CASE WHEN status <> 'pending' THEN 1 ELSE 0 END), 0),"
-                " COALESCE(SUM(CASE WHEN status = 'ready' THEN 1 ELSE 0 END), 0)"
-                " FROM images WHERE entity_type = 'properties' AND entity_id IN ("
-                + ",".join(str(int(e)) for e in entity_ids) + ")")).one()
+            row = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(CASE WHEN status <> 'pending' THEN 1 ELSE 0 END), 0),"
+                    " COALESCE(SUM(CASE WHEN status = 'ready' THEN 1 ELSE 0 END), 0)"
+                    " FROM images WHERE entity_type = 'properties' AND entity_id IN ("
+                    + ",".join(str(int(e)) for e in entity_ids)
+                    + ")"
+                )
+            ).one()
         return int(row[0]), int(row[1])
 
 
@@ -178,9 +183,11 @@ def upload_all(base: str, token: str, files: list[Path], entity_id: int, clients
 
 # --- profiles ------------------------------------------------------------------------------
 
+
 def py_spy() -> str | None:
-    found = shutil.which("py-spy") or (str(Path(sys.executable).parent / "py-spy")
-                                       if (Path(sys.executable).parent / "py-spy").exists() else None)
+    found = shutil.which("py-spy") or (
+        str(Path(sys.executable).parent / "py-spy") if (Path(sys.executable).parent / "py-spy").exists() else None
+    )
     return found
 
 
@@ -191,9 +198,24 @@ class Profile:
         self.out, self.proc = out, None
         exe = py_spy()
         if exe:
-            self.proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
-                                          "--rate", str(rate), "--format", "raw", "-o", str(out)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [
+                    exe,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--rate",
+                    str(rate),
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> Counter | None:
         if self.proc is None:
@@ -288,8 +310,18 @@ def stage_means(before: dict, after: dict, images: int) -> dict[str, float]:
 
 
 STAGE_LABELS = {"store": "store (what the encodes\ndid not hide)", "fetch": "fetch (what the claim\ndid not hide)"}
-PLOT_STAGES = ["fetch", "probe", "decode", "resize", "encode_jpeg", "encode_webp", "encode_png", "placeholders",
-               "store", "commit"]
+PLOT_STAGES = [
+    "fetch",
+    "probe",
+    "decode",
+    "resize",
+    "encode_jpeg",
+    "encode_webp",
+    "encode_png",
+    "placeholders",
+    "store",
+    "commit",
+]
 
 
 def plot(means: dict[str, float], wall_ms: float, path: Path, title: str) -> None:
@@ -353,15 +385,17 @@ class CpuMeter:
             "API (gunicorn)": lambda: tree(api_pid),
             "SeaweedFS": lambda: tree(stack.weed.process.pid),
             "PostgreSQL": lambda: pids_of_user("postgres"),
-            "Redis": lambda: [int(p) for p in subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True,
-                                                             text=True).stdout.split()],
+            "Redis": lambda: [
+                int(p) for p in subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout.split()
+            ],
             "the benchmark's clients": lambda: [os.getpid()],
         }
         self.start = self._read()
 
     def _read(self) -> dict[str, dict[int, float] | tuple[float, float]]:
         return {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in self.groups.items()} | {
-            "machine": machine_seconds()}
+            "machine": machine_seconds()
+        }
 
     def used(self) -> dict[str, float]:
         end = self._read()
@@ -373,6 +407,7 @@ class CpuMeter:
 
 
 # --- the measurements ----------------------------------------------------------------------
+
 
 def acceptance(stack: Stack, base: str, api_pid: int, seconds: float, work: Path) -> None:
     """2. Uploads to the 202 against plain PUTs of the same bytes, no worker running."""
@@ -404,13 +439,19 @@ def acceptance(stack: Stack, base: str, api_pid: int, seconds: float, work: Path
         return times
 
     s = stack.settings
-    s3 = boto3.client("s3", endpoint_url=s.aws_s3_endpoint_url, aws_access_key_id=s.aws_access_key_id,
-                      aws_secret_access_key=s.aws_secret_access_key, region_name=s.aws_region,
-                      config=Config(max_pool_connections=clients, s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s.aws_s3_endpoint_url,
+        aws_access_key_id=s.aws_access_key_id,
+        aws_secret_access_key=s.aws_secret_access_key,
+        region_name=s.aws_region,
+        config=Config(max_pool_connections=clients, s3={"addressing_style": "path"}),
+    )
 
     def put(_session) -> None:
-        s3.put_object(Bucket=s.aws_s3_bucket, Key=f"staging/bench-put-{secrets.token_hex(8)}", Body=photo,
-                      ContentType="image/jpeg")
+        s3.put_object(
+            Bucket=s.aws_s3_bucket, Key=f"staging/bench-put-{secrets.token_hex(8)}", Body=photo, ContentType="image/jpeg"
+        )
 
     def post(session) -> None:
         post_photo(session, base, token, new_entity(), photo)
@@ -428,11 +469,20 @@ def acceptance(stack: Stack, base: str, api_pid: int, seconds: float, work: Path
 
     p50, p99 = q(posts, 50), q(posts, 99)
     b50, b99 = q(puts, 50), q(puts, 99)
-    report("acceptance", "2. upload p99 to 202 / plain PUT p99", p99 / b99, "<= 1.3", p99 / b99 <= 1.3,
-           f"POST p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms ({len(posts)} uploads); "
-           f"PUT p50 {b50 * 1000:.0f} ms p99 {b99 * 1000:.0f} ms ({len(puts)}); p50 ratio {p50 / b50:.2f}",
-           post_ms=[round(p50 * 1000), round(p99 * 1000)], put_ms=[round(b50 * 1000), round(b99 * 1000)],
-           uploads=len(posts), puts=len(puts), photo_bytes=len(photo))
+    report(
+        "acceptance",
+        "2. upload p99 to 202 / plain PUT p99",
+        p99 / b99,
+        "<= 1.3",
+        p99 / b99 <= 1.3,
+        f"POST p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms ({len(posts)} uploads); "
+        f"PUT p50 {b50 * 1000:.0f} ms p99 {b99 * 1000:.0f} ms ({len(puts)}); p50 ratio {p50 / b50:.2f}",
+        post_ms=[round(p50 * 1000), round(p99 * 1000)],
+        put_ms=[round(b50 * 1000), round(b99 * 1000)],
+        uploads=len(posts),
+        puts=len(puts),
+        photo_bytes=len(photo),
+    )
     shares = print_profile("   API profile during the uploads", stacks, API_RULES)
     if stacks is not None:
         decoding = sum(n for st, n in stacks.items() if any(x in st for x in API_DECODE))
@@ -461,8 +511,15 @@ def scaling(stack: Stack, base: str, files: list[Path], counts: Counts, levels: 
         stack.stop(worker)
         print(f"   concurrency {c}: {rates[c]:.2f} images/s ({len(files)} queued uploads)", flush=True)
     r = rates[2] / rates[1]
-    report("scaling", "4. worker concurrency 2 / 1", r, ">= 1.8", r >= 1.8,
-           " ".join(f"c={c}: {v:.2f} img/s" for c, v in rates.items()), rates=rates)
+    report(
+        "scaling",
+        "4. worker concurrency 2 / 1",
+        r,
+        ">= 1.8",
+        r >= 1.8,
+        " ".join(f"c={c}: {v:.2f} img/s" for c, v in rates.items()),
+        rates=rates,
+    )
     return rates
 
 
@@ -480,24 +537,33 @@ def bulk(stack: Stack, base: str, files: list[Path], singles: list[Path], proces
     import io
 
     t0 = time.perf_counter()
-    r = session.post(f"{base}/api/v1/properties/{new_entity()}/images", headers={"Authorization": f"Bearer {token}"},
-                     files=[("files", (p.name, io.BytesIO(p.read_bytes()), "image/jpeg")) for p in files], timeout=600)
+    r = session.post(
+        f"{base}/api/v1/properties/{new_entity()}/images",
+        headers={"Authorization": f"Bearer {token}"},
+        files=[("files", (p.name, io.BytesIO(p.read_bytes()), "image/jpeg")) for p in files],
+        timeout=600,
+    )
     if r.status_code != 202:
         raise RuntimeError(f"batch refused: {r.status_code} {r.text[:300]}")
     accepted = time.perf_counter() - t0
-    status = wait_for_job(base, auth(token), r.json()["job"]["status_url"], 600, poll_s=0.05,
-                          session=session)["status"]
+    status = wait_for_job(base, auth(token), r.json()["job"]["status_url"], 600, poll_s=0.05, session=session)["status"]
     batch = time.perf_counter() - t0
     ideal = len(files) * single / processes
-    report("bulk", f"3. {len(files)}-photo batch / ({len(files)} x single / {processes})", batch / ideal, "<= 1.15",
-           batch / ideal <= 1.15 and status == "succeeded",
-           f"batch {batch:.1f} s ({status}; the request itself {accepted:.1f} s), single {single * 1000:.0f} ms "
-           f"(mean of {len(one)}, POST to ready)", batch_s=round(batch, 2), request_s=round(accepted, 2),
-           single_ms=round(single * 1000))
+    report(
+        "bulk",
+        f"3. {len(files)}-photo batch / ({len(files)} x single / {processes})",
+        batch / ideal,
+        "<= 1.15",
+        batch / ideal <= 1.15 and status == "succeeded",
+        f"batch {batch:.1f} s ({status}; the request itself {accepted:.1f} s), single {single * 1000:.0f} ms "
+        f"(mean of {len(one)}, POST to ready)",
+        batch_s=round(batch, 2),
+        request_s=round(accepted, 2),
+        single_ms=round(single * 1000),
+    )
 
 
-def pipeline_vs_render(stack: Stack, base: str, api_pid: int, files: list[Path], counts: Counts,
-                       processes: int) -> None:
+def pipeline_vs_render(stack: Stack, base: str, api_pid: int, files: list[Path], counts: Counts, processes: int) -> None:
     """1. The photos through the API and the workers, against pipeline.render alone."""
     token = stack.token()
     entity = new_entity()
@@ -511,17 +577,36 @@ def pipeline_vs_render(stack: Stack, base: str, api_pid: int, files: list[Path],
     cpu = meter.used()
     stack.stop(worker)
     pure = pure_render_rate(files, processes)
-    report("pipeline", "1. pipeline / pure render", piped / pure, ">= 0.85", piped / pure >= 0.85,
-           f"{len(files)} photos: {piped:.2f} img/s through API+worker, {pure:.2f} img/s pipeline.render "
-           f"({processes} processes each)", pipeline_rate=round(piped, 3), pure_rate=round(pure, 3),
-           cpu_ms_per_image={k: round(v / len(files) * 1000, 1) for k, v in cpu.items()},
-           pure_cpu_ms_per_image=round(processes / pure * 1000, 1))
-    print(f"   machine CPU per image (core-ms; pure render: {processes / pure * 1000:.0f}): "
-          + ", ".join(f"{k} {v / len(files) * 1000:.0f}" for k, v in cpu.items()))
+    report(
+        "pipeline",
+        "1. pipeline / pure render",
+        piped / pure,
+        ">= 0.85",
+        piped / pure >= 0.85,
+        f"{len(files)} photos: {piped:.2f} img/s through API+worker, {pure:.2f} img/s pipeline.render "
+        f"({processes} processes each)",
+        pipeline_rate=round(piped, 3),
+        pure_rate=round(pure, 3),
+        cpu_ms_per_image={k: round(v / len(files) * 1000, 1) for k, v in cpu.items()},
+        pure_cpu_ms_per_image=round(processes / pure * 1000, 1),
+    )
+    print(
+        f"   machine CPU per image (core-ms; pure render: {processes / pure * 1000:.0f}): "
+        + ", ".join(f"{k} {v / len(files) * 1000:.0f}" for k, v in cpu.items())
+    )
 
 
-def memory(stack: Stack, base: str, api_pid: int, files: list[Path], total: int, counts: Counts, processes: int,
-           work: Path, plot_path: Path | None) -> None:
+def memory(
+    stack: Stack,
+    base: str,
+    api_pid: int,
+    files: list[Path],
+    total: int,
+    counts: Counts,
+    processes: int,
+    work: Path,
+    plot_path: Path | None,
+) -> None:
     """5. Peak RSS over `total` uploads, first hundred against last hundred; the worker's profile."""
     token = stack.token()
     worker, port = stack.worker(processes, **WORKER_ENV)
@@ -596,19 +681,32 @@ def memory(stack: Stack, base: str, api_pid: int, files: list[Path], total: int,
         ok = ok and growth <= 1.10
         lines.append((role, first, last, growth))
     worst = max(g for *_, g in lines)
-    report("memory", f"5. peak RSS last {window} / first {window} images", worst, "<= 1.10", ok,
-           "; ".join(f"{role} {a:.0f} -> {b:.0f} MB" for role, a, b, _ in lines),
-           peaks={role: [round(a), round(b)] for role, a, b, _ in lines}, images=total,
-           rate=round(total / elapsed, 3))
+    report(
+        "memory",
+        f"5. peak RSS last {window} / first {window} images",
+        worst,
+        "<= 1.10",
+        ok,
+        "; ".join(f"{role} {a:.0f} -> {b:.0f} MB" for role, a, b, _ in lines),
+        peaks={role: [round(a), round(b)] for role, a, b, _ in lines},
+        images=total,
+        rate=round(total / elapsed, 3),
+    )
     shares = print_profile("   worker profile (pool processes, on CPU)", stacks, WORKER_RULES)
     means = stage_means(before, after, total)
-    print("   time per image in each stage (worker metrics, one process): "
-          + ", ".join(f"{s} {means[s] * 1000:.0f} ms" for s in PLOT_STAGES + ["total"] if means.get(s)))
+    print(
+        "   time per image in each stage (worker metrics, one process): "
+        + ", ".join(f"{s} {means[s] * 1000:.0f} ms" for s in PLOT_STAGES + ["total"] if means.get(s))
+    )
     RESULTS["stages_ms"] = {s: round(v * 1000, 1) for s, v in means.items()}
     RESULTS["worker_profile"] = shares
     if plot_path is not None:
-        plot(means, elapsed / total * 1000, plot_path,
-             f"Where an image's time goes: {total} uploads of 3-12 MP photos, {processes} worker processes")
+        plot(
+            means,
+            elapsed / total * 1000,
+            plot_path,
+            f"Where an image's time goes: {total} uploads of 3-12 MP photos, {processes} worker processes",
+        )
 
 
 def core(seconds: float) -> None:
@@ -621,17 +719,31 @@ def core(seconds: float) -> None:
     for fn in fns.values():
         fn()
     for n in range(9):
-        for k in (("a", "c") if n % 2 else ("c", "a")):
+        for k in ("a", "c") if n % 2 else ("c", "a"):
             t0 = time.perf_counter()
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     a, c = statistics.median(times["a"]), statistics.median(times["c"])
-    report("core", "6. careful Pillow / imagepipe core (12 MP)", c / a, ">= 1.15", c / a >= 1.15,
-           f"imagepipe {a * 1000:.0f} ms, Pillow {c * 1000:.0f} ms (medians of 9, interleaved)",
-           imagepipe_ms=round(a * 1000), pillow_ms=round(c * 1000))
+    report(
+        "core",
+        "6. careful Pillow / imagepipe core (12 MP)",
+        c / a,
+        ">= 1.15",
+        c / a >= 1.15,
+        f"imagepipe {a * 1000:.0f} ms, Pillow {c * 1000:.0f} ms (medians of 9, interleaved)",
+        imagepipe_ms=round(a * 1000),
+        pillow_ms=round(c * 1000),
+    )
     rate = r.throughput("imagepipe_core", CORPUS / TWELVE_MP, processes=2, seconds=max(seconds, 6.0))
-    report("throughput", "6. core images/s, 2 processes (12 MP)", rate, ">= 5.2", rate >= 5.2,
-           "pipeline.render of the 12 MP photo, whole machine", rate=round(rate, 3))
+    report(
+        "throughput",
+        "6. core images/s, 2 processes (12 MP)",
+        rate,
+        ">= 5.2",
+        rate >= 5.2,
+        "pipeline.render of the 12 MP photo, whole machine",
+        rate=round(rate, 3),
+    )
 
 
 def main() -> int:
@@ -639,8 +751,13 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the image counts and durations")
     parser.add_argument("--plot", type=Path, default=BENCH_DIR / "e2e-stages.png")
     parser.add_argument("--only", default="123456", help="which measurements, e.g. 14")
-    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment variable for the workers (e.g. MALLOC_ARENA_MAX=2); repeatable")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the workers (e.g. MALLOC_ARENA_MAX=2); repeatable",
+    )
     args = parser.parse_args()
     n = lambda count: max(8, int(count * args.scale))  # noqa: E731
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
@@ -651,27 +768,31 @@ def main() -> int:
     stack = Stack(work, MAX_FILES_PER_REQUEST="100").start()
     try:
         if not stack.on_postgres_and_redis:
-            print("note: PostgreSQL or Redis did not answer on 127.0.0.1; running on SQLite and the filesystem "
-                  "broker, which is not what the targets are about")
+            print(
+                "note: PostgreSQL or Redis did not answer on 127.0.0.1; running on SQLite and the filesystem "
+                "broker, which is not what the targets are about"
+            )
         import PIL
         import pyvips
 
         settings = stack.settings
         processes = settings.worker_processes
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-              f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, Pillow {PIL.__version__}; "
-              f"API 2 x {settings.api_threads} threads, WORKER_CONCURRENCY={processes}, "
-              f"STORE_PUT_CONCURRENCY={settings.store_put_concurrency}; {len(files)} photos, "
-              f"{sum(f.stat().st_size for f in files) / len(files) / 1e6:.1f} MB each on average")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+            f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, Pillow {PIL.__version__}; "
+            f"API 2 x {settings.api_threads} threads, WORKER_CONCURRENCY={processes}, "
+            f"STORE_PUT_CONCURRENCY={settings.store_put_concurrency}; {len(files)} photos, "
+            f"{sum(f.stat().st_size for f in files) / len(files) / 1e6:.1f} MB each on average"
+        )
         api, base = stack.api(2)
         counts = Counts(settings.database_url)
         if "2" in args.only:
             acceptance(stack, base, api.pid, 30 * args.scale, work)
         if "4" in args.only:
-            scaling(stack, base, files[:n(40)], counts, [1, 2, 3, 4])
+            scaling(stack, base, files[: n(40)], counts, [1, 2, 3, 4])
         if "3" in args.only:
             worker, _ = stack.worker(processes, **WORKER_ENV)
-            bulk(stack, base, files[:n(100)], files[:n(100)][::10], processes)
+            bulk(stack, base, files[: n(100)], files[: n(100)][::10], processes)
             stack.stop(worker)
         if "1" in args.only:
             pipeline_vs_render(stack, base, api.pid, files, counts, processes)

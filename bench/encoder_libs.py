@@ -16,6 +16,7 @@ was retired in docs/benchmarks.md) leaves (c) / 1.15 for everything; the line sa
 would be left for decode, resize, validation and placeholders once the encoders are paid for,
 at WebP effort 4 (the default) and at the cheaper efforts, since lowering it speeds up both.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,24 +55,39 @@ def main() -> int:
     img = pyvips.Image.new_from_buffer(PHOTO.read_bytes(), "", shrink=2).thumbnail_image(1600).copy_memory()
     pim = Image.frombytes("RGB", (img.width, img.height), bytes(img.write_to_memory()))
     cases = [
-        ("JPEG q82 baseline", lambda: img.jpegsave_buffer(Q=82, keep="none"),
-         lambda: pil_bytes(pim, "JPEG", quality=82)),
-        ("JPEG q82 optimised Huffman", lambda: img.jpegsave_buffer(Q=82, optimize_coding=True, keep="none"),
-         lambda: pil_bytes(pim, "JPEG", quality=82, optimize=True)),
-        ("JPEG q82 progressive", lambda: img.jpegsave_buffer(Q=82, optimize_coding=True, interlace=True, keep="none"),
-         lambda: pil_bytes(pim, "JPEG", quality=82, optimize=True, progressive=True)),
+        ("JPEG q82 baseline", lambda: img.jpegsave_buffer(Q=82, keep="none"), lambda: pil_bytes(pim, "JPEG", quality=82)),
+        (
+            "JPEG q82 optimised Huffman",
+            lambda: img.jpegsave_buffer(Q=82, optimize_coding=True, keep="none"),
+            lambda: pil_bytes(pim, "JPEG", quality=82, optimize=True),
+        ),
+        (
+            "JPEG q82 progressive",
+            lambda: img.jpegsave_buffer(Q=82, optimize_coding=True, interlace=True, keep="none"),
+            lambda: pil_bytes(pim, "JPEG", quality=82, optimize=True, progressive=True),
+        ),
     ] + [
-        (f"WebP q80 effort {e}", lambda e=e: img.webpsave_buffer(Q=80, effort=e, keep="none"),
-         lambda e=e: pil_bytes(pim, "WEBP", quality=80, method=e)) for e in (0, 2, 4)
+        (
+            f"WebP q80 effort {e}",
+            lambda e=e: img.webpsave_buffer(Q=80, effort=e, keep="none"),
+            lambda e=e: pil_bytes(pim, "WEBP", quality=80, method=e),
+        )
+        for e in (0, 2, 4)
     ]
     # PNG renditions are for images with real alpha: the RGBA photo of the corpus, at 1600 px
     rgba = pyvips.Image.new_from_file(str(ROOT / "tests" / "corpus" / "photos" / "paper_alpha_2048x1536.png"))
     rgba = rgba.thumbnail_image(1600).copy_memory()
     prgba = Image.frombytes("RGBA", (rgba.width, rgba.height), bytes(rgba.write_to_memory()))
-    cases.append(("PNG level 6 (RGBA)", lambda: rgba.pngsave_buffer(compression=6, keep="none"),
-                  lambda: pil_bytes(prgba, "PNG", compress_level=6)))
-    print(f"{img.width}x{img.height} from {PHOTO.name}; libvips {pyvips.version(0)}.{pyvips.version(1)}, "
-          f"Pillow {Image.__version__}")
+    cases.append(
+        (
+            "PNG level 6 (RGBA)",
+            lambda: rgba.pngsave_buffer(compression=6, keep="none"),
+            lambda: pil_bytes(prgba, "PNG", compress_level=6),
+        )
+    )
+    print(
+        f"{img.width}x{img.height} from {PHOTO.name}; libvips {pyvips.version(0)}.{pyvips.version(1)}, Pillow {Image.__version__}"
+    )
     print(f"{'encode':28} {'pyvips ms':>10} {'Pillow ms':>10} {'ratio':>6} {'pyvips B':>9} {'Pillow B':>9}")
     for name, vips_fn, pil_fn in cases:
         size_a, size_b = len(vips_fn()), len(pil_fn())
@@ -79,8 +95,10 @@ def main() -> int:
         print(f"{name:28} {a:10.1f} {b:10.1f} {a / b:6.2f} {size_a:9} {size_b:9}")
     from pipeline.specs import DEFAULT_ENCODER
 
-    print(f"imagepipe encodes JPEG with {DEFAULT_ENCODER.jpeg_encoder}, WebP with {DEFAULT_ENCODER.webp_encoder}, "
-          "PNG and AVIF with libvips (pipeline/encoders.py; JPEG_ENCODER, WEBP_ENCODER)")
+    print(
+        f"imagepipe encodes JPEG with {DEFAULT_ENCODER.jpeg_encoder}, WebP with {DEFAULT_ENCODER.webp_encoder}, "
+        "PNG and AVIF with libvips (pipeline/encoders.py; JPEG_ENCODER, WEBP_ENCODER)"
+    )
     whole_render(DEFAULT_ENCODER)
     budget()
     return 0
@@ -97,8 +115,10 @@ def whole_render(default) -> None:
     info = probe(data)
     builds = {b: replace(default, jpeg_encoder=b, webp_encoder=b) for b in ("libvips", "pillow")}
     times = {b: median_ms(lambda enc=enc: render(data, info, enc), n=7) for b, enc in builds.items()}
-    print(f"whole render of {PHOTO.name}: libvips encoders {times['libvips']:.0f} ms, Pillow's "
-          f"{times['pillow']:.0f} ms ({times['libvips'] / times['pillow']:.2f} x)")
+    print(
+        f"whole render of {PHOTO.name}: libvips encoders {times['libvips']:.0f} ms, Pillow's "
+        f"{times['pillow']:.0f} ms ({times['libvips'] / times['pillow']:.2f} x)"
+    )
 
 
 def budget() -> None:
@@ -113,8 +133,10 @@ def budget() -> None:
     data = PHOTO.read_bytes()
     info = probe(data)
     print(f"\nbudget on {PHOTO.name}: (c) / {TARGET_VS_PILLOW} is all (a) may spend to meet the target")
-    print(f"{'WebP effort':12} {'(a) ms':>7} {'(c) ms':>7} {'c/a':>5} {'budget':>7} {'(a) encoders':>13} "
-          f"{'left for the rest':>18} {'(a) rest now':>13}")
+    print(
+        f"{'WebP effort':12} {'(a) ms':>7} {'(c) ms':>7} {'c/a':>5} {'budget':>7} {'(a) encoders':>13} "
+        f"{'left for the rest':>18} {'(a) rest now':>13}"
+    )
     for effort in (4, 2, 0):
         enc = replace(DEFAULT_ENCODER, webp_effort=effort)
         specs = specs_for(False, enc)

@@ -9,6 +9,7 @@ sigma 1.5, on luminance) against that reference. Reported per setting: total byt
 three widths relative to the current default, median encode ms for the three, mean SSIM.
 The table in docs/benchmarks.md is this script's output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def candidates():
             yield f"webp q{q} effort {effort}", lambda im, q=q, e=effort: im.webpsave_buffer(Q=q, effort=e, keep="none")
     for q in (45, 50, 60):
         for effort in (0, 2):
-            yield f"avif q{q} effort {effort}", lambda im, q=q, e=effort: im.heifsave_buffer(
-                compression="av1", Q=q, effort=e, keep="none")
+            yield (
+                f"avif q{q} effort {effort}",
+                lambda im, q=q, e=effort: im.heifsave_buffer(compression="av1", Q=q, effort=e, keep="none"),
+            )
 
 
 def main() -> int:
@@ -98,8 +101,7 @@ def main() -> int:
             total_bytes += sum(len(o) for o in outs)
             scores.extend(ssim(im, pyvips.Image.new_from_buffer(o, "")) for im, o in zip(sized, outs, strict=True))
         rows.append((name, total_bytes, sum(times), statistics.mean(scores)))
-        print(f"  {name:28} {total_bytes / 1024:9.0f} KiB {sum(times):8.0f} ms  SSIM {statistics.mean(scores):.4f}",
-              flush=True)
+        print(f"  {name:28} {total_bytes / 1024:9.0f} KiB {sum(times):8.0f} ms  SSIM {statistics.mean(scores):.4f}", flush=True)
     return 0
 
 

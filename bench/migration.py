@@ -12,6 +12,7 @@
 It starts what it needs on loopback: SeaweedFS, PostgreSQL's and Redis' of this machine when they
 answer (a database and queues of its own), else SQLite and the filesystem broker.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,7 @@ finally:
 
 def _peak_kb(args: list[str], env: dict) -> int:
     """Run an imagepipe command; its own peak resident set (VmHWM), in KiB."""
-    out = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=3600)
+    out = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     line = [x for x in out.stderr.splitlines() if x.startswith("PEAK_KB")]
     if not line:
         raise RuntimeError(out.stderr[-3000:])
@@ -81,8 +81,7 @@ def _upload_latency(base: str, token: str, photo: bytes, entity_id: int) -> floa
     start = time.perf_counter()
     session = requests.Session()
     job = post_photo(session, base, token, entity_id, photo, "live.jpg")
-    wait_for_job(base, {"Authorization": f"Bearer {token}"}, job["job"]["status_url"], 600, poll_s=0.05,
-                 session=session)
+    wait_for_job(base, {"Authorization": f"Bearer {token}"}, job["job"]["status_url"], 600, poll_s=0.05, session=session)
     return time.perf_counter() - start
 
 
@@ -124,20 +123,32 @@ def main() -> None:
         engine = create_engine(settings.database_url)
         with engine.begin() as conn:
             start_id = conn.execute(text("SELECT COALESCE(MAX(legacy_id), 0) FROM images")).scalar() + 1
-            conn.execute(text(
-                "INSERT INTO images (entity_type, entity_id, status, url, legacy_table, legacy_id, position, is_primary,"
-                " created_at, updated_at) VALUES ('projects', :e, 'legacy', :u, 'project_images', :l, 0, :f, :t, :t)"),
-                [{"e": 5 * 10**8 + n, "u": f"/uploads/projects/{5 * 10**8 + n}/gone.jpg", "l": start_id + n,
-                  "f": False, "t": "2020-01-01T00:00:00+00:00"} for n in range(10 * args.count)])
+            conn.execute(
+                text(
+                    "INSERT INTO images (entity_type, entity_id, status, url, legacy_table, legacy_id, position, is_primary,"
+                    " created_at, updated_at) VALUES ('projects', :e, 'legacy', :u, 'project_images', :l, 0, :f, :t, :t)"
+                ),
+                [
+                    {
+                        "e": 5 * 10**8 + n,
+                        "u": f"/uploads/projects/{5 * 10**8 + n}/gone.jpg",
+                        "l": start_id + n,
+                        "f": False,
+                        "t": "2020-01-01T00:00:00+00:00",
+                    }
+                    for n in range(10 * args.count)
+                ],
+            )
         peak_10x_kb = _peak_kb(["migrate", "run", "--source", str(legacy), "--entity", "projects", "--no-wait"], env)
 
         print(f"{args.count} legacy rows, {done} migrated in {migration_s:.1f} s with 2 worker processes")
         print(f"migration      {rate:6.2f} img/s")
         print(f"pure render    {pure:6.2f} img/s (same photos, 2 processes)   ratio {rate / pure:.2f} (target >= 0.8)")
-        print(f"live upload    idle {idle:.2f} s, during the migration {busy:.2f} s   ratio {busy / idle:.2f} "
-              "(target <= 2)")
-        print(f"CLI peak RSS   {peak_kb / 1024:.0f} MB queueing {args.count} rows, "
-              f"{peak_10x_kb / 1024:.0f} MB queueing {10 * args.count} more")
+        print(f"live upload    idle {idle:.2f} s, during the migration {busy:.2f} s   ratio {busy / idle:.2f} (target <= 2)")
+        print(
+            f"CLI peak RSS   {peak_kb / 1024:.0f} MB queueing {args.count} rows, "
+            f"{peak_10x_kb / 1024:.0f} MB queueing {10 * args.count} more"
+        )
     finally:
         stack.close()
 

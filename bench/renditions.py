@@ -20,6 +20,7 @@ Then, each in a fresh process: peak RSS while processing the 50 MP JPEG; and who
 throughput on the 12 MP photo with 2 worker processes (VIPS_CONCURRENCY=1 each), (a) and (b).
 Timing targets live here, never in tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,6 +67,7 @@ TARGET_RSS_MB = 150  # peak RSS of a worker process on the 50 MP JPEG
 
 # --- the four implementations ----------------------------------------------------------
 
+
 def imagepipe_core(data: bytes, enc: EncoderSettings = DEFAULT_ENCODER) -> int:
     result = render(data, probe(data), enc)
     hashlib.sha256(data).hexdigest()
@@ -81,7 +83,8 @@ def reference(data: bytes, enc: EncoderSettings = DEFAULT_ENCODER) -> int:
         shrink = next((s for s in (8, 4, 2) if width // s >= WIDTHS[0]), 1)
     if shrink > 1:
         img = pyvips.Image.new_from_buffer(data, "", shrink=shrink, access="sequential").thumbnail_image(
-            WIDTHS[0], height=10_000_000, size="down")
+            WIDTHS[0], height=10_000_000, size="down"
+        )
     else:
         img = pyvips.Image.thumbnail_buffer(data, WIDTHS[0], height=10_000_000, size="down")
     if img.interpretation != "srgb" or img.format != "uchar":
@@ -96,9 +99,15 @@ def reference(data: bytes, enc: EncoderSettings = DEFAULT_ENCODER) -> int:
         if alpha:
             total += len(img.pngsave_buffer(compression=enc.png_compression, keep="none"))
         else:
-            total += len(img.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=enc.jpeg_optimize_coding, keep="none",
-                                             interlace=name in enc.jpeg_progressive,
-                                             subsample_mode=enc.jpeg_subsample))
+            total += len(
+                img.jpegsave_buffer(
+                    Q=enc.jpeg_quality,
+                    optimize_coding=enc.jpeg_optimize_coding,
+                    keep="none",
+                    interlace=name in enc.jpeg_progressive,
+                    subsample_mode=enc.jpeg_subsample,
+                )
+            )
         total += len(img.webpsave_buffer(Q=enc.webp_quality, effort=enc.webp_effort, keep="none"))
     return total
 
@@ -129,9 +138,14 @@ def pillow_careful(data: bytes, enc: EncoderSettings = DEFAULT_ENCODER) -> int:
         if alpha:
             im.save(buf, "PNG", compress_level=enc.png_compression)
         else:
-            im.save(buf, "JPEG", quality=enc.jpeg_quality, optimize=enc.jpeg_optimize_coding,
-                    progressive=name in enc.jpeg_progressive,
-                    subsampling={"auto": 2 if enc.jpeg_quality < 90 else 0, "on": 2, "off": 0}[enc.jpeg_subsample])
+            im.save(
+                buf,
+                "JPEG",
+                quality=enc.jpeg_quality,
+                optimize=enc.jpeg_optimize_coding,
+                progressive=name in enc.jpeg_progressive,
+                subsampling={"auto": 2 if enc.jpeg_quality < 90 else 0, "on": 2, "off": 0}[enc.jpeg_subsample],
+            )
         total += buf.tell()
         buf = io.BytesIO()
         im.save(buf, "WEBP", quality=enc.webp_quality, method=enc.webp_effort)
@@ -155,8 +169,12 @@ class Thumbor:
             print(f"installing thumbor {THUMBOR_VERSION} into {self.venv.relative_to(ROOT)} (once)...", flush=True)
             try:
                 subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
-                subprocess.run([str(self.venv / "bin" / "pip"), "install", "-q", f"thumbor=={THUMBOR_VERSION}"],
-                               check=True, timeout=900, capture_output=True)
+                subprocess.run(
+                    [str(self.venv / "bin" / "pip"), "install", "-q", f"thumbor=={THUMBOR_VERSION}"],
+                    check=True,
+                    timeout=900,
+                    capture_output=True,
+                )
             except (subprocess.SubprocessError, OSError) as exc:
                 err = getattr(exc, "stderr", b"") or b""
                 self.note = f"thumbor could not be installed: {exc} {err.decode(errors='replace')[-300:]}"
@@ -167,7 +185,8 @@ class Thumbor:
         if not self.install():
             return False
         conf = BENCH_DIR / "thumbor.conf"
-        conf.write_text(textwrap.dedent(f"""
+        conf.write_text(
+            textwrap.dedent(f"""
             LOADER = "thumbor.loaders.file_loader"
             FILE_LOADER_ROOT_PATH = {str(self.folder)!r}
             STORAGE = "thumbor.storages.no_storage"
@@ -181,13 +200,17 @@ class Thumbor:
             PROGRESSIVE_JPEG = False
             MAX_PIXELS = 200000000
             ENGINE_THREADPOOL_SIZE = 0
-        """))
+        """)
+        )
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.proc = subprocess.Popen(
             [str(self.venv / "bin" / "thumbor"), "-i", "127.0.0.1", "-p", str(self.port), "-c", str(conf), "-l", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -224,6 +247,7 @@ class Thumbor:
 
 # --- inputs ------------------------------------------------------------------------------
 
+
 def make_50mp(folder: Path) -> Path:
     out = folder / BIG_NAME
     if not out.exists():
@@ -235,6 +259,7 @@ def make_50mp(folder: Path) -> Path:
 
 
 # --- measurements in fresh processes -------------------------------------------------------
+
 
 def vm_hwm_mb() -> float:
     """Peak resident set size of this process (Linux /proc), in MB."""
@@ -282,8 +307,7 @@ def throughput(kind: str, path: Path, processes: int = 2, seconds: float = 12.0)
     counter = ctx.Value("i", 0)
     start = time.time() + 3.0  # let both processes import and warm up
     deadline = start + seconds
-    procs = [ctx.Process(target=_throughput_worker, args=(kind, str(path), start, deadline, counter))
-             for _ in range(processes)]
+    procs = [ctx.Process(target=_throughput_worker, args=(kind, str(path), start, deadline, counter)) for _ in range(processes)]
     for p in procs:
         p.start()
     for p in procs:
@@ -292,6 +316,7 @@ def throughput(kind: str, path: Path, processes: int = 2, seconds: float = 12.0)
 
 
 # --- report --------------------------------------------------------------------------------
+
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
@@ -326,31 +351,38 @@ def main() -> int:
     if thumbor is not None and not thumbor.start():
         thumbor_note, thumbor = thumbor.note, None
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-          f"python {platform.python_version()}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, "
-          f"Pillow {PIL.__version__}, thumbor {THUMBOR_VERSION if thumbor else 'n/a'}, "
-          f"VIPS_CONCURRENCY={os.environ['VIPS_CONCURRENCY']}, rounds={args.rounds}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"python {platform.python_version()}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, "
+        f"Pillow {PIL.__version__}, thumbor {THUMBOR_VERSION if thumbor else 'n/a'}, "
+        f"VIPS_CONCURRENCY={os.environ['VIPS_CONCURRENCY']}, rounds={args.rounds}"
+    )
     print(f"encoder: {enc}")
     if thumbor_note:
         print(f"(d) thumbor: {thumbor_note}")
     print()
-    print(f"{'photo':40} {'MP':>5} {'(a) ms':>8} {'(b) ms':>8} {'(c) ms':>8} {'(d) ms':>8} "
-          f"{'a/b':>6} {'c/a':>6} {'d/a':>6} {'(a) img/s/core':>15}")
+    print(
+        f"{'photo':40} {'MP':>5} {'(a) ms':>8} {'(b) ms':>8} {'(c) ms':>8} {'(d) ms':>8} "
+        f"{'a/b':>6} {'c/a':>6} {'d/a':>6} {'(a) img/s/core':>15}"
+    )
     kinds = ["a", "b", "c"] + (["d"] if thumbor else [])
     rows = []
     try:
         for photo in photos:
             data = photo.read_bytes()
             info = probe(data)
-            fns = {"a": lambda d=data: imagepipe_core(d, enc), "b": lambda d=data: reference(d, enc),
-                   "c": lambda d=data: pillow_careful(d, enc)}
+            fns = {
+                "a": lambda d=data: imagepipe_core(d, enc),
+                "b": lambda d=data: reference(d, enc),
+                "c": lambda d=data: pillow_careful(d, enc),
+            }
             if thumbor:
                 fns["d"] = lambda n=photo.name: thumbor.render(n)
             for fn in fns.values():
                 fn()  # warm-up: first-call costs (imports, thumbor's loader) are not what we compare
             times: dict[str, list[float]] = {k: [] for k in kinds}
             for r in range(args.rounds):
-                order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+                order = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
                 for k in order:
                     t0 = time.perf_counter()
                     fns[k]()
@@ -360,9 +392,11 @@ def main() -> int:
             rows.append((photo.name, mp_, med))
             d_ms = f"{med['d']:8.0f}" if "d" in med else f"{'-':>8}"
             d_ratio = f"{med['d'] / med['a']:6.2f}" if "d" in med else f"{'-':>6}"
-            print(f"{photo.name[:40]:40} {mp_:5.1f} {med['a']:8.0f} {med['b']:8.0f} {med['c']:8.0f} {d_ms} "
-                  f"{med['a'] / med['b']:6.2f} {med['c'] / med['a']:6.2f} {d_ratio} {1000 / med['a']:15.1f}",
-                  flush=True)
+            print(
+                f"{photo.name[:40]:40} {mp_:5.1f} {med['a']:8.0f} {med['b']:8.0f} {med['c']:8.0f} {d_ms} "
+                f"{med['a'] / med['b']:6.2f} {med['c'] / med['a']:6.2f} {d_ratio} {1000 / med['a']:15.1f}",
+                flush=True,
+            )
     finally:
         if thumbor:
             thumbor.stop()
@@ -385,19 +419,23 @@ def main() -> int:
 
     print()
     rss = {k: peak_rss_mb(k, folder / BIG_NAME) for k in ("imagepipe_core", "reference", "pillow_careful")}
-    print(f"peak RSS on the 50 MP JPEG, fresh process: (a) {rss['imagepipe_core']:.0f} MB, "
-          f"(b) {rss['reference']:.0f} MB, (c) {rss['pillow_careful']:.0f} MB   "
-          f"target (a) <= {TARGET_RSS_MB} MB: {verdict(rss['imagepipe_core'] <= TARGET_RSS_MB)}")
+    print(
+        f"peak RSS on the 50 MP JPEG, fresh process: (a) {rss['imagepipe_core']:.0f} MB, "
+        f"(b) {rss['reference']:.0f} MB, (c) {rss['pillow_careful']:.0f} MB   "
+        f"target (a) <= {TARGET_RSS_MB} MB: {verdict(rss['imagepipe_core'] <= TARGET_RSS_MB)}"
+    )
     twelve = folder / BIG_SOURCE
     runs: dict[str, list[float]] = {"imagepipe_core": [], "reference": []}
     for _ in range(2):  # interleaved a, b, a, b: a burst of noise does not land on one side only
         for kind in runs:
             runs[kind].append(throughput(kind, twelve, seconds=args.seconds))
     tput_a, tput_b = (statistics.mean(runs[k]) for k in ("imagepipe_core", "reference"))
-    print(f"throughput, 2 processes, {BIG_SOURCE}: (a) {tput_a:.2f} img/s, (b) {tput_b:.2f} img/s "
-          f"(mean of 2 interleaved runs each: a {runs['imagepipe_core'][0]:.2f}/{runs['imagepipe_core'][1]:.2f}, "
-          f"b {runs['reference'][0]:.2f}/{runs['reference'][1]:.2f})   "
-          f"target (a) >= {TARGET_THROUGHPUT}: {verdict(tput_a >= TARGET_THROUGHPUT)}")
+    print(
+        f"throughput, 2 processes, {BIG_SOURCE}: (a) {tput_a:.2f} img/s, (b) {tput_b:.2f} img/s "
+        f"(mean of 2 interleaved runs each: a {runs['imagepipe_core'][0]:.2f}/{runs['imagepipe_core'][1]:.2f}, "
+        f"b {runs['reference'][0]:.2f}/{runs['reference'][1]:.2f})   "
+        f"target (a) >= {TARGET_THROUGHPUT}: {verdict(tput_a >= TARGET_THROUGHPUT)}"
+    )
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 

@@ -2,6 +2,7 @@
 its own on this machine's PostgreSQL and queues of their own on its Redis (SQLite and the
 filesystem broker when they do not answer), the API under gunicorn and real workers, each
 started with the command `imagepipe serve|worker` runs."""
+
 from __future__ import annotations
 
 import io
@@ -23,8 +24,7 @@ from cli.seaweed import S3Credentials, SeaweedServer  # noqa: E402
 from services.infra.settings import Settings  # noqa: E402
 from tests.support.services import free_port  # noqa: E402  (the fault suite's own)
 
-PG_ADMINS = ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-             "postgresql+psycopg2://root@127.0.0.1:5432/postgres")
+PG_ADMINS = ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", "postgresql+psycopg2://root@127.0.0.1:5432/postgres")
 
 
 def postgres_database() -> str | None:
@@ -72,11 +72,19 @@ class Stack:
         self.weed = SeaweedServer(self.work / "s3", bucket="bench", credentials=creds).start()
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         tag = secrets.token_hex(3)
-        env.update(IMAGEPIPE_VAR_DIR=str(self.work / "var"), JWT_SECRET=secrets.token_urlsafe(48),
-                   AWS_S3_BUCKET="bench", AWS_S3_ENDPOINT_URL=self.weed.endpoint_url,
-                   AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
-                   RATE_LIMIT_UPLOADS_PER_MINUTE="0", CELERY_QUEUE=f"bench-{tag}", MIGRATION_QUEUE=f"bench-m-{tag}",
-                   MAINTENANCE_QUEUE=f"bench-x-{tag}", WORKER_METRICS_PORT="0")
+        env.update(
+            IMAGEPIPE_VAR_DIR=str(self.work / "var"),
+            JWT_SECRET=secrets.token_urlsafe(48),
+            AWS_S3_BUCKET="bench",
+            AWS_S3_ENDPOINT_URL=self.weed.endpoint_url,
+            AWS_ACCESS_KEY_ID=creds.access_key_id,
+            AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
+            RATE_LIMIT_UPLOADS_PER_MINUTE="0",
+            CELERY_QUEUE=f"bench-{tag}",
+            MIGRATION_QUEUE=f"bench-m-{tag}",
+            MAINTENANCE_QUEUE=f"bench-x-{tag}",
+            WORKER_METRICS_PORT="0",
+        )
         if redis_answers():
             env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/0"
         database = postgres_database()
@@ -99,8 +107,9 @@ class Stack:
         return self.env.get("DATABASE_URL", "").startswith("postgresql") and "CELERY_BROKER_URL" in self.env
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=self.env, capture_output=True,
-                             text=True, timeout=7200)
+        out = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=7200
+        )
         if out.returncode not in (0, 1):
             raise RuntimeError(out.stderr[-3000:])
         return out.stdout
@@ -131,8 +140,9 @@ class Stack:
         """A worker, ready to take tasks; and the port its metrics are served on."""
         port = free_port()
         log = self.work / f"worker-{port}.log"
-        proc = self._spawn(worker_command(self.settings, concurrency=concurrency), log.stem,
-                           {"WORKER_METRICS_PORT": str(port), **env})
+        proc = self._spawn(
+            worker_command(self.settings, concurrency=concurrency), log.stem, {"WORKER_METRICS_PORT": str(port), **env}
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if " ready." in log.read_text(errors="replace"):
@@ -163,8 +173,7 @@ class Stack:
             import redis
 
             s = self.settings
-            redis.Redis.from_url(self.env["CELERY_BROKER_URL"]).delete(s.task_queue, s.migration_queue,
-                                                                        s.maintenance_queue)
+            redis.Redis.from_url(self.env["CELERY_BROKER_URL"]).delete(s.task_queue, s.migration_queue, s.maintenance_queue)
 
     def close(self) -> None:
         for proc in self.procs:
@@ -192,10 +201,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def post_photo(session: requests.Session, base: str, token: str, entity_id: int, photo: bytes,
-               name: str = "photo.jpg", timeout: float = 120) -> dict:
-    r = session.post(f"{base}/api/v1/properties/{entity_id}/images", headers={"Authorization": f"Bearer {token}"},
-                     files={"file": (name, io.BytesIO(photo), "image/jpeg")}, timeout=timeout)
+def post_photo(
+    session: requests.Session, base: str, token: str, entity_id: int, photo: bytes, name: str = "photo.jpg", timeout: float = 120
+) -> dict:
+    r = session.post(
+        f"{base}/api/v1/properties/{entity_id}/images",
+        headers={"Authorization": f"Bearer {token}"},
+        files={"file": (name, io.BytesIO(photo), "image/jpeg")},
+        timeout=timeout,
+    )
     if r.status_code != 202:
         raise RuntimeError(f"upload refused: {r.status_code} {r.text[:300]}")
     return r.json()

@@ -5,6 +5,7 @@
 - Database: DATABASE_URL, or SQLite at var/imagepipe.db. Migrated to head on start.
 - Broker: CELERY_BROKER_URL / REDIS_URL, or kombu's filesystem transport under var/broker/.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,9 +63,14 @@ def run_all() -> int:
             creds = S3Credentials(settings.aws_access_key_id, settings.aws_secret_access_key)
             s3_port = settings.seaweedfs_s3_port
             _say(f"starting SeaweedFS (S3 on 127.0.0.1:{s3_port}, data in {settings.var_dir / 's3'}) ...")
-            weed = SeaweedServer(settings.var_dir / "s3", bucket=settings.aws_s3_bucket, credentials=creds,
-                                 s3_port=s3_port, base_port=settings.seaweedfs_base_port,
-                                 log_path=settings.var_dir / "seaweedfs.log").start()
+            weed = SeaweedServer(
+                settings.var_dir / "s3",
+                bucket=settings.aws_s3_bucket,
+                credentials=creds,
+                s3_port=s3_port,
+                base_port=settings.seaweedfs_base_port,
+                log_path=settings.var_dir / "seaweedfs.log",
+            ).start()
             _say(f"generated S3 credentials are in {settings.var_dir / 'secrets' / 's3_credentials.json'}")
 
         from db.schema import upgrade
@@ -82,16 +88,22 @@ def run_all() -> int:
             setup(make_bucket_admin(settings), settings)
 
         flower_port = settings.flower_port
-        specs = [("api", api_command(settings)), ("worker", worker_command(settings)),
-                 ("beat", beat_command(settings)), ("flower", flower_command(settings))]
+        specs = [
+            ("api", api_command(settings)),
+            ("worker", worker_command(settings)),
+            ("beat", beat_command(settings)),
+            ("flower", flower_command(settings)),
+        ]
         for name, cmd in specs:
             children.append((name, subprocess.Popen(cmd, env=env)))
         base = f"http://{settings.host}:{settings.port}"
         _say(f"API      {base}/api/v1   (health: {base}/healthz, readiness: {base}/readyz)")
         _say(f"web page {base}/")
         flower_user, _ = settings.flower_credentials()
-        _say(f"Flower   http://{settings.host}:{flower_port}/   (user {flower_user}, password in"
-             f" {settings.var_dir / 'secrets' / 'flower_password'} unless FLOWER_PASSWORD is set)")
+        _say(
+            f"Flower   http://{settings.host}:{flower_port}/   (user {flower_user}, password in"
+            f" {settings.var_dir / 'secrets' / 'flower_password'} unless FLOWER_PASSWORD is set)"
+        )
         if weed is not None:
             _say(f"S3       {weed.endpoint_url}/{settings.aws_s3_bucket}  (public/ is anonymously readable)")
         _say("get a token: .venv/bin/imagepipe token --user 1 --entity properties:17     Ctrl-C stops everything")

@@ -110,8 +110,10 @@ def fail(ctx: click.Context, exc: BaseException) -> NoReturn:
         kind = what.split()[0]
         click.echo(f"error: {what}{_where(ctx, kind)}: {text} ({_hint(ctx, kind)})", err=True)
         sys.exit(code)
-    click.echo(f"error: unexpected {exc.__class__.__name__}: {text} (run again with --debug or IMAGEPIPE_DEBUG=1"
-               " for the traceback)", err=True)
+    click.echo(
+        f"error: unexpected {exc.__class__.__name__}: {text} (run again with --debug or IMAGEPIPE_DEBUG=1 for the traceback)",
+        err=True,
+    )
     sys.exit(EXIT_INTERNAL)
 
 

@@ -1,4 +1,5 @@
 """`imagepipe migrate ...` and `imagepipe legacy seed`: moving the legacy photos (docs/migration.md)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ def _line(p: dict, width: int = 30) -> str:
     share = finished / p["total"] if p["total"] else 1.0
     bar = "#" * int(share * width) + "-" * (width - int(share * width))
     eta = "—" if p["eta_s"] is None else f"{p['eta_s']} s"
-    return (f"[{bar}] {finished}/{p['total']}  done {p['done']}  failed {p['failed']}  skipped {p['skipped']}  "
-            f"{p['images_per_s']} img/s  ETA {eta}")
+    return (
+        f"[{bar}] {finished}/{p['total']}  done {p['done']}  failed {p['failed']}  skipped {p['skipped']}  "
+        f"{p['images_per_s']} img/s  ETA {eta}"
+    )
 
 
 @click.group()
@@ -39,18 +42,30 @@ def migrate() -> None:
 
 
 @migrate.command("run")
-@click.option("--source", "source", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="the legacy upload folder: LEGACY_URL_PREFIX maps to it")
+@click.option(
+    "--source",
+    "source",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="the legacy upload folder: LEGACY_URL_PREFIX maps to it",
+)
 @click.option("--entity", type=click.Choice(entity_types()), default=None, help="only this entity type")
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
-              help="images read and queued per page")
+@click.option(
+    "--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True, help="images read and queued per page"
+)
 @click.option("--dry-run", is_flag=True, help="say what would be migrated and which files are missing; change nothing")
 @click.option("--retry-failed", is_flag=True, help="also try the files that failed in earlier runs")
 @click.option("--no-wait", is_flag=True, help="queue and return; follow with `imagepipe migrate status`")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="where the JSON report goes (default: migration-<run id>.json here)")
-def run(source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_failed: bool, no_wait: bool,
-        report_path: Path | None) -> None:
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the JSON report goes (default: migration-<run id>.json here)",
+)
+def run(
+    source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_failed: bool, no_wait: bool, report_path: Path | None
+) -> None:
     """Queue every legacy image (page by page) on the migration queue, then follow the run."""
     from datetime import UTC, datetime
 
@@ -68,13 +83,21 @@ def run(source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_
         run_row = svc.start_run(session, source, entity)
         run_id, skipped = run_row.id, run_row.skipped
         waiting = 0 if retry_failed else svc.previously_failed(session, entity)
-    click.echo(f"run {run_id}: {skipped} already migrated (skipped)"
-               + (f", {waiting} failed before (use --retry-failed to try them again)" if waiting else ""))
+    click.echo(
+        f"run {run_id}: {skipped} already migrated (skipped)"
+        + (f", {waiting} failed before (use --retry-failed to try them again)" if waiting else "")
+    )
     last = 0
     while True:
         with rt.unit_of_work() as session:
-            page_end = svc.enqueue_page(session, rt.queue, session.get(MigrationRun, run_id), after_id=last,
-                                        batch_size=batch_size, retry_failed=retry_failed)
+            page_end = svc.enqueue_page(
+                session,
+                rt.queue,
+                session.get(MigrationRun, run_id),
+                after_id=last,
+                batch_size=batch_size,
+                retry_failed=retry_failed,
+            )
             if page_end is None:
                 break
         last = page_end
@@ -87,8 +110,10 @@ def run(source: Path, entity: str | None, batch_size: int, dry_run: bool, retry_
     try:
         _follow(rt, run_id)
     except KeyboardInterrupt:
-        click.echo(f"\nstopped following; the workers go on. `imagepipe migrate status --run {run_id}` resumes "
-                   "watching, `imagepipe migrate run` again continues what is left")
+        click.echo(
+            f"\nstopped following; the workers go on. `imagepipe migrate status --run {run_id}` resumes "
+            "watching, `imagepipe migrate run` again continues what is left"
+        )
         return
     _write_report(rt, run_id, report_path)
 
@@ -113,14 +138,20 @@ def _write_report(rt, run_id: str, report_path: Path | None) -> dict:
         report = svc.report(session, run_id)
     path = report_path or Path(f"migration-{run_id}.json")
     path.write_text(json.dumps(report, indent=1))
-    click.echo(f"migrated {report['done']}, skipped {report['skipped'] + report['already_migrated']}, "
-               f"failed {report['failed']}; read {report['bytes_read']} B, wrote {report['bytes_written']} B "
-               f"in {report['duration_s']} s")
+    click.echo(
+        f"migrated {report['done']}, skipped {report['skipped'] + report['already_migrated']}, "
+        f"failed {report['failed']}; read {report['bytes_read']} B, wrote {report['bytes_written']} B "
+        f"in {report['duration_s']} s"
+    )
     for kind, counts in report["per_entity"].items():
         click.echo(f"  {kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for code, failed in report["failed_by_code"].items():
-        click.echo(f"  failed {code}: {failed['count']} (" + ", ".join(failed["files"][:5])
-                   + (", ..." if failed["count"] > 5 else "") + ")")
+        click.echo(
+            f"  failed {code}: {failed['count']} ("
+            + ", ".join(failed["files"][:5])
+            + (", ..." if failed["count"] > 5 else "")
+            + ")"
+        )
     click.echo(f"report: {path}")
     return report
 
@@ -156,8 +187,12 @@ def report_command(run_id: str | None, output: Path | None) -> None:
 
 @migrate.command("verify")
 @click.option("--run", "run_id", default=None, help="a run id (default: every image any run migrated)")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="where the JSON report goes (default: verify-<run id>.json here)")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the JSON report goes (default: verify-<run id>.json here)",
+)
 def verify(run_id: str | None, output: Path | None) -> None:
     """Check every migrated image against the store and the local files; exit 1 when anything is off."""
     from services.legacy import move as svc
@@ -167,8 +202,10 @@ def verify(run_id: str | None, output: Path | None) -> None:
         result = svc.verify(session, rt.store, rt.settings, run_id)
     path = output or Path(f"verify-{result['run']}.json")
     path.write_text(json.dumps(result, indent=1))
-    click.echo(f"checked {result['checked']} migrated images: "
-               + ("everything agrees" if result["ok"] else f"{len(result['problems'])} problems"))
+    click.echo(
+        f"checked {result['checked']} migrated images: "
+        + ("everything agrees" if result["ok"] else f"{len(result['problems'])} problems")
+    )
     for problem in result["problems"][:20]:
         click.echo("  " + json.dumps(problem))
     click.echo(f"report: {path}")

@@ -1,4 +1,5 @@
 """The `imagepipe` command."""
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,13 @@ def config_table() -> None:
 @main.command()
 @click.option("--user", "user_id", type=int, required=True, help="numeric user id (the token's sub)")
 @click.option("--admin", is_flag=True, help="add role: admin")
-@click.option("--entity", "entities", multiple=True, metavar="TYPE:ID",
-              help="a listing the bearer may write: properties:17, projects:4, properties:* (repeatable)")
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    metavar="TYPE:ID",
+    help="a listing the bearer may write: properties:17, projects:4, properties:* (repeatable)",
+)
 @click.option("--ttl", "ttl_s", type=int, default=24 * 3600, show_default=True, help="lifetime in seconds")
 def token(user_id: int, admin: bool, entities: tuple[str, ...], ttl_s: int) -> None:
     """Print a bearer token signed with the configured JWT_SECRET (what the platform's backend
@@ -130,11 +136,21 @@ def serve(workers: int | None) -> None:
 
 
 @main.command()
-@click.option("--concurrency", "-c", type=int, default=None,
-              help="worker processes (default: WORKER_CONCURRENCY, or one per CPU it may use)")
-@click.option("--queues", "-Q", default=None, metavar="Q1,Q2",
-              help="the queues to take, in priority order (default: CELERY_QUEUE, MIGRATION_QUEUE, MAINTENANCE_QUEUE);"
-                   " e.g. only MIGRATION_QUEUE for a host of its own during the migration")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="worker processes (default: WORKER_CONCURRENCY, or one per CPU it may use)",
+)
+@click.option(
+    "--queues",
+    "-Q",
+    default=None,
+    metavar="Q1,Q2",
+    help="the queues to take, in priority order (default: CELERY_QUEUE, MIGRATION_QUEUE, MAINTENANCE_QUEUE);"
+    " e.g. only MIGRATION_QUEUE for a host of its own during the migration",
+)
 def worker(concurrency: int | None, queues: str | None) -> None:
     """Run a Celery worker: uploads first, then the migration, then maintenance."""
     from .commands import worker_command
@@ -184,7 +200,6 @@ def run() -> None:
     from .devrun import run_all
 
     sys.exit(run_all())
-
 
 
 for _command in (migrate, legacy, bucket, stats, orphans, renditions):

@@ -3,6 +3,7 @@
 Used by `imagepipe run` when no S3 is configured, and by the test suite. Always bound to
 loopback, with telemetry off.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,16 @@ class S3Credentials:
 
 
 class SeaweedServer:
-    def __init__(self, data_dir: Path, *, bucket: str, credentials: S3Credentials,
-                 s3_port: int | None = None, base_port: int | None = None, log_path: Path | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        bucket: str,
+        credentials: S3Credentials,
+        s3_port: int | None = None,
+        base_port: int | None = None,
+        log_path: Path | None = None,
+    ):
         self.data_dir = Path(data_dir)
         self.bucket = bucket
         self.credentials = credentials
@@ -79,15 +88,21 @@ class SeaweedServer:
     def command(self) -> list[str]:
         b = self.base_port
         return [
-            weed_binary(), "mini",
+            weed_binary(),
+            "mini",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
             "-admin.ui=false",
             "-webdav=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-master.port={b}", f"-volume.port={b + 1}", f"-filer.port={b + 2}",
-            f"-s3.port={self.s3_port}", f"-admin.port={b + 4}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-master.port={b}",
+            f"-volume.port={b + 1}",
+            f"-filer.port={b + 2}",
+            f"-s3.port={self.s3_port}",
+            f"-admin.port={b + 4}",
             f"-bucket={self.bucket}",
         ]
 
@@ -97,8 +112,7 @@ class SeaweedServer:
         env["AWS_ACCESS_KEY_ID"] = self.credentials.access_key_id
         env["AWS_SECRET_ACCESS_KEY"] = self.credentials.secret_access_key
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         try:
             self._wait_ready(timeout_s)
@@ -110,9 +124,13 @@ class SeaweedServer:
     def _wait_ready(self, timeout_s: float) -> None:
         from storage.s3 import S3ObjectStore
 
-        store = S3ObjectStore(self.bucket, endpoint_url=self.endpoint_url,
-                              access_key_id=self.credentials.access_key_id,
-                              secret_access_key=self.credentials.secret_access_key, max_attempts=1)
+        store = S3ObjectStore(
+            self.bucket,
+            endpoint_url=self.endpoint_url,
+            access_key_id=self.credentials.access_key_id,
+            secret_access_key=self.credentials.secret_access_key,
+            max_attempts=1,
+        )
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
         while time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 """Storage administration: `imagepipe bucket setup|check|policy`, `imagepipe stats`,
 `imagepipe orphans`, `imagepipe renditions stale|regenerate` (docs/operations.md)."""
+
 from __future__ import annotations
 
 import json
@@ -104,11 +105,20 @@ def _size(n: int) -> str:
 
 
 @click.command()
-@click.option("--source", type=click.Choice(["database", "bucket"]), default="database", show_default=True,
-              help="bucket: recompute from a listing of the bucket and show how it differs from the database")
+@click.option(
+    "--source",
+    type=click.Choice(["database", "bucket"]),
+    default="database",
+    show_default=True,
+    help="bucket: recompute from a listing of the bucket and show how it differs from the database",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the JSON the API answers")
-@click.option("--recount", is_flag=True, help="also aggregate the images and renditions tables themselves (a full scan)"
-              " and say whether the usage rollup agrees (exit 1 if not)")
+@click.option(
+    "--recount",
+    is_flag=True,
+    help="also aggregate the images and renditions tables themselves (a full scan)"
+    " and say whether the usage rollup agrees (exit 1 if not)",
+)
 def stats(source: str, as_json: bool, recount: bool) -> None:
     """Bytes and objects per entity type and rendition, images per status, bytes added per day."""
     from services.storage_admin import stats as svc
@@ -120,8 +130,11 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
     if full is not None:
         keys = ("totals", "entities", "renditions", "images_by_status", "added_per_day")
         agree = all(full[k] == db[k] for k in keys)
-        click.echo(f"recount: {full['duration_ms']} ms over the tables; the rollup "
-                   + ("agrees" if agree else "DIFFERS: " + ", ".join(k for k in keys if full[k] != db[k])), err=True)
+        click.echo(
+            f"recount: {full['duration_ms']} ms over the tables; the rollup "
+            + ("agrees" if agree else "DIFFERS: " + ", ".join(k for k in keys if full[k] != db[k])),
+            err=True,
+        )
         if not agree:
             sys.exit(1)
     out = svc.bucket_report(rt.store, db) if source == "bucket" else db
@@ -131,8 +144,10 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
     click.echo(f"source: {out['source']} ({out['duration_ms']} ms)")
     click.echo(f"total: {out['totals']['objects']} objects, {_size(out['totals']['bytes'])}")
     for name, e in out["entities"].items():
-        click.echo(f"  {name:<11} originals {e['originals']['objects']:>8} {_size(e['originals']['bytes']):>11}"
-                   f"   renditions {e['renditions']['objects']:>8} {_size(e['renditions']['bytes']):>11}")
+        click.echo(
+            f"  {name:<11} originals {e['originals']['objects']:>8} {_size(e['originals']['bytes']):>11}"
+            f"   renditions {e['renditions']['objects']:>8} {_size(e['renditions']['bytes']):>11}"
+        )
     for name, formats in out["renditions"].items():
         click.echo(f"  {name:<11} " + "  ".join(f"{f} {c['objects']} ({_size(c['bytes'])})" for f, c in formats.items()))
     click.echo("images: " + ", ".join(f"{k} {v}" for k, v in out["images_by_status"].items()))
@@ -140,9 +155,15 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
     if recent:
         click.echo("added (last days with uploads): " + ", ".join(f"{d['date']} {_size(d['bytes'])}" for d in recent))
     scan = out["last_orphan_scan"]
-    click.echo("last orphan scan: " + ("none yet" if scan is None else
-                                       f"{scan['finished_at']}: {scan['orphans']['objects']} orphans "
-                                       f"({_size(scan['orphans']['bytes'])}), missing {scan['missing']}"))
+    click.echo(
+        "last orphan scan: "
+        + (
+            "none yet"
+            if scan is None
+            else f"{scan['finished_at']}: {scan['orphans']['objects']} orphans "
+            f"({_size(scan['orphans']['bytes'])}), missing {scan['missing']}"
+        )
+    )
     click.echo(f"egress: unknown here — {out['egress']['why']}")
     if source == "bucket":
         click.echo("difference (bucket - database): " + json.dumps(out["difference"]["entities"]))
@@ -153,8 +174,13 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
 @click.option("--delete", "do_delete", is_flag=True, help="delete the orphans found (default: a dry run)")
 @click.option("--entity", default=None, metavar="TYPE:ID", help="only this listing's objects and images")
 @click.option("--here", is_flag=True, help="run the scan in this process instead of a worker")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="also write the complete report (JSON lines) here")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the complete report (JSON lines) here",
+)
 def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path | None) -> None:
     """Reconcile the bucket with the database, both ways: objects no row refers to (older than
     ORPHAN_GRACE_S; deleted with --delete) and rows whose objects are missing (a missing original
@@ -165,18 +191,23 @@ def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path |
     scope = _entity(entity, id_required=True)
     rt = _runtime()
     with rt.unit_of_work() as session:
-        scan = svc.create_scan(session, dry_run=not do_delete, grace_s=rt.settings.orphan_grace_s,
-                               requested_by="cli", entity=scope)
+        scan = svc.create_scan(
+            session, dry_run=not do_delete, grace_s=rt.settings.orphan_grace_s, requested_by="cli", entity=scope
+        )
         scan_id = scan.id
-    click.echo(f"scan {scan_id} ({'deleting orphans' if do_delete else 'dry run'}); "
-               f"objects younger than {rt.settings.orphan_grace_s} s are never touched", err=True)
+    click.echo(
+        f"scan {scan_id} ({'deleting orphans' if do_delete else 'dry run'}); "
+        f"objects younger than {rt.settings.orphan_grace_s} s are never touched",
+        err=True,
+    )
 
     def show(scan: StorageScan) -> None:
         expected = scan.expected_objects or 0
         share = min(1.0, scan.objects_listed / expected) if expected else 0.0
         bar = "#" * int(share * 30) + "-" * (30 - int(share * 30))
-        click.echo(f"\r[{bar}] {scan.objects_listed} objects listed of ~{expected} recorded  {scan.status}   ",
-                   nl=False, err=True)
+        click.echo(
+            f"\r[{bar}] {scan.objects_listed} objects listed of ~{expected} recorded  {scan.status}   ", nl=False, err=True
+        )
 
     if here:
         from datetime import UTC, datetime
@@ -237,8 +268,7 @@ def renditions_regenerate(entity: str | None, limit: int | None) -> None:
     scope, queued, after = _entity(entity), 0, 0
     while limit is None or queued < limit:
         with rt.unit_of_work() as session:
-            page = stale_ids(session, rt.settings.encoder, scope, after=after,
-                             limit=min(1000, limit - queued) if limit else 1000)
+            page = stale_ids(session, rt.settings.encoder, scope, after=after, limit=min(1000, limit - queued) if limit else 1000)
         if not page:
             break
         rt.queue.regenerate_renditions(page)

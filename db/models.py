@@ -1,4 +1,5 @@
 """SQLAlchemy 2 models. The schema itself is owned by Alembic (migrations/); these mirror it."""
+
 from __future__ import annotations
 
 import uuid

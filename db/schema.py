@@ -1,4 +1,5 @@
 """Run Alembic programmatically (CLI, `make run`, tests)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ one matters when the server is frozen (stopped, swapped out, a network black hol
 enforce its own statement timeout, and the kernel keeps acknowledging our packets, so without a
 deadline of our own a request would wait for ever.
 """
+
 from __future__ import annotations
 
 import select
@@ -45,10 +46,19 @@ def make_engine(database_url: str, timeouts: DbTimeouts | None = None) -> Engine
         return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     _bound_round_trips(timeouts.statement_s + 1, timeouts.connect_s)
     return create_engine(
-        database_url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=timeouts.pool_s,
-        connect_args={"connect_timeout": max(1, round(timeouts.connect_s)),
-                      "options": f"-c statement_timeout={int(timeouts.statement_s * 1000)}",
-                      "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 5, "keepalives_count": 3},
+        database_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=timeouts.pool_s,
+        connect_args={
+            "connect_timeout": max(1, round(timeouts.connect_s)),
+            "options": f"-c statement_timeout={int(timeouts.statement_s * 1000)}",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        },
     )
 
 
@@ -88,7 +98,8 @@ def _wait_with_deadline(conn) -> None:
                 raise psycopg2.OperationalError(f"bad state from poll: {state}")
         if not ready:
             raise psycopg2.OperationalError(
-                f"could not receive data from server: no answer within {limit:.0f} s (client-side deadline)")
+                f"could not receive data from server: no answer within {limit:.0f} s (client-side deadline)"
+            )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

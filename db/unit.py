@@ -7,6 +7,7 @@ objects) is registered with `after_commit` and runs only if the commit succeeded
 change the session again (a purge after the row is marked `deleting`); the scope then commits
 that as well, and runs what it registered in turn.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

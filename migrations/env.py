@@ -1,5 +1,6 @@
 """Alembic environment. The URL comes from the config's `sqlalchemy.url` when a caller set it
 (tests, `imagepipe db upgrade`), else from DATABASE_URL via the settings object."""
+
 from __future__ import annotations
 
 from alembic import context
@@ -22,8 +23,7 @@ def _url() -> str:
 
 def run_migrations_offline() -> None:
     url = _url()
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=url.startswith("sqlite"))
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=url.startswith("sqlite"))
     with context.begin_transaction():
         context.run_migrations()
 

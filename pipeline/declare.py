@@ -1,6 +1,7 @@
 """How the pipeline declares a tunable: default, bounds and one line of documentation on the
 dataclass field itself. services/infra/settings.py turns every such field into a setting read from
 the environment (its name in upper case), so nothing here is written twice."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -9,6 +9,7 @@ stay with libvips (the only AVIF encoder here; PNG measured no faster in Pillow)
 encoder is told to keep no metadata: Pillow writes none unless given it, libvips gets
 `keep="none"`. The tests hold both builds to the same pixels and sizes (tests/pipeline).
 """
+
 from __future__ import annotations
 
 import io
@@ -57,14 +58,24 @@ def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings, pillow:
     """One rendition's bytes, by the build its format is set to."""
     progressive = spec.name in enc.jpeg_progressive
     if spec.format == "jpeg" and enc.jpeg_encoder == "pillow":
-        return _pillow_bytes((pillow or PillowImages()).get(img), "JPEG", quality=spec.quality,
-                             optimize=enc.jpeg_optimize_coding, progressive=progressive,
-                             subsampling=_jpeg_subsampling(enc, spec.quality))
+        return _pillow_bytes(
+            (pillow or PillowImages()).get(img),
+            "JPEG",
+            quality=spec.quality,
+            optimize=enc.jpeg_optimize_coding,
+            progressive=progressive,
+            subsampling=_jpeg_subsampling(enc, spec.quality),
+        )
     if spec.format == "webp" and enc.webp_encoder == "pillow":
         return _pillow_bytes((pillow or PillowImages()).get(img), "WEBP", quality=spec.quality, method=enc.webp_effort)
     if spec.format == "jpeg":
-        return img.jpegsave_buffer(Q=spec.quality, optimize_coding=enc.jpeg_optimize_coding, interlace=progressive,
-                                   subsample_mode=enc.jpeg_subsample, keep="none")
+        return img.jpegsave_buffer(
+            Q=spec.quality,
+            optimize_coding=enc.jpeg_optimize_coding,
+            interlace=progressive,
+            subsample_mode=enc.jpeg_subsample,
+            keep="none",
+        )
     if spec.format == "webp":
         return img.webpsave_buffer(Q=spec.quality, effort=enc.webp_effort, keep="none")
     if spec.format == "png":

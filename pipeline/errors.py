@@ -1,4 +1,5 @@
 """Permanent image problems. Each has a stable code and the HTTP status an API reports it with."""
+
 from __future__ import annotations
 
 

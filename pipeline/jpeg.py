@@ -1,6 +1,7 @@
 """A JPEG's structure from its segments: how many scans it has, whether decoding it buffers the
 whole image, its chroma sampling. Pure Python over the bytes; libvips never sees a file that
 fails here."""
+
 from __future__ import annotations
 
 import re
@@ -46,13 +47,13 @@ def jpeg_layout(data: bytes) -> JpegLayout:
             continue
         if at + 4 > end:
             break
-        length = max(int.from_bytes(data[at + 2:at + 4], "big"), 2)
+        length = max(int.from_bytes(data[at + 2 : at + 4], "big"), 2)
         if marker == 0xDA:
             scans += 1
             first_scans += not first_done
         elif marker in _SOF and not first_done and at + 10 <= end:
             progressive = marker in _PROGRESSIVE_SOF
-            factors = [(b >> 4, b & 15) for b in data[at + 11:at + 2 + length:3][:data[at + 9]]]
+            factors = [(b >> 4, b & 15) for b in data[at + 11 : at + 2 + length : 3][: data[at + 9]]]
             if factors and all(h and v for h, v in factors):
                 hmax, vmax = max(h for h, _ in factors), max(v for _, v in factors)
                 samples = sum(h * v for h, v in factors) / (hmax * vmax)
@@ -70,4 +71,5 @@ def check_jpeg_layout(layout: JpegLayout, limits: ImageLimits) -> None:
     if layout.scans > limits.max_jpeg_scans:
         raise ImageTooComplex(
             f"JPEG has {layout.scans} scans; at most {limits.max_jpeg_scans} are accepted "
-            "(cameras write 1, progressive encoders about 10): re-save it as a baseline JPEG")
+            "(cameras write 1, progressive encoders about 10): re-save it as a baseline JPEG"
+        )

@@ -1,5 +1,6 @@
 """The decode-memory model: bytes a decoder must hold at once beyond the streaming pipeline,
 estimated from the header before decoding (measured; tests/pipeline/test_memory.py)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ def _webp_lossless(data: bytes) -> bool:
     for _ in range(1000):
         if pos + 8 > len(data):
             return False
-        fourcc, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        fourcc, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
         if fourcc in (b"VP8 ", b"VP8L"):
             return fourcc == b"VP8L"
         if fourcc == b"ANMF":  # a frame: 16 bytes of frame header, then its own chunks
@@ -48,12 +49,15 @@ class PngHeader:
     sample_format: str  # libvips band format: uchar, ushort ...
 
 
-def decode_memory(fmt: str, data: bytes, pixels: int, *, jpeg: JpegLayout | None = None,
-                  png: PngHeader | None = None) -> tuple[int, str]:
+def decode_memory(
+    fmt: str, data: bytes, pixels: int, *, jpeg: JpegLayout | None = None, png: PngHeader | None = None
+) -> tuple[int, str]:
     """Bytes a decoder must hold at once for this image beyond the streaming pipeline, and why."""
     if fmt == "jpeg" and jpeg is not None and jpeg.buffered:
-        return (int(pixels * jpeg.samples_per_pixel * JPEG_COEFFICIENT_BYTES),
-                "a progressive JPEG keeps every DCT coefficient until its last scan")
+        return (
+            int(pixels * jpeg.samples_per_pixel * JPEG_COEFFICIENT_BYTES),
+            "a progressive JPEG keeps every DCT coefficient until its last scan",
+        )
     if fmt == "png" and png is not None and png.interlaced:
         per_pixel = png.bands * _SAMPLE_BYTES.get(png.sample_format, 1) * INTERLACED_PNG_OVERHEAD
         return int(pixels * per_pixel), "an interlaced (Adam7) PNG is decoded whole"
@@ -71,4 +75,5 @@ def check_decode_memory(need: int, why: str, fmt: str, limits: ImageLimits) -> N
         mib, limit = -(-need // 2**20), limits.max_decode_bytes // 2**20
         raise ImageTooLarge(
             f"decoding this {fmt.upper()} needs about {mib} MB of memory at once ({why}); "
-            f"the limit is {limit} MB: downscale it, or save it as a baseline JPEG")
+            f"the limit is {limit} MB: downscale it, or save it as a baseline JPEG"
+        )

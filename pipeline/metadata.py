@@ -1,5 +1,6 @@
 """What an image's header says beyond its size: EXIF capture details (for the database only,
 never for a public file) and the name of its embedded ICC profile."""
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,9 @@ def capture_info(header: pyvips.Image) -> CaptureInfo:
             taken_at += offset
     make = _exif_text(header, "exif-ifd0-Make", 100)
     model = _exif_text(header, "exif-ifd0-Model", 100)
-    camera = model if make and model and model.lower().startswith(make.lower()) else " ".join(
-        p for p in (make, model) if p) or None
+    camera = (
+        model if make and model and model.lower().startswith(make.lower()) else " ".join(p for p in (make, model) if p) or None
+    )
     return CaptureInfo(taken_at, camera, _copyright(_exif_text(header, "exif-ifd0-Copyright")))
 
 
@@ -73,18 +75,18 @@ def icc_description(profile: bytes) -> str | None:
         count = int.from_bytes(profile[128:132], "big")
         for n in range(min(count, 100)):
             entry = 132 + 12 * n
-            if profile[entry:entry + 4] != b"desc":
+            if profile[entry : entry + 4] != b"desc":
                 continue
-            offset = int.from_bytes(profile[entry + 4:entry + 8], "big")
-            size = int.from_bytes(profile[entry + 8:entry + 12], "big")
-            tag = profile[offset:offset + size]
+            offset = int.from_bytes(profile[entry + 4 : entry + 8], "big")
+            size = int.from_bytes(profile[entry + 8 : entry + 12], "big")
+            tag = profile[offset : offset + size]
             if tag[:4] == b"desc":
                 length = int.from_bytes(tag[8:12], "big")
-                return tag[12:12 + length].split(b"\x00", 1)[0].decode("latin-1").strip() or None
+                return tag[12 : 12 + length].split(b"\x00", 1)[0].decode("latin-1").strip() or None
             if tag[:4] == b"mluc" and int.from_bytes(tag[8:12], "big") > 0:
                 rec_len = int.from_bytes(tag[20:24], "big")
                 rec_off = int.from_bytes(tag[24:28], "big")
-                return tag[rec_off:rec_off + rec_len].decode("utf-16-be", "replace").strip("\x00 ") or None
+                return tag[rec_off : rec_off + rec_len].decode("utf-16-be", "replace").strip("\x00 ") or None
     except (IndexError, ValueError):
         return None
     return None

@@ -4,6 +4,7 @@ Both are computed from a 32 px copy of the smallest rendition, so they cost well
 millisecond of libvips and a few of Python, whatever the size of the upload.
 BlurHash: https://github.com/woltapp/blurhash (the algorithm and base-83 alphabet are its spec).
 """
+
 from __future__ import annotations
 
 import math
@@ -48,12 +49,11 @@ def blurhash_encode(rgb: bytes, width: int, height: int, x_components: int = 4, 
     rows: list[list[tuple[float, float, float]]] = []
     stride = width * 3
     for y in range(height):
-        row = lin[y * stride:(y + 1) * stride]
+        row = lin[y * stride : (y + 1) * stride]
         rs, gs, bs = row[0::3], row[1::3], row[2::3]
         per_i = []
         for cx in cos_x:
-            per_i.append((sum(map(float.__mul__, rs, cx)), sum(map(float.__mul__, gs, cx)),
-                          sum(map(float.__mul__, bs, cx))))
+            per_i.append((sum(map(float.__mul__, rs, cx)), sum(map(float.__mul__, gs, cx)), sum(map(float.__mul__, bs, cx))))
         rows.append(per_i)
     factors: list[tuple[float, float, float]] = []
     scale = 1.0 / (width * height)
@@ -133,5 +133,7 @@ def placeholders(img: pyvips.Image) -> Placeholders:
     else:
         shown = colour
     x, y = components_for(small.width, small.height)
-    return Placeholders(blurhash_encode(bytes(shown.write_to_memory()), small.width, small.height, x, y),
-                        dominant_color(bytes(colour.write_to_memory()), alpha))
+    return Placeholders(
+        blurhash_encode(bytes(shown.write_to_memory()), small.width, small.height, x, y),
+        dominant_color(bytes(colour.write_to_memory()), alpha),
+    )

@@ -2,6 +2,7 @@
 header with the one loader its format allows. The concerns live in their own modules: sniff.py
 (magic bytes), limits.py, jpeg.py (segment walk), memory.py (decode-memory model),
 metadata.py (EXIF and ICC)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,13 @@ from .sniff import FORMAT_EXT, FORMAT_MIME, SNIFF_BYTES, require_supported
 # when asked; we never are, so block them process-wide as defence in depth. Then block every
 # loader and re-enable only the buffer loaders we serve: a file that fools the sniffer cannot
 # reach GIF, TIFF, SVG, PDF, matrix or CSV code at all, not even to read a header.
-SERVED_LOADER_CLASSES = ("VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer", "VipsForeignLoadWebpBuffer",
-                         "VipsForeignLoadHeifBuffer", "VipsForeignLoadUhdrBuffer")
+SERVED_LOADER_CLASSES = (
+    "VipsForeignLoadJpegBuffer",
+    "VipsForeignLoadPngBuffer",
+    "VipsForeignLoadWebpBuffer",
+    "VipsForeignLoadHeifBuffer",
+    "VipsForeignLoadUhdrBuffer",
+)
 _policy_applied = False
 
 
@@ -107,12 +113,21 @@ def probe(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ProbeResult:
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     check_dimensions(width, height, limits)
-    png = PngHeader(interlaced=bool(_int_field(header, "interlaced", 0)), bands=header.bands,
-                    sample_format=header.format) if fmt == "png" else None
+    png = (
+        PngHeader(interlaced=bool(_int_field(header, "interlaced", 0)), bands=header.bands, sample_format=header.format)
+        if fmt == "png"
+        else None
+    )
     check_decode_memory(*decode_memory(fmt, data, width * height, jpeg=jpeg, png=png), fmt, limits)
     return ProbeResult(
-        format=fmt, width=width, height=height, orientation=orientation if 1 <= orientation <= 8 else 1,
-        bands=header.bands, file_size=len(data), pages=max(pages, 1), capture=capture_info(header),
+        format=fmt,
+        width=width,
+        height=height,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+        bands=header.bands,
+        file_size=len(data),
+        pages=max(pages, 1),
+        capture=capture_info(header),
         icc_profile=embedded_profile(header),
     )
 
@@ -130,5 +145,3 @@ def vips_reason(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith("unable to call")]
     return (useful or lines or [exc.__class__.__name__])[-1]
-
-

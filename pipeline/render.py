@@ -10,6 +10,7 @@ HEIC is the one input libvips cannot decode here (pyvips-binary has no HEVC deco
 (libheif + libde265) decodes it, with its container transforms applied, and hands the pixels
 over. libvips has already read and checked its header in probe().
 """
+
 from __future__ import annotations
 
 import io
@@ -143,9 +144,13 @@ def encode(img: pyvips.Image, spec: RenditionSpec, enc: EncoderSettings) -> byte
     return encoders.encode(img, spec, enc)
 
 
-def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCODER,
-           wanted: Callable[[RenditionSpec], bool] | None = None,
-           on_rendition: Callable[[Rendition], None] | None = None) -> RenderResult:
+def render(
+    data: bytes,
+    probe: ProbeResult,
+    enc: EncoderSettings = DEFAULT_ENCODER,
+    wanted: Callable[[RenditionSpec], bool] | None = None,
+    on_rendition: Callable[[Rendition], None] | None = None,
+) -> RenderResult:
     """Every rendition of `specs_for` the image; `wanted`: only those it accepts (regenerating
     after a spec change renders what is missing, nothing else). `on_rendition` is handed each
     rendition as soon as it is encoded (the worker starts writing it while the next one is
@@ -159,8 +164,7 @@ def render(data: bytes, probe: ProbeResult, enc: EncoderSettings = DEFAULT_ENCOD
     clock.lap("decode")
     specs = [spec for spec in specs_for(has_alpha, enc) if wanted is None or wanted(spec)]
     if not specs:
-        return RenderResult(has_alpha=has_alpha, renditions=[], placeholders=placeholders(source),
-                            timings=clock.laps)
+        return RenderResult(has_alpha=has_alpha, renditions=[], placeholders=placeholders(source), timings=clock.laps)
 
     # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a

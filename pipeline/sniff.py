@@ -1,5 +1,6 @@
 """Which format a file is, from its first bytes. No libvips here: the API imports this to
 refuse a non-image at once without loading an image library (docs/architecture.md)."""
+
 from __future__ import annotations
 
 from .errors import CorruptImage, UnsupportedMediaType
@@ -7,7 +8,11 @@ from .errors import CorruptImage, UnsupportedMediaType
 # Every format imagepipe reads or writes. HEIC is input only; AVIF is both (output behind a setting).
 FORMAT_EXT = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif", "heic": "heic"}
 FORMAT_MIME = {
-    "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif", "heic": "image/heic",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "heic": "image/heic",
 }
 SNIFF_BYTES = 64  # enough for an ISO-BMFF `ftyp` box with its compatible brands
 
@@ -20,7 +25,7 @@ def _ftyp_brands(head: bytes) -> set[bytes]:
     size = int.from_bytes(head[:4], "big")
     end = min(max(size, 16), len(head))
     brands = {head[8:12]}
-    brands.update(head[i:i + 4] for i in range(16, end - 3, 4))
+    brands.update(head[i : i + 4] for i in range(16, end - 3, 4))
     return brands
 
 
@@ -52,7 +57,5 @@ def require_supported(head: bytes) -> str:
     if fmt is None and _damaged_png_signature(head):
         raise CorruptImage("the PNG signature is damaged (the file was altered in transfer)")
     if fmt is None:
-        raise UnsupportedMediaType(
-            "not a JPEG, PNG, WebP, AVIF or HEIC image (the format is read from the file's bytes)"
-        )
+        raise UnsupportedMediaType("not a JPEG, PNG, WebP, AVIF or HEIC image (the format is read from the file's bytes)")
     return fmt

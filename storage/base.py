@@ -1,4 +1,5 @@
 """The one storage interface every backend implements, and the errors callers may see."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
@@ -80,8 +81,15 @@ class ObjectStore(Protocol):
 
     def head(self, key: str) -> ObjectInfo: ...
 
-    def copy(self, source: str, key: str, *, content_type: str | None = None, cache_control: str | None = None,
-             metadata: Mapping[str, str] | None = None) -> None:
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         """Copy an object (server-side on S3) with its content type, cache control and metadata,
         or, when `content_type` is given, with these instead."""
         ...

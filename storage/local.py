@@ -4,6 +4,7 @@ Objects live under `root/<key>`; content type, cache control and metadata in a J
 under `root/.meta/<key>.json`. Writes go to a temporary file renamed into place, so a reader
 never sees half an object.
 """
+
 from __future__ import annotations
 
 import base64
@@ -110,12 +111,22 @@ class LocalObjectStore:
             metadata=meta.get("metadata", {}),
         )
 
-    def copy(self, source: str, key: str, *, content_type: str | None = None, cache_control: str | None = None,
-             metadata: Mapping[str, object] | None = None) -> None:
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
         info = self.head(source)
         if content_type is None:
-            content_type, cache_control, metadata = (info.content_type or "application/octet-stream",
-                                                     info.cache_control, info.metadata)
+            content_type, cache_control, metadata = (
+                info.content_type or "application/octet-stream",
+                info.cache_control,
+                info.metadata,
+            )
         with open(self.path_of(source), "rb") as src:
             self.put(key, src, content_type=content_type, cache_control=cache_control, metadata=metadata)
 
@@ -180,13 +191,22 @@ class LocalObjectStore:
     def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
         """The same contract as S3's: a signed policy the /media/upload route enforces."""
         self._path(key)
-        policy = base64.urlsafe_b64encode(json.dumps({
-            "key": key, "content_type": content_type, "max_bytes": int(max_bytes),
-            "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S)),
-        }, separators=(",", ":")).encode()).decode()
+        policy = base64.urlsafe_b64encode(
+            json.dumps(
+                {
+                    "key": key,
+                    "content_type": content_type,
+                    "max_bytes": int(max_bytes),
+                    "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S)),
+                },
+                separators=(",", ":"),
+            ).encode()
+        ).decode()
         signature = hmac.new(self._secret, b"post\n" + policy.encode(), hashlib.sha256).hexdigest()
-        return PresignedPost(url=f"{self.public_base_url}/upload",
-                             fields={"key": key, "Content-Type": content_type, "policy": policy, "signature": signature})
+        return PresignedPost(
+            url=f"{self.public_base_url}/upload",
+            fields={"key": key, "Content-Type": content_type, "policy": policy, "signature": signature},
+        )
 
     def check_post_policy(self, fields: Mapping[str, str]) -> dict:
         """The policy of a form upload if it is genuine and unexpired and the form agrees with

@@ -3,6 +3,7 @@
 Retries live here and only here: tenacity around each single call, bounded and jittered.
 botocore's own retry loop is switched off so the two never multiply.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,18 @@ T = TypeVar("T")
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _TRANSIENT_CODES = {
-    "500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "Throttling",
-    "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "RequestLimitExceeded",
+    "500",
+    "502",
+    "503",
+    "504",
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "RequestLimitExceeded",
     "BadDigest",  # body damaged in transit: sending it again is the fix
 }
 DELETE_BATCH_SIZE = 1000  # the most S3's DeleteObjects accepts in one call
@@ -207,8 +218,7 @@ class S3ObjectStore:
                 key,
                 rewind=body,
             )
-        return ObjectInfo(key=key, size=size, content_type=content_type, cache_control=cache_control,
-                          metadata=extra["Metadata"])
+        return ObjectInfo(key=key, size=size, content_type=content_type, cache_control=cache_control, metadata=extra["Metadata"])
 
     def get(self, key: str) -> bytes:
         def fetch() -> bytes:
@@ -228,19 +238,28 @@ class S3ObjectStore:
             last_modified=r.get("LastModified"),
         )
 
-    def copy(self, source: str, key: str, *, content_type: str | None = None, cache_control: str | None = None,
-             metadata: Mapping[str, object] | None = None) -> None:
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
         # The managed copy: one CopyObject, or a multipart copy above its threshold (S3's
         # CopyObject stops at 5 GB); content type, cache control and metadata come along, or
         # are replaced by those given (MetadataDirective REPLACE).
         extra = {}
         if content_type is not None:
-            extra = {"MetadataDirective": "REPLACE", "ContentType": content_type,
-                     "Metadata": normalise_metadata(metadata)}
+            extra = {"MetadataDirective": "REPLACE", "ContentType": content_type, "Metadata": normalise_metadata(metadata)}
             if cache_control:
                 extra["CacheControl"] = cache_control
-        self._call("copy", lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key,
-                                                    ExtraArgs=extra or None), source)
+        self._call(
+            "copy",
+            lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key, ExtraArgs=extra or None),
+            source,
+        )
 
     def exists(self, key: str) -> bool:
         try:
@@ -257,11 +276,12 @@ class S3ObjectStore:
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), DELETE_BATCH_SIZE):
             chunk = unique[i : i + DELETE_BATCH_SIZE]
-            r = self._call("delete_many",
+            r = self._call(
+                "delete_many",
                 lambda chunk=chunk: self.client.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False},
-                )
+                ),
             )
             result.deleted.extend(d["Key"] for d in r.get("Deleted", []))
             for e in r.get("Errors", []):
@@ -276,8 +296,12 @@ class S3ObjectStore:
                 kwargs["ContinuationToken"] = token
             page = self._call("list", lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
             for obj in page.get("Contents", []):
-                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", "").strip('"'),
-                                 last_modified=obj.get("LastModified"))
+                yield ObjectInfo(
+                    key=obj["Key"],
+                    size=int(obj["Size"]),
+                    etag=obj.get("ETag", "").strip('"'),
+                    last_modified=obj.get("LastModified"),
+                )
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
@@ -291,9 +315,7 @@ class S3ObjectStore:
 
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str:
         expires = max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S))
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
-        )
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires)
 
     def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
         # boto3 adds the bucket and exact-key conditions itself.
@@ -371,7 +393,8 @@ class S3BucketAdmin:
             "policy": lambda: client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(value)),
             "cors": lambda: client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": value}),
             "lifecycle": lambda: client.put_bucket_lifecycle_configuration(
-                Bucket=bucket, LifecycleConfiguration={"Rules": value}),
+                Bucket=bucket, LifecycleConfiguration={"Rules": value}
+            ),
         }
         self.store._call("put_bucket_config", calls[part])
 
@@ -394,7 +417,5 @@ def anonymous_read_policy(bucket: str | None, prefix: str) -> dict:
 _BUCKET_PARTS = {
     "policy": ("get_bucket_policy", ("NoSuchBucketPolicy",), lambda a: json.loads(a["Policy"])),
     "cors": ("get_bucket_cors", ("NoSuchCORSConfiguration",), lambda a: a.get("CORSRules", [])),
-    "lifecycle": ("get_bucket_lifecycle_configuration", ("NoSuchLifecycleConfiguration",),
-                  lambda a: a.get("Rules", [])),
+    "lifecycle": ("get_bucket_lifecycle_configuration", ("NoSuchLifecycleConfiguration",), lambda a: a.get("Rules", [])),
 }
-

@@ -4,6 +4,7 @@ Importing the project reads no environment, so the suite never changes os.enviro
 come from `settings_env`, a mapping (the environment a worker or API started as a separate
 process gets too), with a private queue and a throwaway var/ directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,17 +23,31 @@ _VAR = Path(tempfile.mkdtemp(prefix=f"imagepipe-test-{RUN_ID}-"))
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URLS = [
-    u for u in [os.environ.get("TEST_PG_ADMIN_URL"),
-                "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-                "postgresql+psycopg2://root@127.0.0.1:5432/postgres",
-                "postgresql+psycopg2://root@127.0.0.1:5432/test"] if u
+    u
+    for u in [
+        os.environ.get("TEST_PG_ADMIN_URL"),
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+        "postgresql+psycopg2://root@127.0.0.1:5432/postgres",
+        "postgresql+psycopg2://root@127.0.0.1:5432/test",
+    ]
+    if u
 ]
 TEST_DB_NAME = f"imagepipe_test_{RUN_ID}"
 AGENT = ("properties:*", "projects:*", "avatars:*")  # the grants of the suite's usual user
 
 # Variables of the machine's environment a test run must not pick up.
-_FOREIGN = ("DATABASE_URL", "REDIS_URL", "AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_CLOUDFRONT_URL", "AWS_REGION", "CELERY_BROKER_URL", "CELERY_QUEUE", "JWT_SECRET")
+_FOREIGN = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AWS_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_CLOUDFRONT_URL",
+    "AWS_REGION",
+    "CELERY_BROKER_URL",
+    "CELERY_QUEUE",
+    "JWT_SECRET",
+)
 
 
 def corpus(*parts: str) -> Path:
@@ -196,10 +211,15 @@ def celery_worker(settings, store):
     from workers.app import create_worker_app
 
     app = create_worker_app(settings)
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
-                      queues=[settings.task_queue, settings.migration_queue, settings.maintenance_queue],
-                      loglevel="WARNING",
-                      shutdown_timeout=30) as worker:
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        queues=[settings.task_queue, settings.migration_queue, settings.maintenance_queue],
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
         yield worker
     # drop whatever this run left in its private queue
     import redis

@@ -2,6 +2,7 @@
 docker-compose works without an engine; none runs where the suite runs, so the images are never
 built or started here), the Kubernetes manifests validate against the Kubernetes schemas
 (kubernetes-validate, strict: unknown fields are errors), and the Dockerfile keeps its promises."""
+
 from __future__ import annotations
 
 import shutil
@@ -21,8 +22,14 @@ def _compose(tmp_path, env_lines: str, *args: str) -> subprocess.CompletedProces
     env_file = tmp_path / "compose.env"
     env_file.write_text(env_lines)
     env = {"PATH": "/usr/bin:/bin", "IMAGEPIPE_ENV_FILE": str(env_file), "HOME": str(tmp_path)}
-    return subprocess.run([COMPOSE, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"), *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [COMPOSE, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 FILLED = "POSTGRES_PASSWORD=only-for-validation\nJWT_SECRET=x\nAWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=b\n"

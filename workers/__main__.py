@@ -2,6 +2,7 @@
 
 Reads the settings, builds the app with its factory, then hands the rest of the command line to
 Celery's own (`python -m workers worker -Q images -c 2`, `python -m workers flower`)."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-        os.environ.update({"FLOWER_BASIC_AUTH": f"{user}:{password}", "FLOWER_PERSISTENT": "True",
-                           "FLOWER_DB": str(settings.var_dir / "flower.db"), "FLOWER_STATE_SAVE_INTERVAL": "60000"})
+        os.environ.update(
+            {
+                "FLOWER_BASIC_AUTH": f"{user}:{password}",
+                "FLOWER_PERSISTENT": "True",
+                "FLOWER_DB": str(settings.var_dir / "flower.db"),
+                "FLOWER_STATE_SAVE_INTERVAL": "60000",
+            }
+        )
     from .app import create_worker_app
 
     app = create_worker_app(settings)

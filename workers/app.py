@@ -4,6 +4,7 @@ Nothing happens at import. The worker process is started as `python -m workers w
 (`imagepipe worker` does it), which reads the settings, builds the app here and runs Celery's
 own command line on it; tests call `create_worker_app(settings)` and start a worker on it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,12 @@ def _connect_signals() -> None:
 
 
 # The first argument of each task that names an image.
-_IMAGE_ARG = {celeryconfig.PROCESS_IMAGE_TASK: 0, celeryconfig.DELETE_IMAGE_TASK: 0, celeryconfig.REGENERATE_TASK: 0,
-              celeryconfig.MIGRATE_IMAGE_TASK: 1}
+_IMAGE_ARG = {
+    celeryconfig.PROCESS_IMAGE_TASK: 0,
+    celeryconfig.DELETE_IMAGE_TASK: 0,
+    celeryconfig.REGENERATE_TASK: 0,
+    celeryconfig.MIGRATE_IMAGE_TASK: 1,
+}
 
 
 def _bind_task(sender=None, args=None, **_kwargs) -> None:

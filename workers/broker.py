@@ -10,6 +10,7 @@ Guarded, the restore is skipped when the transport is gone. Nothing is lost: eac
 in Redis' unacked set, where any worker's visibility sweep puts it back on its queue once
 BROKER_VISIBILITY_TIMEOUT_S has passed; a task that finished meanwhile runs again and is skipped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,11 @@ ORIGINAL_RESTORE_UNACKED = kombu_redis.QoS.restore_unacked
 
 def _restore_unacked(self, client=None):
     if client is None and getattr(self.channel.connection, "client", None) is None:
-        log.warning("broker connection already released: %d unacknowledged message(s) stay in Redis' unacked set "
-                    "and return to their queue after the visibility timeout", len(self._delivered))
+        log.warning(
+            "broker connection already released: %d unacknowledged message(s) stay in Redis' unacked set "
+            "and return to their queue after the visibility timeout",
+            len(self._delivered),
+        )
         self._delivered.clear()
         return None
     return ORIGINAL_RESTORE_UNACKED(self, client)

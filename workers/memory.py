@@ -7,6 +7,7 @@ images, the images' megabytes spread over one malloc arena per thread that ever 
 So the worker limits the arenas to two (unless MALLOC_ARENA_MAX says otherwise) before any
 thread starts, and hands free pages back after each task, as imgproxy does. Nothing to do on
 other C libraries."""
+
 from __future__ import annotations
 
 import ctypes

@@ -1,5 +1,6 @@
 """What a worker process holds: the shared wiring (services/infra/runtime.py), created lazily and
 anew in each forked child (connections must not be shared across a fork)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

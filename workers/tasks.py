@@ -1,5 +1,6 @@
 """Thin tasks: ids in, a service call in a unit of work, done. Registered on the app by the
 worker's factory, with the options that depend on settings."""
+
 from __future__ import annotations
 
 import logging
@@ -55,9 +56,12 @@ def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, 
     the retries): Celery reports it from the main process, without calling on_failure."""
     if getattr(sender, "name", None) != celeryconfig.PROCESS_IMAGE_TASK or not isinstance(exception, WorkerLostError):
         return
-    fail_for_good(args[0], "processing_error",
-                  "the worker process died on every try at this image (killed for memory, a crash in a "
-                  f"decoder, or a shutdown): {exception}")
+    fail_for_good(
+        args[0],
+        "processing_error",
+        "the worker process died on every try at this image (killed for memory, a crash in a "
+        f"decoder, or a shutdown): {exception}",
+    )
 
 
 def process_image(image_id: int) -> str:
@@ -82,8 +86,7 @@ def deliver_callback(self: Task, job_id: str) -> str:
     except callbacks.CallbackFailed as exc:
         metrics().callbacks.labels("retrying").inc()
         delay = min(600, 2 ** (self.request.retries + 1))
-        log.warning("callback for job %s failed (attempt %s): %s; retrying in %ss",
-                    job_id, self.request.retries + 1, exc, delay)
+        log.warning("callback for job %s failed (attempt %s): %s; retrying in %ss", job_id, self.request.retries + 1, exc, delay)
         raise self.retry(exc=exc, countdown=delay, max_retries=rt.settings.callback_max_attempts) from exc
 
 
@@ -93,8 +96,7 @@ class MigrateImageTask(Task):
         code = failure_code(exc)
         with rt.unit_of_work() as session:
             migrate.fail_item(session, args[0], args[1], code, FAILURE_MESSAGES[code])
-        log.error("migration of image %s failed for good: %s: %s", args[1], type(exc).__name__, exc,
-                  extra={"code": code})
+        log.error("migration of image %s failed for good: %s: %s", args[1], type(exc).__name__, exc, extra={"code": code})
 
 
 def migrate_image(run_id: str, image_id: int) -> str:
@@ -119,8 +121,7 @@ def scheduled_orphan_scan() -> dict | None:
     `imagepipe orphans --delete` would remove)."""
     rt = runtime.get()
     with rt.unit_of_work() as session:
-        scan_id = orphans.create_scan(session, dry_run=True, grace_s=rt.settings.orphan_grace_s,
-                                      requested_by="schedule").id
+        scan_id = orphans.create_scan(session, dry_run=True, grace_s=rt.settings.orphan_grace_s, requested_by="schedule").id
     return scan_orphans(scan_id)
 
 
@@ -129,16 +130,20 @@ def sweep_task(self: Task) -> dict:
     services/storage_admin/sweeps.py for why two at once are safe."""
     rt = runtime.get()
     with rt.unit_of_work() as session:
-        report = sweeps.sweep(session, rt.store, rt.queue, **sweeps.options(rt.settings),
-                              only=self.name.rsplit("_", 1)[1])
+        report = sweeps.sweep(session, rt.store, rt.queue, **sweeps.options(rt.settings), only=self.name.rsplit("_", 1)[1])
     return {k: v for k, v in report.as_dict().items() if v}
 
 
 def register(app: Celery, settings: Settings) -> None:
     # An image's work (processing it, migrating it) retries transient store and database errors
     # with jittered backoff, TASK_MAX_RETRIES times, then fails it for good (on_failure).
-    image_work = dict(autoretry_for=(TransientStorageError, OperationalError), retry_backoff=2,
-                      retry_backoff_max=120, retry_jitter=True, max_retries=settings.task_max_retries)
+    image_work = dict(
+        autoretry_for=(TransientStorageError, OperationalError),
+        retry_backoff=2,
+        retry_backoff_max=120,
+        retry_jitter=True,
+        max_retries=settings.task_max_retries,
+    )
     app.task(migrate_image, name=celeryconfig.MIGRATE_IMAGE_TASK, base=MigrateImageTask, **image_work)
     app.task(
         process_image,
@@ -170,6 +175,5 @@ def register(app: Celery, settings: Settings) -> None:
     app.task(scan_orphans, name=celeryconfig.SCAN_ORPHANS_TASK, **long)
     app.task(scheduled_orphan_scan, name=celeryconfig.SCHEDULED_SCAN_TASK, **long)
     for name in celeryconfig.SWEEP_TASKS:
-        app.task(sweep_task, name=name, bind=True, autoretry_for=(StorageError, OperationalError), retry_backoff=5,
-                 max_retries=3)
+        app.task(sweep_task, name=name, bind=True, autoretry_for=(StorageError, OperationalError), retry_backoff=5, max_retries=3)
     signals.task_failure.connect(_worker_lost_for_good, weak=False)

@@ -8,6 +8,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-28
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -78,21 +79,27 @@ def downgrade() -> None:
     _create_legacy_tables()
     for table, entity, id_col, has_primary, has_position in LEGACY:
         cols = [id_col, "url", "uploaded_at"] + (["is_primary"] if has_primary else []) + (["position"] if has_position else [])
-        src = ["entity_id", "COALESCE(url, large_url, medium_url, thumbnail_url)", "created_at"] + (
-            ["is_primary"] if has_primary else []) + (["position"] if has_position else [])
+        src = (
+            ["entity_id", "COALESCE(url, large_url, medium_url, thumbnail_url)", "created_at"]
+            + (["is_primary"] if has_primary else [])
+            + (["position"] if has_position else [])
+        )
         where = f"entity_type = '{entity}' AND COALESCE(url, large_url, medium_url, thumbnail_url) IS NOT NULL"
         if table == "user_avatars":
             # One avatar per user in the legacy schema: keep the newest.
-            where += (" AND id IN (SELECT MAX(id) FROM images WHERE entity_type = 'avatars'"
-                      " AND COALESCE(url, large_url, medium_url, thumbnail_url) IS NOT NULL GROUP BY entity_id)")
+            where += (
+                " AND id IN (SELECT MAX(id) FROM images WHERE entity_type = 'avatars'"
+                " AND COALESCE(url, large_url, medium_url, thumbnail_url) IS NOT NULL GROUP BY entity_id)"
+            )
         # Rows that came from this table return under their old ids...
         op.execute(
             f"INSERT INTO {table} (id, {', '.join(cols)}) SELECT legacy_id, {', '.join(src)} FROM images"
             f" WHERE {where} AND legacy_table = '{table}' ORDER BY legacy_id"
         )
         if bind.dialect.name == "postgresql":
-            op.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                       f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
+            op.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
         # ...rows uploaded since get new ones, pointing at their largest rendition.
         op.execute(
             f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(src)} FROM images"

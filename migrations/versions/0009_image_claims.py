@@ -7,6 +7,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-30
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -6,6 +6,7 @@ deleting, signing originals, following its jobs) needs a token that grants the l
 grants its entity. Reading a gallery is public: anyone sees its ready images in their public
 view. Callers answer 404 for None, so nobody learns what exists beyond what is public.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select

@@ -6,6 +6,7 @@ limit, enforced while streaming (413). New images are enqueued once the transact
 The same bytes uploaded again to the same entity are not stored twice: the existing image is
 returned as `duplicate_of` and joins the new job, so its status is the job's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,9 +59,15 @@ class IngestResult:
 
 
 # Declared types that mean the same as what we sniff, and declarations that say nothing.
-_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
-                 "image/heif": "image/heic", "image/heic-sequence": "image/heic", "image/heif-sequence": "image/heic",
-                 "image/avif-sequence": "image/avif"}
+_MIME_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    "image/heif": "image/heic",
+    "image/heic-sequence": "image/heic",
+    "image/heif-sequence": "image/heic",
+    "image/avif-sequence": "image/avif",
+}
 _UNDECLARED = {"", "application/octet-stream", "binary/octet-stream"}
 
 
@@ -90,8 +97,12 @@ def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: s
         session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
     return session.scalars(
         select(Image)
-        .where(Image.entity_type == entity_type, Image.entity_id == entity_id, Image.sha256 == sha256,
-               Image.status.in_(ACTIVE_STATUSES))
+        .where(
+            Image.entity_type == entity_type,
+            Image.entity_id == entity_id,
+            Image.sha256 == sha256,
+            Image.status.in_(ACTIVE_STATUSES),
+        )
         .order_by(Image.id)
         .limit(1)
     ).first()
@@ -166,21 +177,40 @@ def ingest_upload(
         if existing is not None:
             result.duplicates.append(Duplicate(filename, existing))
             continue
-        image = new_pending_image(session, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
-                                  filename=filename, declared=incoming.content_type, fmt=fmt, sha256=sha256,
-                                  staged_at=staging_key(uuid.uuid4().hex))
+        image = new_pending_image(
+            session,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            user_id=user_id,
+            filename=filename,
+            declared=incoming.content_type,
+            fmt=fmt,
+            sha256=sha256,
+            staged_at=staging_key(uuid.uuid4().hex),
+        )
         meta = object_metadata(image)  # read here: the I/O threads never touch the session's objects
         staging.append(lambda key=image.staging_key, body=body, fmt=fmt, meta=meta: _stage(store, key, body, fmt, meta))
         result.images.append(image)
     # The files of a many-file upload are staged a few at a time: their round trips overlap.
     run_all(settings, staging)
-    result.job = new_job(session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
-                         callback_url=callback_url)
+    result.job = new_job(
+        session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id, callback_url=callback_url
+    )
     return result
 
 
-def new_pending_image(session: Session, *, entity_type: str, entity_id: int, user_id: int | None,
-                      filename: str | None, declared: str | None, fmt: str, sha256: str, staged_at: str) -> Image:
+def new_pending_image(
+    session: Session,
+    *,
+    entity_type: str,
+    entity_id: int,
+    user_id: int | None,
+    filename: str | None,
+    declared: str | None,
+    fmt: str,
+    sha256: str,
+    staged_at: str,
+) -> Image:
     image = Image(
         entity_type=entity_type,
         entity_id=entity_id,
@@ -197,13 +227,25 @@ def new_pending_image(session: Session, *, entity_type: str, entity_id: int, use
     return image
 
 
-def new_job(session: Session, result: IngestResult, *, entity_type: str, entity_id: int,
-            user_id: int | None, callback_url: str | None = None) -> Job | None:
+def new_job(
+    session: Session,
+    result: IngestResult,
+    *,
+    entity_type: str,
+    entity_id: int,
+    user_id: int | None,
+    callback_url: str | None = None,
+) -> Job | None:
     """The job of the new images and of the existing images the duplicates point at."""
     if not (result.images or result.duplicates):
         return None
-    job = Job(entity_type=entity_type, entity_id=entity_id, user_id=user_id, callback_url=callback_url,
-              callback_state=CallbackState.PENDING if callback_url else None)
+    job = Job(
+        entity_type=entity_type,
+        entity_id=entity_id,
+        user_id=user_id,
+        callback_url=callback_url,
+        callback_state=CallbackState.PENDING if callback_url else None,
+    )
     job.images = list(dict.fromkeys(result.images + [d.image for d in result.duplicates]))
     session.add(job)
     session.flush()

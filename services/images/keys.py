@@ -1,5 +1,6 @@
 """The key layout. Keys are built from ids only, never from anything a client sent, and are
 deterministic per image and spec so a task that runs twice overwrites instead of duplicating."""
+
 from __future__ import annotations
 
 from db.models import Image

@@ -1,4 +1,5 @@
 """Image state changes that need no pixels (so the API can make them without loading libvips)."""
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,13 @@ def mark_failed(session: Session, image_id: int, code: str, message: str | None 
     result = session.execute(
         update(Image)
         .where(Image.id == image_id, Image.status.in_(UNFINISHED))
-        .values(status=ImageStatus.FAILED, error_code=code, error_message=message[:2000],
-                processed_at=datetime.now(UTC), updated_at=datetime.now(UTC))
+        .values(
+            status=ImageStatus.FAILED,
+            error_code=code,
+            error_message=message[:2000],
+            processed_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC),
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
@@ -54,8 +60,12 @@ def mark_missing(session: Session, image_ids: list[int]) -> int:
     return session.execute(
         update(Image)
         .where(Image.id.in_(image_ids), Image.status == ImageStatus.READY)
-        .values(status=ImageStatus.MISSING, error_code="original_missing",
-                error_message=FAILURE_MESSAGES["original_missing"], updated_at=datetime.now(UTC))
+        .values(
+            status=ImageStatus.MISSING,
+            error_code="original_missing",
+            error_message=FAILURE_MESSAGES["original_missing"],
+            updated_at=datetime.now(UTC),
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
 

@@ -4,6 +4,7 @@ Delete is two-phase so an image never comes back: the row goes to `deleting` fir
 so listings drop it at once), then every object is removed, then the row. If the store fails
 in between, `purge_image` is retried by a task until it has run to the end.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,14 @@ class Unset:
 UNSET = Unset()
 
 
-def update_image(session: Session, image: Image, *, position: int | Unset = UNSET,
-                 is_primary: bool | Unset = UNSET, alt_text: str | None | Unset = UNSET) -> Image:
+def update_image(
+    session: Session,
+    image: Image,
+    *,
+    position: int | Unset = UNSET,
+    is_primary: bool | Unset = UNSET,
+    alt_text: str | None | Unset = UNSET,
+) -> Image:
     """Apply a PATCH. One cover per entity: making this one primary demotes the others in the
     same transaction."""
     if not isinstance(position, Unset):
@@ -53,8 +60,12 @@ def update_image(session: Session, image: Image, *, position: int | Unset = UNSE
         if is_primary:
             session.execute(
                 update(Image)
-                .where(Image.entity_type == image.entity_type, Image.entity_id == image.entity_id,
-                       Image.id != image.id, Image.is_primary.is_(True))
+                .where(
+                    Image.entity_type == image.entity_type,
+                    Image.entity_id == image.entity_id,
+                    Image.id != image.id,
+                    Image.is_primary.is_(True),
+                )
                 .values(is_primary=False)
             )
         image.is_primary = is_primary
@@ -88,8 +99,10 @@ def purge_image(session: Session, store: ObjectStore, image_id: int) -> PurgeOut
     keys = object_keys(store, image)
     result = store.delete_many(keys)
     if result.errors:
-        raise TransientStorageError(f"{len(result.errors)} of {len(keys)} objects not deleted: "
-                                    + "; ".join(f"{k}: {v}" for k, v in list(result.errors.items())[:3]))
+        raise TransientStorageError(
+            f"{len(result.errors)} of {len(keys)} objects not deleted: "
+            + "; ".join(f"{k}: {v}" for k, v in list(result.errors.items())[:3])
+        )
     session.delete(image)
     return PurgeOutcome.PURGED
 
@@ -125,7 +138,11 @@ def signed_url(settings: Settings, store: ObjectStore, key: str, expires_in_s: i
     if settings.cloudfront_key_pair_id and settings.cloudfront_private_key_path and settings.aws_cloudfront_url:
         from services.infra.cloudfront import cloudfront_signed_url
 
-        url = cloudfront_signed_url(settings.aws_cloudfront_url.rstrip("/") + "/" + key, expires_at,
-                                    settings.cloudfront_key_pair_id, settings.cloudfront_private_key_path)
+        url = cloudfront_signed_url(
+            settings.aws_cloudfront_url.rstrip("/") + "/" + key,
+            expires_at,
+            settings.cloudfront_key_pair_id,
+            settings.cloudfront_private_key_path,
+        )
         return url, expires_at
     return store.presigned_get_url(key, expires_in_s), expires_at

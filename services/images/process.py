@@ -30,7 +30,6 @@ from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFou
 log = logging.getLogger(__name__)
 
 
-
 class Outcome(StrEnum):
     READY = "ready"
     FAILED = "failed"
@@ -95,8 +94,7 @@ def holds(session: Session, claimed: Claim) -> str | None:
     """Lock the image's row (PostgreSQL; SQLite serialises writers anyway) and say whether
     `claimed` still owns it: None if so, otherwise the row's status ("gone" without a row). The
     lock is held to the end of the unit of work, so no newer claim starts meanwhile."""
-    row = session.execute(
-        select(Image.status, Image.claims).where(Image.id == claimed.image_id).with_for_update()).first()
+    row = session.execute(select(Image.status, Image.claims).where(Image.id == claimed.image_id).with_for_update()).first()
     if row is None:
         return "gone"
     if row.status == ImageStatus.PROCESSING and row.claims == claimed.number:
@@ -131,8 +129,9 @@ class Prefetch:
         self._future = None
 
 
-def finish(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, claimed: Claim,
-           source: Prefetch) -> Outcome:
+def finish(
+    session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, claimed: Claim, source: Prefetch
+) -> Outcome:
     """Render and store a claimed image, then record it. Safe to run again after a crash, and
     beside another attempt on the same image (see Claim)."""
     image = session.get(Image, claimed.image_id, populate_existing=True)
@@ -191,8 +190,9 @@ class Stored:
     bytes_written: int
 
 
-def render_and_store(store: ObjectStore, settings: Settings, image: Image, data: bytes,
-                     source_key: str | None = None, writes: Writes | None = None) -> Stored:
+def render_and_store(
+    store: ObjectStore, settings: Settings, image: Image, data: bytes, source_key: str | None = None, writes: Writes | None = None
+) -> Stored:
     """Probe, render, and write the original and every rendition under their deterministic keys
     (ImageError for a file that is refused). Shared by uploads and the legacy migration.
 
@@ -230,8 +230,13 @@ def render_and_store(store: ObjectStore, settings: Settings, image: Image, data:
         m.rendition_bytes.labels(r.spec.format).inc(len(r.data))
     with timed("store"):  # what is left of the writes once the last rendition is encoded
         writes.finish()
-    return Stored(info, result, [orig_key] + [w[0] for w in rendition_writes(image, result.renditions)],
-                  hashlib.sha256(data).hexdigest(), len(data) + sum(len(r.data) for r in result.renditions))
+    return Stored(
+        info,
+        result,
+        [orig_key] + [w[0] for w in rendition_writes(image, result.renditions)],
+        hashlib.sha256(data).hexdigest(),
+        len(data) + sum(len(r.data) for r in result.renditions),
+    )
 
 
 @dataclass(frozen=True)
@@ -282,8 +287,9 @@ class Writes:
                 log.warning("could not remove %d objects of a failed render: %s", len(keys), exc)
 
 
-def put_all(store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes | CopyFrom, str, str]],
-            meta: dict[str, object]) -> None:
+def put_all(
+    store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes | CopyFrom, str, str]], meta: dict[str, object]
+) -> None:
     """Write (key, body, content type, cache control) objects, overlapped; a failure of any is
     raised once the others have ended, and a retry writes the same keys again."""
     batch = Writes(store, settings, meta)
@@ -293,8 +299,15 @@ def put_all(store: ObjectStore, settings: Settings, writes: list[tuple[str, byte
 
 
 def rendition_writes(image: Image, renditions) -> list[tuple[str, bytes, str, str]]:
-    return [(rendition_key(image.entity_type, image.entity_id, image.id, r.spec), r.data, r.spec.content_type,
-             IMMUTABLE_CACHE_CONTROL) for r in renditions]
+    return [
+        (
+            rendition_key(image.entity_type, image.entity_id, image.id, r.spec),
+            r.data,
+            r.spec.content_type,
+            IMMUTABLE_CACHE_CONTROL,
+        )
+        for r in renditions
+    ]
 
 
 def set_rendition(image: Image, row: Rendition, rendition, key: str) -> None:
@@ -357,8 +370,7 @@ def _owns(session: Session, claimed: Claim) -> bool:
         return False
 
 
-def _failed(session: Session, queue: TaskQueue, claimed: Claim, code: str, message: str | None = None, *,
-            owner: bool) -> Outcome:
+def _failed(session: Session, queue: TaskQueue, claimed: Claim, code: str, message: str | None = None, *, owner: bool) -> Outcome:
     """Fail the image, if this attempt still owns it (`owner`: the step's ownership check)."""
     if not owner:
         return Outcome.SKIPPED

@@ -1,4 +1,5 @@
 """Read-side use cases: images and listings."""
+
 from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
@@ -8,13 +9,18 @@ from db.models import Image, ImageStatus
 
 
 def get_image(session: Session, image_id: int) -> Image | None:
-    return session.scalars(
-        select(Image).where(Image.id == image_id).options(selectinload(Image.renditions))
-    ).first()
+    return session.scalars(select(Image).where(Image.id == image_id).options(selectinload(Image.renditions))).first()
 
 
-def list_images(session: Session, entity_type: str, entity_id: int, *, limit: int = 50,
-                after: tuple[int, int] | None = None, ready_only: bool = False) -> list[Image]:
+def list_images(
+    session: Session,
+    entity_type: str,
+    entity_id: int,
+    *,
+    limit: int = 50,
+    after: tuple[int, int] | None = None,
+    ready_only: bool = False,
+) -> list[Image]:
     """A gallery in its order: `position` ascending, then newest first. `after` is the
     (position, id) of the last image of the previous page. Images being deleted are gone;
     `ready_only`: the public gallery."""
@@ -34,5 +40,12 @@ def list_images(session: Session, entity_type: str, entity_id: int, *, limit: in
 
 def images_in_status(session: Session, status: ImageStatus, limit: int) -> list[Image]:
     """Images in one status across every entity, newest first (support and admin views)."""
-    return list(session.scalars(select(Image).where(Image.status == status).order_by(Image.id.desc()).limit(limit)
-                                .options(selectinload(Image.renditions))))
+    return list(
+        session.scalars(
+            select(Image)
+            .where(Image.status == status)
+            .order_by(Image.id.desc())
+            .limit(limit)
+            .options(selectinload(Image.renditions))
+        )
+    )

@@ -7,6 +7,7 @@ task renders only what is missing from the original, writes it under the new key
 image's rows in one commit (rows are updated in place: a reader sees the old set or the new one,
 never an image without renditions), and only then deletes the superseded objects.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,12 +50,18 @@ def stale_query(enc: EncoderSettings, entity: tuple[str, int | None] | None = No
     format changed, AVIF turned on or off), by id."""
     opaque, alpha = _tags(specs_for(False, enc)), _tags(specs_for(True, enc))
     tag = Rendition.format + ":" + Rendition.spec
-    current = case((and_(Image.has_alpha.is_(True), tag.in_(alpha)), 1),
-                   (and_(or_(Image.has_alpha.is_(False), Image.has_alpha.is_(None)), tag.in_(opaque)), 1), else_=0)
-    query = (select(Image.id).outerjoin(Rendition, Rendition.image_id == Image.id)
-             .where(Image.status == ImageStatus.READY)
-             .group_by(Image.id)
-             .having(or_(func.coalesce(func.sum(current), 0) != len(opaque), func.count(Rendition.id) != len(opaque))))
+    current = case(
+        (and_(Image.has_alpha.is_(True), tag.in_(alpha)), 1),
+        (and_(or_(Image.has_alpha.is_(False), Image.has_alpha.is_(None)), tag.in_(opaque)), 1),
+        else_=0,
+    )
+    query = (
+        select(Image.id)
+        .outerjoin(Rendition, Rendition.image_id == Image.id)
+        .where(Image.status == ImageStatus.READY)
+        .group_by(Image.id)
+        .having(or_(func.coalesce(func.sum(current), 0) != len(opaque), func.count(Rendition.id) != len(opaque)))
+    )
     if entity:
         query = query.where(Image.entity_type == entity[0])
         if entity[1] is not None:
@@ -88,8 +95,14 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
             return RegenOutcome.GONE
         if image.status != ImageStatus.READY:
             return RegenOutcome.SKIPPED
-        snap = _Snapshot(image.entity_type, image.entity_id, image.s3_key, bool(image.has_alpha),
-                         {(r.name, r.format): (r.spec, r.key) for r in image.renditions}, object_metadata(image))
+        snap = _Snapshot(
+            image.entity_type,
+            image.entity_id,
+            image.s3_key,
+            bool(image.has_alpha),
+            {(r.name, r.format): (r.spec, r.key) for r in image.renditions},
+            object_metadata(image),
+        )
 
     specs = specs_for(snap.has_alpha, settings.encoder)
     present = {o.key for o in store.list(rendition_prefix(snap.entity_type, snap.entity_id, image_id))}
@@ -97,8 +110,11 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
     def key_of(spec: RenditionSpec) -> str:
         return rendition_key(snap.entity_type, snap.entity_id, image_id, spec)
 
-    needed = {str(s) + "." + s.format for s in specs
-              if snap.rows.get((s.name, s.format)) != (str(s), key_of(s)) or key_of(s) not in present}
+    needed = {
+        str(s) + "." + s.format
+        for s in specs
+        if snap.rows.get((s.name, s.format)) != (str(s), key_of(s)) or key_of(s) not in present
+    }
     current_pairs = {(s.name, s.format) for s in specs}
     if not needed and set(snap.rows) == current_pairs:
         return RegenOutcome.CURRENT
@@ -118,16 +134,21 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
             info = probe(data, settings.limits)
             result = render(data, info, settings.encoder, wanted=lambda s: str(s) + "." + s.format in needed)
         except ImageError as exc:  # the limits were lowered since it was accepted: keep what it has
-            log.warning("image %s cannot be rendered with the current settings (%s): %s; its renditions stay",
-                        image_id, exc.code, exc.message)
+            log.warning(
+                "image %s cannot be rendered with the current settings (%s): %s; its renditions stay",
+                image_id,
+                exc.code,
+                exc.message,
+            )
             return RegenOutcome.SKIPPED
         rendered = result.renditions
         image_stub = Image(id=image_id, entity_type=snap.entity_type, entity_id=snap.entity_id)
         put_all(store, settings, rendition_writes(image_stub, rendered), snap.meta)
 
     with units() as session:
-        image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()
-                                .options(selectinload(Image.renditions))).first()
+        image = session.scalars(
+            select(Image).where(Image.id == image_id).with_for_update().options(selectinload(Image.renditions))
+        ).first()
         written = {key_of(r.spec) for r in rendered}
         if image is None or image.status != ImageStatus.READY:
             # Deleted (or re-processed) meanwhile: take back what no row refers to.
@@ -156,6 +177,5 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
         doomed = sorted(superseded - live)
         if doomed:
             after_commit(session, lambda: store.delete_many(doomed))
-    log.info("image %s: %d rendition(s) rendered again, %d superseded object(s) removed", image_id, len(rendered),
-             len(doomed))
+    log.info("image %s: %d rendition(s) rendered again, %d superseded object(s) removed", image_id, len(rendered), len(doomed))
     return RegenOutcome.REGENERATED

@@ -1,5 +1,6 @@
 """The JSON shapes of images (the writer's view and the public one), for the API and the job
 callbacks (no Flask here)."""
+
 from __future__ import annotations
 
 from db.models import Image
@@ -18,8 +19,22 @@ def error_json(image: Image) -> dict | None:
 
 # What anyone may see of a ready image (a public listing page shows it); the rest of image_json
 # is for the entity's writers and admins.
-PUBLIC_FIELDS = ("id", "entity_type", "entity_id", "status", "width", "height", "has_alpha", "animated",
-                 "placeholder", "position", "is_primary", "alt_text", "renditions", "processed_at")
+PUBLIC_FIELDS = (
+    "id",
+    "entity_type",
+    "entity_id",
+    "status",
+    "width",
+    "height",
+    "has_alpha",
+    "animated",
+    "placeholder",
+    "position",
+    "is_primary",
+    "alt_text",
+    "renditions",
+    "processed_at",
+)
 
 
 def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
@@ -50,8 +65,7 @@ def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
         "sha256": image.sha256,
         "has_alpha": image.has_alpha,
         "animated": bool(image.frames and image.frames > 1),
-        "placeholder": {"blurhash": image.blurhash, "dominant_color": image.dominant_color}
-        if image.blurhash else None,
+        "placeholder": {"blurhash": image.blurhash, "dominant_color": image.dominant_color} if image.blurhash else None,
         "position": image.position or 0,
         "is_primary": bool(image.is_primary),
         "alt_text": image.alt_text,

@@ -8,6 +8,7 @@ clients on bad networks), then asks us to complete.
    its bytes, not a duplicate), then creates the image and job exactly like a form upload.
    Completing again returns the same job.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,27 +44,45 @@ class NewUpload:
     post: PresignedPost
 
 
-def create_upload(session: Session, store: ObjectStore, settings: Settings, *, entity_type: str, entity_id: int,
-                  user_id: int | None, filename: str | None, content_type: str, size: int,
-                  callback_url: str | None = None) -> NewUpload:
+def create_upload(
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    entity_type: str,
+    entity_id: int,
+    user_id: int | None,
+    filename: str | None,
+    content_type: str,
+    size: int,
+    callback_url: str | None = None,
+) -> NewUpload:
     declared = (content_type or "").split(";", 1)[0].strip().lower()
     if declared not in DECLARABLE_TYPES:
         raise UnsupportedMediaType(f"content_type must be one of {', '.join(sorted(DECLARABLE_TYPES))}")
     check_size(size, settings.limits)
     upload_id = uuid.uuid4().hex
-    upload = Upload(id=upload_id, staging_key=staging_key(upload_id), entity_type=entity_type, entity_id=entity_id,
-                    user_id=user_id, filename=safe_filename(filename), content_type=declared, size=size,
-                    callback_url=callback_url,
-                    expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_expires_s))
+    upload = Upload(
+        id=upload_id,
+        staging_key=staging_key(upload_id),
+        entity_type=entity_type,
+        entity_id=entity_id,
+        user_id=user_id,
+        filename=safe_filename(filename),
+        content_type=declared,
+        size=size,
+        callback_url=callback_url,
+        expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_expires_s),
+    )
     session.add(upload)
     session.flush()
-    post = store.presigned_post(upload.staging_key, content_type=declared, max_bytes=settings.max_upload_bytes,
-                                expires_in_s=settings.upload_url_expires_s)
+    post = store.presigned_post(
+        upload.staging_key, content_type=declared, max_bytes=settings.max_upload_bytes, expires_in_s=settings.upload_url_expires_s
+    )
     return NewUpload(upload, post)
 
 
-def complete_upload(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue,
-                    upload: Upload) -> IngestResult:
+def complete_upload(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, upload: Upload) -> IngestResult:
     """Raises UploadNotReceived, or an ImageError for bytes that are refused (the staged object
     is then deleted). The new image is enqueued once the transaction commits."""
     if upload.job_id:
@@ -96,15 +115,28 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         result.duplicates.append(Duplicate(upload.filename, existing))
         after_commit(session, lambda: discard_staging(store, private_key))
     else:
-        image = new_pending_image(session, entity_type=upload.entity_type, entity_id=upload.entity_id,
-                                  user_id=upload.user_id, filename=upload.filename, declared=upload.content_type,
-                                  fmt=fmt, sha256=sha256, staged_at=private_key)
+        image = new_pending_image(
+            session,
+            entity_type=upload.entity_type,
+            entity_id=upload.entity_id,
+            user_id=upload.user_id,
+            filename=upload.filename,
+            declared=upload.content_type,
+            fmt=fmt,
+            sha256=sha256,
+            staged_at=private_key,
+        )
         result.images.append(image)
-    result.job = new_job(session, result, entity_type=upload.entity_type, entity_id=upload.entity_id,
-                         user_id=upload.user_id, callback_url=upload.callback_url)
+    result.job = new_job(
+        session,
+        result,
+        entity_type=upload.entity_type,
+        entity_id=upload.entity_id,
+        user_id=upload.user_id,
+        callback_url=upload.callback_url,
+    )
     upload.job_id = result.job.id
     upload.image_id = (result.images or [d.image for d in result.duplicates])[0].id
     upload.completed_at = datetime.now(UTC)
     session.flush()
     return accept(session, queue, result)
-

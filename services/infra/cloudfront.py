@@ -1,4 +1,5 @@
 """CloudFront signed URLs (canned policy), for private objects served through a distribution."""
+
 from __future__ import annotations
 
 from datetime import datetime

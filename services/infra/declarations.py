@@ -43,13 +43,36 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def setting(default: Any, doc: str, *, env: str, group: str, aliases: tuple[str, ...] = (), lo: int | None = None,
-            hi: int | None = None, secret: bool = False, shown: str | None = None, example: str | None = None) -> Any:
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    env: str,
+    group: str,
+    aliases: tuple[str, ...] = (),
+    lo: int | None = None,
+    hi: int | None = None,
+    secret: bool = False,
+    shown: str | None = None,
+    example: str | None = None,
+) -> Any:
     """One declaration. `shown`: the default as documented when it is derived from other settings;
     `example`: a value for .env.example when the default is empty."""
-    return Field(default, validation_alias=AliasChoices(env, *aliases) if aliases else env, description=doc,
-                 ge=lo, le=hi, json_schema_extra={"env": env, "aliases": list(aliases), "group": group,
-                                                  "secret": secret, "shown": shown, "example": example})
+    return Field(
+        default,
+        validation_alias=AliasChoices(env, *aliases) if aliases else env,
+        description=doc,
+        ge=lo,
+        le=hi,
+        json_schema_extra={
+            "env": env,
+            "aliases": list(aliases),
+            "group": group,
+            "secret": secret,
+            "shown": shown,
+            "example": example,
+        },
+    )
 
 
 _URL_HINT = re.compile(r"^[a-z][a-z0-9+.\-]*://")
@@ -60,196 +83,425 @@ _ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:[0-9]{1,5})?")
 
 
 class Declared(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
 
     # general
     env: Literal["development", "production"] = setting(
-        "development", "`production` requires DATABASE_URL, CELERY_BROKER_URL, AWS_S3_BUCKET (S3 backend) and"
-        " JWT_SECRET, and never generates secrets", env="IMAGEPIPE_ENV", group="general")
+        "development",
+        "`production` requires DATABASE_URL, CELERY_BROKER_URL, AWS_S3_BUCKET (S3 backend) and"
+        " JWT_SECRET, and never generates secrets",
+        env="IMAGEPIPE_ENV",
+        group="general",
+    )
     home: Path | None = setting(
-        None, "the project folder: a relative IMAGEPIPE_VAR_DIR is read from it, so every command finds the state"
-        " `make run` uses whatever the working directory", env="IMAGEPIPE_HOME", group="general",
-        shown="the folder of pyproject.toml above the working directory, else the checkout imagepipe runs from")
-    var_dir: Path = setting(Path("var"), "development state: SQLite file, broker folders, SeaweedFS data, generated"
-                            " secrets (relative: in the project folder)", env="IMAGEPIPE_VAR_DIR", group="general")
+        None,
+        "the project folder: a relative IMAGEPIPE_VAR_DIR is read from it, so every command finds the state"
+        " `make run` uses whatever the working directory",
+        env="IMAGEPIPE_HOME",
+        group="general",
+        shown="the folder of pyproject.toml above the working directory, else the checkout imagepipe runs from",
+    )
+    var_dir: Path = setting(
+        Path("var"),
+        "development state: SQLite file, broker folders, SeaweedFS data, generated secrets (relative: in the project folder)",
+        env="IMAGEPIPE_VAR_DIR",
+        group="general",
+    )
     host: str = setting("127.0.0.1", "API bind address (imagepipe serve, make run)", env="HOST", group="general")
     port: int = setting(8000, "API port", env="PORT", group="general", lo=1, hi=65535)
-    public_api_url: str = setting("", "absolute base for URLs the API serves itself (local store)",
-                                  env="PUBLIC_API_URL", group="general", example="https://images.example.com")
+    public_api_url: str = setting(
+        "",
+        "absolute base for URLs the API serves itself (local store)",
+        env="PUBLIC_API_URL",
+        group="general",
+        example="https://images.example.com",
+    )
 
     # database and broker
     database_url: str = setting(
-        "", "any SQLAlchemy URL; PostgreSQL in production", env="DATABASE_URL", group="data",
-        shown="sqlite:///var/imagepipe.db", example="postgresql+psycopg2://imagepipe:secret@127.0.0.1:5432/imagepipe")
+        "",
+        "any SQLAlchemy URL; PostgreSQL in production",
+        env="DATABASE_URL",
+        group="data",
+        shown="sqlite:///var/imagepipe.db",
+        example="postgresql+psycopg2://imagepipe:secret@127.0.0.1:5432/imagepipe",
+    )
     broker_url: str = setting(
-        "", "Celery broker; Redis in production (its visibility_timeout is set above the task hard limit)",
-        env="CELERY_BROKER_URL", aliases=("REDIS_URL",), group="data", shown="filesystem:// (under var/broker)",
-        example="redis://127.0.0.1:6379/0")
+        "",
+        "Celery broker; Redis in production (its visibility_timeout is set above the task hard limit)",
+        env="CELERY_BROKER_URL",
+        aliases=("REDIS_URL",),
+        group="data",
+        shown="filesystem:// (under var/broker)",
+        example="redis://127.0.0.1:6379/0",
+    )
     task_queue: str = setting("images", "the processing queue", env="CELERY_QUEUE", group="data")
     migration_queue: str = setting(
-        "migration", "the legacy migration's queue; workers take from it only when the processing queue is empty",
-        env="MIGRATION_QUEUE", group="data")
+        "migration",
+        "the legacy migration's queue; workers take from it only when the processing queue is empty",
+        env="MIGRATION_QUEUE",
+        group="data",
+    )
     maintenance_queue: str = setting(
-        "maintenance", "low-priority work (regenerating renditions after a spec change, repairs found by the orphan"
+        "maintenance",
+        "low-priority work (regenerating renditions after a spec change, repairs found by the orphan"
         " scan, the scheduled sweeps): taken only when the processing and migration queues are empty",
-        env="MAINTENANCE_QUEUE", group="data")
+        env="MAINTENANCE_QUEUE",
+        group="data",
+    )
     legacy_url_prefix: str = setting(
-        "/uploads/", "the path prefix of the legacy local URLs: the migration maps it to --source, and the API"
-        " answers GET on it with a 301 to the migrated image", env="LEGACY_URL_PREFIX", group="general")
+        "/uploads/",
+        "the path prefix of the legacy local URLs: the migration maps it to --source, and the API"
+        " answers GET on it with a 301 to the migrated image",
+        env="LEGACY_URL_PREFIX",
+        group="general",
+    )
 
     # object storage
     storage_backend: Literal["s3", "local"] = setting(
-        "s3", "`s3`, or `local` (disk, served by the API under /media)", env="STORAGE_BACKEND", group="storage")
+        "s3", "`s3`, or `local` (disk, served by the API under /media)", env="STORAGE_BACKEND", group="storage"
+    )
     aws_region: str = setting("us-east-1", "the bucket's region", env="AWS_REGION", group="storage")
-    aws_s3_bucket: str = setting("", "bucket name (3-63 lowercase letters, digits, dots, hyphens)",
-                                 env="AWS_S3_BUCKET", group="storage", shown="imagepipe (development)")
+    aws_s3_bucket: str = setting(
+        "",
+        "bucket name (3-63 lowercase letters, digits, dots, hyphens)",
+        env="AWS_S3_BUCKET",
+        group="storage",
+        shown="imagepipe (development)",
+    )
     aws_access_key_id: str | None = setting(
-        None, "set both keys or neither (then boto3's chain: instance role, profile); with neither and no endpoint"
+        None,
+        "set both keys or neither (then boto3's chain: instance role, profile); with neither and no endpoint"
         " in development, the embedded SeaweedFS is the store (127.0.0.1:SEAWEEDFS_S3_PORT, credentials generated in"
-        " var/secrets/s3_credentials.json) for make run and every command", env="AWS_ACCESS_KEY_ID", group="storage")
-    aws_secret_access_key: str | None = setting(None, "the secret half of the access key",
-                                                env="AWS_SECRET_ACCESS_KEY", group="storage", secret=True)
+        " var/secrets/s3_credentials.json) for make run and every command",
+        env="AWS_ACCESS_KEY_ID",
+        group="storage",
+    )
+    aws_secret_access_key: str | None = setting(
+        None, "the secret half of the access key", env="AWS_SECRET_ACCESS_KEY", group="storage", secret=True
+    )
     aws_s3_endpoint_url: str | None = setting(
-        None, "any S3-compatible server (path-style addressing is used then)", env="AWS_S3_ENDPOINT_URL",
-        group="storage", example="http://127.0.0.1:8333")
-    aws_cloudfront_url: str | None = setting(None, "base of public rendition URLs when set", env="AWS_CLOUDFRONT_URL",
-                                             group="storage", example="https://d111111abcdef8.cloudfront.net")
+        None,
+        "any S3-compatible server (path-style addressing is used then)",
+        env="AWS_S3_ENDPOINT_URL",
+        group="storage",
+        example="http://127.0.0.1:8333",
+    )
+    aws_cloudfront_url: str | None = setting(
+        None,
+        "base of public rendition URLs when set",
+        env="AWS_CLOUDFRONT_URL",
+        group="storage",
+        example="https://d111111abcdef8.cloudfront.net",
+    )
     cloudfront_key_pair_id: str | None = setting(
-        None, "with AWS_CLOUDFRONT_PRIVATE_KEY_PATH and AWS_CLOUDFRONT_URL: signed URLs are CloudFront-signed (RSA,"
-        " canned policy) instead of S3-presigned", env="AWS_CLOUDFRONT_KEY_PAIR_ID", group="storage",
-        example="K2JCJMDEHXQW5F")
+        None,
+        "with AWS_CLOUDFRONT_PRIVATE_KEY_PATH and AWS_CLOUDFRONT_URL: signed URLs are CloudFront-signed (RSA,"
+        " canned policy) instead of S3-presigned",
+        env="AWS_CLOUDFRONT_KEY_PAIR_ID",
+        group="storage",
+        example="K2JCJMDEHXQW5F",
+    )
     cloudfront_private_key_path: Path | None = setting(
-        None, "PEM file of the CloudFront key pair", env="AWS_CLOUDFRONT_PRIVATE_KEY_PATH", group="storage",
-        example="/etc/imagepipe/cloudfront.pem")
+        None,
+        "PEM file of the CloudFront key pair",
+        env="AWS_CLOUDFRONT_PRIVATE_KEY_PATH",
+        group="storage",
+        example="/etc/imagepipe/cloudfront.pem",
+    )
     cors_allowed_origins: Hosts = setting(
-        (), "comma-separated origins whose pages may upload straight to the bucket (presigned POST) and read it;"
-        " applied by `imagepipe bucket setup`", env="CORS_ALLOWED_ORIGINS",
-        group="storage", shown="the API's own origin (embedded store)", example="https://www.example.com,https://admin.example.com")
-    local_storage_dir: Path | None = setting(None, "root of the local backend", env="LOCAL_STORAGE_DIR",
-                                             group="storage", shown="var/storage")
+        (),
+        "comma-separated origins whose pages may upload straight to the bucket (presigned POST) and read it;"
+        " applied by `imagepipe bucket setup`",
+        env="CORS_ALLOWED_ORIGINS",
+        group="storage",
+        shown="the API's own origin (embedded store)",
+        example="https://www.example.com,https://admin.example.com",
+    )
+    local_storage_dir: Path | None = setting(
+        None, "root of the local backend", env="LOCAL_STORAGE_DIR", group="storage", shown="var/storage"
+    )
 
     # secrets
-    jwt_secret: str = setting("", "at least 32 random characters; HS256 only", env="JWT_SECRET", group="secrets",
-                              secret=True, shown="generated under var/secrets (development)")
-    signing_secret: str = setting("", "signs local-store URLs and upload policies", env="SIGNING_SECRET",
-                                  group="secrets", secret=True, shown="derived from JWT_SECRET")
-    callback_secret: str = setting("", "HMAC key of X-Imagepipe-Signature; set it to rotate independently",
-                                   env="CALLBACK_SECRET", group="secrets", secret=True,
-                                   shown="derived from JWT_SECRET")
+    jwt_secret: str = setting(
+        "",
+        "at least 32 random characters; HS256 only",
+        env="JWT_SECRET",
+        group="secrets",
+        secret=True,
+        shown="generated under var/secrets (development)",
+    )
+    signing_secret: str = setting(
+        "",
+        "signs local-store URLs and upload policies",
+        env="SIGNING_SECRET",
+        group="secrets",
+        secret=True,
+        shown="derived from JWT_SECRET",
+    )
+    callback_secret: str = setting(
+        "",
+        "HMAC key of X-Imagepipe-Signature; set it to rotate independently",
+        env="CALLBACK_SECRET",
+        group="secrets",
+        secret=True,
+        shown="derived from JWT_SECRET",
+    )
 
     # limits (the pipeline's own are added from pipeline/limits.py)
-    max_files_per_request: int = setting(50, "files in one form upload", env="MAX_FILES_PER_REQUEST",
-                                         group="limits", lo=1, hi=1000)
+    max_files_per_request: int = setting(
+        50, "files in one form upload", env="MAX_FILES_PER_REQUEST", group="limits", lo=1, hi=1000
+    )
 
     # uploads, callbacks, signed URLs
     upload_url_expires_s: int = setting(
-        600, "lifetime of a direct upload's presigned POST; kept short (at most an hour): it cannot be revoked",
-        env="UPLOAD_URL_EXPIRES_S", group="delivery", lo=60, hi=3600)
+        600,
+        "lifetime of a direct upload's presigned POST; kept short (at most an hour): it cannot be revoked",
+        env="UPLOAD_URL_EXPIRES_S",
+        group="delivery",
+        lo=60,
+        hi=3600,
+    )
     rate_limit_uploads_per_minute: int = setting(
-        120, "per user: files (form uploads) and upload starts (direct) in any 60 s (sliding window); 0 turns it off",
-        env="RATE_LIMIT_UPLOADS_PER_MINUTE", group="delivery", lo=0, hi=1_000_000)
+        120,
+        "per user: files (form uploads) and upload starts (direct) in any 60 s (sliding window); 0 turns it off",
+        env="RATE_LIMIT_UPLOADS_PER_MINUTE",
+        group="delivery",
+        lo=0,
+        hi=1_000_000,
+    )
     rate_limit_redis_url: str | None = setting(
-        None, "where the rate-limit counters live, shared by every API process; without Redis each process counts"
+        None,
+        "where the rate-limit counters live, shared by every API process; without Redis each process counts"
         " alone. If Redis stops answering the limiter lets requests through (and logs it)",
-        env="RATE_LIMIT_REDIS_URL", aliases=("REDIS_URL",), group="delivery",
-        shown="REDIS_URL, else the broker when it is Redis", example="redis://127.0.0.1:6379/1")
+        env="RATE_LIMIT_REDIS_URL",
+        aliases=("REDIS_URL",),
+        group="delivery",
+        shown="REDIS_URL, else the broker when it is Redis",
+        example="redis://127.0.0.1:6379/1",
+    )
     callback_allowed_hosts: Hosts = setting(
-        (), "comma-separated hosts a callback_url may point at: `host` (ports 80 and 443), `host:port` or"
+        (),
+        "comma-separated hosts a callback_url may point at: `host` (ports 80 and 443), `host:port` or"
         " `host:*` (none: no callbacks)",
-        env="CALLBACK_ALLOWED_HOSTS", group="delivery", example="hooks.example.com,crm.example.com")
-    callback_max_attempts: int = setting(8, "deliveries tried (backoff 2, 4, 8 ... 600 s) before a callback is"
-                                         " failed", env="CALLBACK_MAX_ATTEMPTS", group="delivery", lo=1, hi=50)
+        env="CALLBACK_ALLOWED_HOSTS",
+        group="delivery",
+        example="hooks.example.com,crm.example.com",
+    )
+    callback_max_attempts: int = setting(
+        8,
+        "deliveries tried (backoff 2, 4, 8 ... 600 s) before a callback is failed",
+        env="CALLBACK_MAX_ATTEMPTS",
+        group="delivery",
+        lo=1,
+        hi=50,
+    )
 
     # tasks and workers
     task_soft_time_limit_s: int = setting(
-        120, "the soft limit cannot interrupt libvips inside one long C call; the image fails with"
-        " processing_timeout either way", env="TASK_SOFT_TIME_LIMIT_S", group="tasks", lo=1, hi=86400)
-    task_time_limit_s: int = setting(180, "hard limit, must exceed the soft one: the pool process is killed",
-                                     env="TASK_TIME_LIMIT_S", group="tasks", lo=1, hi=86400)
+        120,
+        "the soft limit cannot interrupt libvips inside one long C call; the image fails with processing_timeout either way",
+        env="TASK_SOFT_TIME_LIMIT_S",
+        group="tasks",
+        lo=1,
+        hi=86400,
+    )
+    task_time_limit_s: int = setting(
+        180,
+        "hard limit, must exceed the soft one: the pool process is killed",
+        env="TASK_TIME_LIMIT_S",
+        group="tasks",
+        lo=1,
+        hi=86400,
+    )
     task_max_retries: int = setting(
-        8, "retries of an image after a transient storage or database error, or after its worker process died"
-        " under it; then the image fails", env="TASK_MAX_RETRIES", group="tasks", lo=0, hi=100)
+        8,
+        "retries of an image after a transient storage or database error, or after its worker process died"
+        " under it; then the image fails",
+        env="TASK_MAX_RETRIES",
+        group="tasks",
+        lo=0,
+        hi=100,
+    )
     worker_max_memory_mb: int = setting(
-        512, "a pool process still resident above this after a task is replaced before its next image; 0 turns it"
-        " off", env="WORKER_MAX_MEMORY_MB", group="tasks", lo=0, hi=1_048_576)
+        512,
+        "a pool process still resident above this after a task is replaced before its next image; 0 turns it off",
+        env="WORKER_MAX_MEMORY_MB",
+        group="tasks",
+        lo=0,
+        hi=1_048_576,
+    )
     sweep_grace_s: int = setting(
-        900, "imagepipe sweep: how old a pending or deleting image or a staging object must be before it counts as"
-        " abandoned (an image still processing after twice the hard time limit too)", env="SWEEP_GRACE_S",
-        group="tasks", lo=60, hi=7 * 24 * 3600)
+        900,
+        "imagepipe sweep: how old a pending or deleting image or a staging object must be before it counts as"
+        " abandoned (an image still processing after twice the hard time limit too)",
+        env="SWEEP_GRACE_S",
+        group="tasks",
+        lo=60,
+        hi=7 * 24 * 3600,
+    )
     metrics_dir: Path | None = setting(
-        None, "where the API's and the workers' processes keep their Prometheus values (a sub-folder per running"
-        " instance, api-<pid> or worker-<pid>; those of stopped instances are removed)", env="METRICS_DIR",
-        group="observability", shown="var/metrics")
+        None,
+        "where the API's and the workers' processes keep their Prometheus values (a sub-folder per running"
+        " instance, api-<pid> or worker-<pid>; those of stopped instances are removed)",
+        env="METRICS_DIR",
+        group="observability",
+        shown="var/metrics",
+    )
     worker_metrics_port: int = setting(
-        9808, "the worker's main process serves its pool's metrics on HOST:this port (0: no endpoint)",
-        env="WORKER_METRICS_PORT", group="observability", lo=0, hi=65535)
+        9808,
+        "the worker's main process serves its pool's metrics on HOST:this port (0: no endpoint)",
+        env="WORKER_METRICS_PORT",
+        group="observability",
+        lo=0,
+        hi=65535,
+    )
     metrics_token: str = setting(
-        "", "when set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus' `authorization` in its scrape"
-        " config); unset, keep /metrics off the public proxy", env="METRICS_TOKEN", group="secrets", secret=True)
+        "",
+        "when set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus' `authorization` in its scrape"
+        " config); unset, keep /metrics off the public proxy",
+        env="METRICS_TOKEN",
+        group="secrets",
+        secret=True,
+    )
     sweep_interval_s: int = setting(
-        300, "Celery beat runs each sweep (stuck images, deletions, expired uploads, staging leftovers) this often",
-        env="SWEEP_INTERVAL_S", group="tasks", lo=30, hi=24 * 3600)
+        300,
+        "Celery beat runs each sweep (stuck images, deletions, expired uploads, staging leftovers) this often",
+        env="SWEEP_INTERVAL_S",
+        group="tasks",
+        lo=30,
+        hi=24 * 3600,
+    )
     sweep_max_requeues: int = setting(
-        3, "times the sweep re-queues an image stuck pending or processing before it fails it (processing_timeout)",
-        env="SWEEP_MAX_REQUEUES", group="tasks", lo=0, hi=100)
+        3,
+        "times the sweep re-queues an image stuck pending or processing before it fails it (processing_timeout)",
+        env="SWEEP_MAX_REQUEUES",
+        group="tasks",
+        lo=0,
+        hi=100,
+    )
     orphan_grace_s: int = setting(
-        86400, "the orphan scan never touches an object younger than this (uploads in flight, a worker between"
-        " writing and recording)", env="ORPHAN_GRACE_S", group="tasks", lo=60, hi=90 * 24 * 3600)
+        86400,
+        "the orphan scan never touches an object younger than this (uploads in flight, a worker between writing and recording)",
+        env="ORPHAN_GRACE_S",
+        group="tasks",
+        lo=60,
+        hi=90 * 24 * 3600,
+    )
     orphan_scan_hour: int = setting(
-        3, "hour (UTC) of the daily dry-run orphan scan that Celery beat starts; -1 turns it off",
-        env="ORPHAN_SCAN_HOUR", group="tasks", lo=-1, hi=23)
+        3,
+        "hour (UTC) of the daily dry-run orphan scan that Celery beat starts; -1 turns it off",
+        env="ORPHAN_SCAN_HOUR",
+        group="tasks",
+        lo=-1,
+        hi=23,
+    )
     store_put_concurrency: int = setting(
-        4, "an image's original and renditions are written this many at a time (1: one after the other)",
-        env="STORE_PUT_CONCURRENCY", group="tasks", lo=1, hi=16)
+        4,
+        "an image's original and renditions are written this many at a time (1: one after the other)",
+        env="STORE_PUT_CONCURRENCY",
+        group="tasks",
+        lo=1,
+        hi=16,
+    )
     worker_concurrency: int = setting(
-        0, "worker processes; 0: one per CPU the worker may use (its CPU affinity and cgroup quota), which measured"
-        " best (docs/configuration.md, Sizing workers)", env="WORKER_CONCURRENCY", group="tasks", lo=0, hi=512)
-    api_workers: int = setting(2, "gunicorn worker processes of the API", env="API_WORKERS", group="tasks",
-                               lo=1, hi=512)
+        0,
+        "worker processes; 0: one per CPU the worker may use (its CPU affinity and cgroup quota), which measured"
+        " best (docs/configuration.md, Sizing workers)",
+        env="WORKER_CONCURRENCY",
+        group="tasks",
+        lo=0,
+        hi=512,
+    )
+    api_workers: int = setting(2, "gunicorn worker processes of the API", env="API_WORKERS", group="tasks", lo=1, hi=512)
 
     # timeouts
-    store_connect_timeout_s: float = setting(2.0, "connecting to the object store", env="STORE_CONNECT_TIMEOUT_S",
-                                             group="timeouts", lo=0.1, hi=60)
+    store_connect_timeout_s: float = setting(
+        2.0, "connecting to the object store", env="STORE_CONNECT_TIMEOUT_S", group="timeouts", lo=0.1, hi=60
+    )
     store_read_timeout_s: float = setting(
-        5.0, "each socket read or write of a store call: a HEAD or DELETE fails after it, a 25 MiB transfer may take"
-        " longer as long as bytes keep moving", env="STORE_READ_TIMEOUT_S", group="timeouts", lo=0.1, hi=300)
+        5.0,
+        "each socket read or write of a store call: a HEAD or DELETE fails after it, a 25 MiB transfer may take"
+        " longer as long as bytes keep moving",
+        env="STORE_READ_TIMEOUT_S",
+        group="timeouts",
+        lo=0.1,
+        hi=300,
+    )
     store_max_attempts: int = setting(
-        4, "tries of a store call in a worker (jittered backoff); the API tries twice, to answer within its budget",
-        env="STORE_MAX_ATTEMPTS", group="timeouts", lo=1, hi=10)
-    db_connect_timeout_s: float = setting(3.0, "connecting to PostgreSQL", env="DB_CONNECT_TIMEOUT_S",
-                                          group="timeouts", lo=0.5, hi=60)
+        4,
+        "tries of a store call in a worker (jittered backoff); the API tries twice, to answer within its budget",
+        env="STORE_MAX_ATTEMPTS",
+        group="timeouts",
+        lo=1,
+        hi=10,
+    )
+    db_connect_timeout_s: float = setting(
+        3.0, "connecting to PostgreSQL", env="DB_CONNECT_TIMEOUT_S", group="timeouts", lo=0.5, hi=60
+    )
     db_statement_timeout_s: float = setting(
-        10.0, "one statement, enforced by PostgreSQL and by the client (a frozen server cannot enforce its own)",
-        env="DB_STATEMENT_TIMEOUT_S", group="timeouts", lo=0.5, hi=600)
-    db_pool_timeout_s: float = setting(5.0, "waiting for a free connection of the pool", env="DB_POOL_TIMEOUT_S",
-                                       group="timeouts", lo=0.1, hi=60)
+        10.0,
+        "one statement, enforced by PostgreSQL and by the client (a frozen server cannot enforce its own)",
+        env="DB_STATEMENT_TIMEOUT_S",
+        group="timeouts",
+        lo=0.5,
+        hi=600,
+    )
+    db_pool_timeout_s: float = setting(
+        5.0, "waiting for a free connection of the pool", env="DB_POOL_TIMEOUT_S", group="timeouts", lo=0.1, hi=60
+    )
     broker_visibility_timeout_s: int = setting(
-        3600, "a task a worker took but never acknowledged (its main process was killed) is delivered again after"
-        " this (the workers look every 10 s); must exceed TASK_TIME_LIMIT_S", env="BROKER_VISIBILITY_TIMEOUT_S",
-        group="timeouts", lo=10, hi=7 * 24 * 3600)
-    broker_timeout_s: float = setting(3.0, "connecting to and talking with the broker (Redis)", env="BROKER_TIMEOUT_S",
-                                      group="timeouts", lo=0.5, hi=60)
-    callback_timeout_s: float = setting(10.0, "one callback delivery (connect and answer)", env="CALLBACK_TIMEOUT_S",
-                                        group="timeouts", lo=1, hi=120)
+        3600,
+        "a task a worker took but never acknowledged (its main process was killed) is delivered again after"
+        " this (the workers look every 10 s); must exceed TASK_TIME_LIMIT_S",
+        env="BROKER_VISIBILITY_TIMEOUT_S",
+        group="timeouts",
+        lo=10,
+        hi=7 * 24 * 3600,
+    )
+    broker_timeout_s: float = setting(
+        3.0, "connecting to and talking with the broker (Redis)", env="BROKER_TIMEOUT_S", group="timeouts", lo=0.5, hi=60
+    )
+    callback_timeout_s: float = setting(
+        10.0, "one callback delivery (connect and answer)", env="CALLBACK_TIMEOUT_S", group="timeouts", lo=1, hi=120
+    )
     api_threads: int = setting(
-        8, "threads per API process (gunicorn gthread): a request waiting on the network holds a thread, not the"
-        " process", env="API_THREADS", group="timeouts", lo=1, hi=256)
+        8,
+        "threads per API process (gunicorn gthread): a request waiting on the network holds a thread, not the process",
+        env="API_THREADS",
+        group="timeouts",
+        lo=1,
+        hi=256,
+    )
     api_timeout_s: int = setting(
-        60, "gunicorn's worker timeout: a process that stops answering its arbiter this long is replaced; must"
-        " exceed the request budget (docs/reliability.md)", env="API_TIMEOUT_S", group="timeouts", lo=10, hi=3600)
+        60,
+        "gunicorn's worker timeout: a process that stops answering its arbiter this long is replaced; must"
+        " exceed the request budget (docs/reliability.md)",
+        env="API_TIMEOUT_S",
+        group="timeouts",
+        lo=10,
+        hi=3600,
+    )
 
     # make run only
-    seaweedfs_s3_port: int = setting(8333, "S3 port of the embedded SeaweedFS", env="SEAWEEDFS_S3_PORT",
-                                     group="devrun", lo=1, hi=65535)
-    seaweedfs_base_port: int = setting(18330, "first of SeaweedFS's internal ports", env="SEAWEEDFS_BASE_PORT",
-                                       group="devrun", lo=1, hi=65000)
-    flower_port: int = setting(5555, "Flower's port (on HOST)", env="FLOWER_PORT", group="observability",
-                               lo=1, hi=65535)
+    seaweedfs_s3_port: int = setting(
+        8333, "S3 port of the embedded SeaweedFS", env="SEAWEEDFS_S3_PORT", group="devrun", lo=1, hi=65535
+    )
+    seaweedfs_base_port: int = setting(
+        18330, "first of SeaweedFS's internal ports", env="SEAWEEDFS_BASE_PORT", group="devrun", lo=1, hi=65000
+    )
+    flower_port: int = setting(5555, "Flower's port (on HOST)", env="FLOWER_PORT", group="observability", lo=1, hi=65535)
     flower_user: str = setting("admin", "Flower's basic-auth user", env="FLOWER_USER", group="observability")
     flower_password: str = setting(
-        "", "Flower's basic-auth password (Flower never starts without one)", env="FLOWER_PASSWORD", group="secrets",
-        secret=True, shown="generated under var/secrets (development)")
+        "",
+        "Flower's basic-auth password (Flower never starts without one)",
+        env="FLOWER_PASSWORD",
+        group="secrets",
+        secret=True,
+        shown="generated under var/secrets (development)",
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -282,16 +534,16 @@ class Declared(BaseSettings):
     def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         bad = [o for o in value if o != "*" and not _ORIGIN.fullmatch(o)]
         if bad:
-            raise ValueError(f"must list origins like https://www.example.com (scheme, host, optional port, no path),"
-                             f" got {', '.join(bad)!r}")
+            raise ValueError(
+                f"must list origins like https://www.example.com (scheme, host, optional port, no path), got {', '.join(bad)!r}"
+            )
         return value
 
     @field_validator("database_url", "broker_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if value and not _URL_HINT.match(value):
-            raise ValueError(f"must be a URL like postgresql+psycopg2://user:pass@host/db or redis://host:6379/0,"
-                             f" got {value!r}")
+            raise ValueError(f"must be a URL like postgresql+psycopg2://user:pass@host/db or redis://host:6379/0, got {value!r}")
         return value
 
     @field_validator("aws_s3_endpoint_url", "aws_cloudfront_url", "public_api_url")
@@ -312,17 +564,15 @@ class Declared(BaseSettings):
     @classmethod
     def _jwt(cls, value: str) -> str:
         if value and len(value) < 32:
-            raise ValueError("must be at least 32 characters (generate one with: python -c 'import secrets;"
-                             " print(secrets.token_urlsafe(48))')")
+            raise ValueError(
+                "must be at least 32 characters (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return value
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         environ = _ENVIRON.get()
         return (init_settings, env_settings) if environ is None else (init_settings, _Mapping(settings_cls, environ))
-
-
 
 
 _ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("imagepipe_environ", default=None)
@@ -348,10 +598,11 @@ def pipeline_fields(declared: type, group: str) -> dict[str, tuple[Any, FieldInf
         if typing.get_origin(annotation) is tuple:
             annotation = Annotated[annotation, NoDecode]
         meta = f.metadata
-        out[f.name] = (annotation, setting(f.default, meta["doc"], env=f.name.upper(), group=group,
-                                           lo=meta.get("lo"), hi=meta.get("hi")))
+        out[f.name] = (
+            annotation,
+            setting(f.default, meta["doc"], env=f.name.upper(), group=group, lo=meta.get("lo"), hi=meta.get("hi")),
+        )
     return out
-
 
 
 def env_name(field: FieldInfo) -> str:
@@ -395,8 +646,7 @@ def describe(field: FieldInfo) -> str:
         return "one of " + ", ".join(choices(field.annotation))
     if kind == "list":
         listed = choices(field.annotation)
-        return (f"a comma-separated list of {', '.join(listed)} (or none)" if listed
-                else "a comma-separated list")
+        return f"a comma-separated list of {', '.join(listed)} (or none)" if listed else "a comma-separated list"
     return "text"
 
 
@@ -409,5 +659,3 @@ def choices(annotation: Any) -> list[str]:
     if typing.get_origin(annotation) is tuple and args:
         return choices(args[0])
     return []
-
-

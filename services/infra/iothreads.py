@@ -1,5 +1,6 @@
 """A process's few threads for store I/O, shared by everything that overlaps its round trips:
 the worker's staging read and writes, the API's staging puts of a many-file upload."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,7 @@ def io_threads(settings: Settings) -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None or _pool[0] != os.getpid():  # first use, or first use after a fork
-            _pool = (os.getpid(), ThreadPoolExecutor(max(1, settings.store_put_concurrency),
-                                                     thread_name_prefix="store-io"))
+            _pool = (os.getpid(), ThreadPoolExecutor(max(1, settings.store_put_concurrency), thread_name_prefix="store-io"))
         return _pool[1]
 
 

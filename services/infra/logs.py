@@ -1,6 +1,7 @@
 """One JSON object per log line, with the request's or task's context, for log pipelines to
 index. Every process imagepipe starts writes them: the API under gunicorn (its error and access
 logs included, api/gunicorn_log.py), the worker (Celery's own lines included, workers/app.py)."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,32 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Attributes a record may carry (via `extra=`) that belong in the line.
-CONTEXT_FIELDS = ("request_id", "method", "path", "status", "code", "category", "user_id",
-                  "entity_type", "entity_id", "image_id", "job_id", "upload_id")
+CONTEXT_FIELDS = (
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "code",
+    "category",
+    "user_id",
+    "entity_type",
+    "entity_id",
+    "image_id",
+    "job_id",
+    "upload_id",
+)
 # gunicorn's access-log atoms (the record's args) and the names they get in the line.
-ACCESS_ATOMS = {"h": "remote", "m": "method", "U": "path", "q": "query", "s": "status", "B": "bytes",
-                "M": "duration_ms", "{x-request-id}o": "request_id", "a": "user_agent"}
+ACCESS_ATOMS = {
+    "h": "remote",
+    "m": "method",
+    "U": "path",
+    "q": "query",
+    "s": "status",
+    "B": "bytes",
+    "M": "duration_ms",
+    "{x-request-id}o": "request_id",
+    "a": "user_agent",
+}
 
 
 class JsonFormatter(logging.Formatter):

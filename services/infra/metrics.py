@@ -10,6 +10,7 @@ the API's master or the worker's main process starts, and must be one per servic
 
 Metrics are created on first use, not at import (nothing happens at import).
 """
+
 from __future__ import annotations
 
 import json
@@ -77,28 +78,49 @@ class Metrics:
     def __init__(self):
         from prometheus_client import Counter, Histogram
 
-        self.uploads = Counter("imagepipe_uploads_total", "Files offered to the API, by entity type and outcome"
-                               " (accepted, or the refusal's error code)", ["entity_type", "outcome"])
-        self.images_finished = Counter("imagepipe_images_finished_total", "Images that finished processing, by"
-                                       " outcome (ready, failed) and error code", ["outcome", "code"])
-        self.stage_seconds = Histogram("imagepipe_processing_seconds", "Time in each stage of processing an image"
-                                       " (fetch, probe, render and its steps decode, resize, encode_<format>,"
-                                       " placeholders; store, commit, total)", ["stage"], buckets=SECONDS)
-        self.render_seconds = Histogram("imagepipe_render_seconds", "Rendering time by the input's megapixels",
-                                        ["megapixels"], buckets=SECONDS)
-        self.rendition_bytes = Counter("imagepipe_rendition_bytes_total", "Bytes of renditions written, by format",
-                                       ["format"])
-        self.storage_ops = Counter("imagepipe_storage_operations_total", "Object store calls by operation and"
-                                   " outcome (ok, not_found, transient, error)", ["op", "outcome"])
-        self.storage_seconds = Histogram("imagepipe_storage_seconds", "Object store call latency (retries included)",
-                                         ["op"], buckets=SECONDS)
+        self.uploads = Counter(
+            "imagepipe_uploads_total",
+            "Files offered to the API, by entity type and outcome (accepted, or the refusal's error code)",
+            ["entity_type", "outcome"],
+        )
+        self.images_finished = Counter(
+            "imagepipe_images_finished_total",
+            "Images that finished processing, by outcome (ready, failed) and error code",
+            ["outcome", "code"],
+        )
+        self.stage_seconds = Histogram(
+            "imagepipe_processing_seconds",
+            "Time in each stage of processing an image"
+            " (fetch, probe, render and its steps decode, resize, encode_<format>,"
+            " placeholders; store, commit, total)",
+            ["stage"],
+            buckets=SECONDS,
+        )
+        self.render_seconds = Histogram(
+            "imagepipe_render_seconds", "Rendering time by the input's megapixels", ["megapixels"], buckets=SECONDS
+        )
+        self.rendition_bytes = Counter("imagepipe_rendition_bytes_total", "Bytes of renditions written, by format", ["format"])
+        self.storage_ops = Counter(
+            "imagepipe_storage_operations_total",
+            "Object store calls by operation and outcome (ok, not_found, transient, error)",
+            ["op", "outcome"],
+        )
+        self.storage_seconds = Histogram(
+            "imagepipe_storage_seconds", "Object store call latency (retries included)", ["op"], buckets=SECONDS
+        )
         self.retries = Counter("imagepipe_task_retries_total", "Task retries, by task", ["task"])
-        self.task_failures = Counter("imagepipe_task_failures_total", "Tasks failed for good, by task and code",
-                                     ["task", "code"])
-        self.callbacks = Counter("imagepipe_callback_deliveries_total", "Job callback delivery attempts by outcome"
-                                 " (delivered, retrying, failed)", ["outcome"])
-        self.http_seconds = Histogram("imagepipe_http_request_seconds", "API request latency by route, method and"
-                                      " status", ["route", "method", "status"], buckets=SECONDS)
+        self.task_failures = Counter("imagepipe_task_failures_total", "Tasks failed for good, by task and code", ["task", "code"])
+        self.callbacks = Counter(
+            "imagepipe_callback_deliveries_total",
+            "Job callback delivery attempts by outcome (delivered, retrying, failed)",
+            ["outcome"],
+        )
+        self.http_seconds = Histogram(
+            "imagepipe_http_request_seconds",
+            "API request latency by route, method and status",
+            ["route", "method", "status"],
+            buckets=SECONDS,
+        )
 
 
 _metrics: Metrics | None = None
@@ -178,14 +200,13 @@ class QueueCollector:
             return
         import redis
 
-        depth = GaugeMetricFamily("imagepipe_queue_depth", "Messages waiting in each queue (from the broker)",
-                                  labels=["queue"])
-        age = GaugeMetricFamily("imagepipe_queue_oldest_message_age_seconds", "Age of the oldest waiting message",
-                                labels=["queue"])
+        depth = GaugeMetricFamily("imagepipe_queue_depth", "Messages waiting in each queue (from the broker)", labels=["queue"])
+        age = GaugeMetricFamily(
+            "imagepipe_queue_oldest_message_age_seconds", "Age of the oldest waiting message", labels=["queue"]
+        )
         up = GaugeMetricFamily("imagepipe_broker_up", "1 when the broker answered this scrape")
         try:
-            client = redis.Redis.from_url(self.broker_url, socket_timeout=self.timeout_s,
-                                          socket_connect_timeout=self.timeout_s)
+            client = redis.Redis.from_url(self.broker_url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
             now = time.time()
             for queue in self.queues:
                 total, oldest = 0, None

@@ -1,5 +1,6 @@
 """The task queue as the services see it: messages sent by name. The API and the CLI
 never import the worker's code; the task names in celeryconfig are the contract."""
+
 from __future__ import annotations
 
 import time
@@ -64,10 +65,12 @@ class CeleryQueue:
         if not image_ids:
             return
         headers = _headers()
-        sigs = [self.app.signature(celeryconfig.PROCESS_IMAGE_TASK, args=[i], queue=self.queue, headers=headers)
-                for i in image_ids]
-        self._publish(f"{len(image_ids)} task(s)",
-                      lambda: (sigs[0] if len(sigs) == 1 else group(sigs)).apply_async(retry=False), image_ids)
+        sigs = [
+            self.app.signature(celeryconfig.PROCESS_IMAGE_TASK, args=[i], queue=self.queue, headers=headers) for i in image_ids
+        ]
+        self._publish(
+            f"{len(image_ids)} task(s)", lambda: (sigs[0] if len(sigs) == 1 else group(sigs)).apply_async(retry=False), image_ids
+        )
 
     def delete_image(self, image_id: int) -> None:
         self._send(celeryconfig.DELETE_IMAGE_TASK, image_id)
@@ -87,8 +90,7 @@ class CeleryQueue:
         def send():
             with self.app.producer_or_acquire() as producer:
                 for args in arg_lists:
-                    self.app.send_task(name, args=args, queue=queue, producer=producer, headers=_headers(),
-                                       retry=False)
+                    self.app.send_task(name, args=args, queue=queue, producer=producer, headers=_headers(), retry=False)
 
         self._publish(name, send)
 
@@ -96,8 +98,7 @@ class CeleryQueue:
         self._send(celeryconfig.DELIVER_CALLBACK_TASK, job_id)
 
     def _send(self, name: str, *args) -> None:
-        self._publish(name, lambda: self.app.send_task(name, args=list(args), queue=self.queue, headers=_headers(),
-                                                       retry=False))
+        self._publish(name, lambda: self.app.send_task(name, args=list(args), queue=self.queue, headers=_headers(), retry=False))
 
     def _publish(self, what: str, send: Callable[[], object], image_ids: list[int] | None = None) -> None:
         """Send without kombu's retry loop, whose reconnects are not bounded in time (with one

@@ -10,6 +10,7 @@ not counted, so a client that waits `Retry-After` seconds gets through.
 Fails open: if Redis does not answer, the request goes through and a warning is logged; an
 outage of the limiter must not become an outage of uploads.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,14 @@ WINDOW_S = 60
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, redis_url: str | None = None, *, prefix: str = "imagepipe:ratelimit",
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        per_minute: int,
+        redis_url: str | None = None,
+        *,
+        prefix: str = "imagepipe:ratelimit",
+        clock: Callable[[], float] = time.time,
+    ):
         self.per_minute, self.prefix, self.clock = per_minute, prefix, clock
         self._redis = None
         if redis_url and per_minute:

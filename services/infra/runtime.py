@@ -1,5 +1,6 @@
 """The one wiring of settings -> database -> store -> queue, shared by the API, the worker and
 the CLI. Built by the process's factory, never at import."""
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
@@ -32,11 +33,22 @@ class Runtime:
         self.engine.dispose(close=False)
 
 
-def build_runtime(settings: Settings, *, queue: TaskQueue | None = None, store: ObjectStore | None = None,
-                  in_request: bool = False) -> Runtime:
+def build_runtime(
+    settings: Settings, *, queue: TaskQueue | None = None, store: ObjectStore | None = None, in_request: bool = False
+) -> Runtime:
     """`in_request`: the API's wiring (fewer store attempts: a request has a budget)."""
-    engine = make_engine(settings.database_url, DbTimeouts(
-        connect_s=settings.db_connect_timeout_s, statement_s=settings.db_statement_timeout_s,
-        pool_s=settings.db_pool_timeout_s))
-    return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
-                   store=store or make_store(settings, in_request=in_request), queue=queue or CeleryQueue(settings))
+    engine = make_engine(
+        settings.database_url,
+        DbTimeouts(
+            connect_s=settings.db_connect_timeout_s,
+            statement_s=settings.db_statement_timeout_s,
+            pool_s=settings.db_pool_timeout_s,
+        ),
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        store=store or make_store(settings, in_request=in_request),
+        queue=queue or CeleryQueue(settings),
+    )

@@ -1,6 +1,7 @@
 """Files that hold secrets (development only: generated under IMAGEPIPE_VAR_DIR/secrets):
 the directory is 0700 and each file is created 0600 in one step, never readable by others even
 for a moment."""
+
 from __future__ import annotations
 
 import os

@@ -26,8 +26,7 @@ from pipeline.limits import ImageLimits
 from pipeline.specs import EncoderSettings
 from services.infra.declarations import _ENVIRON, GROUPS, ConfigError, Declared, describe, env_name, pipeline_fields
 
-__all__ = ["GROUPS", "ConfigError", "Settings", "available_cpus", "declarations", "derive_secret", "mask_url",
-           "project_home"]
+__all__ = ["GROUPS", "ConfigError", "Settings", "available_cpus", "declarations", "derive_secret", "mask_url", "project_home"]
 
 
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
@@ -48,6 +47,7 @@ def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
         except (ValueError, ZeroDivisionError):
             pass
     return max(1, cpus)
+
 
 class _Settings(Declared):
     """The declarations, with what is derived from them."""
@@ -128,8 +128,11 @@ if TYPE_CHECKING:
     Settings = _Settings
 else:
     Settings = create_model(  # noqa: N816 (a class)
-        "Settings", __base__=_Settings, __module__=__name__,
-        **pipeline_fields(ImageLimits, "limits"), **pipeline_fields(EncoderSettings, "encoders"),
+        "Settings",
+        __base__=_Settings,
+        __module__=__name__,
+        **pipeline_fields(ImageLimits, "limits"),
+        **pipeline_fields(EncoderSettings, "encoders"),
     )
     Settings.__doc__ = "The one settings object: every declaration above, and the pipeline's."
 
@@ -146,8 +149,7 @@ def _problem(error: dict) -> tuple[str, str]:
     name = str(error["loc"][0]) if error["loc"] else ""
     field = Settings.model_fields.get(name)
     if field is None:  # located by its variable name
-        field = next((f for _, f in declarations() if env_name(f) == name or name in f.json_schema_extra["aliases"]),
-                     None)
+        field = next((f for _, f in declarations() if env_name(f) == name or name in f.json_schema_extra["aliases"]), None)
     variable = env_name(field) if field is not None else name
     if error["type"] == "value_error":
         return variable, f"{variable} {error['ctx']['error']}"
@@ -184,8 +186,7 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
     s = s.model_copy(update={"var_dir": var_dir})
     if not s.database_url:
         if production and "DATABASE_URL" not in reported:
-            problems.append(
-                "DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
+            problems.append("DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
         changes["database_url"] = f"sqlite:///{s.var_dir / 'imagepipe.db'}"
     if not s.broker_url:
         if production and "CELERY_BROKER_URL" not in reported:
@@ -199,10 +200,16 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
             problems.append("AWS_S3_BUCKET is required when STORAGE_BACKEND=s3 (a bucket name like listing-images)")
         changes["aws_s3_bucket"] = "imagepipe"
     if bool(s.aws_access_key_id) != bool(s.aws_secret_access_key):
-        problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together"
-                        " (or both left unset to use the instance role)")
-    embedded = (s.storage_backend == "s3" and not production and not s.aws_s3_endpoint_url
-                and not s.aws_access_key_id and not s.aws_secret_access_key)
+        problems.append(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or both left unset to use the instance role)"
+        )
+    embedded = (
+        s.storage_backend == "s3"
+        and not production
+        and not s.aws_s3_endpoint_url
+        and not s.aws_access_key_id
+        and not s.aws_secret_access_key
+    )
     if embedded:
         changes["aws_s3_endpoint_url"] = f"http://127.0.0.1:{s.seaweedfs_s3_port}"
         if not s.cors_allowed_origins:  # the web page's direct uploads
@@ -216,8 +223,9 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
     if bool(s.cloudfront_key_pair_id) != bool(s.cloudfront_private_key_path):
         problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID and AWS_CLOUDFRONT_PRIVATE_KEY_PATH must be set together")
     elif s.cloudfront_private_key_path and not s.cloudfront_private_key_path.is_file():
-        problems.append(f"AWS_CLOUDFRONT_PRIVATE_KEY_PATH must name a PEM file, {str(s.cloudfront_private_key_path)!r}"
-                        " does not exist")
+        problems.append(
+            f"AWS_CLOUDFRONT_PRIVATE_KEY_PATH must name a PEM file, {str(s.cloudfront_private_key_path)!r} does not exist"
+        )
     if s.cloudfront_key_pair_id and not s.aws_cloudfront_url:
         problems.append("AWS_CLOUDFRONT_KEY_PAIR_ID needs AWS_CLOUDFRONT_URL (the distribution the URLs are for)")
     store_call_s = s.store_max_attempts * (s.store_connect_timeout_s + s.store_read_timeout_s)
@@ -225,12 +233,12 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
         problems.append(
             f"TASK_SOFT_TIME_LIMIT_S ({s.task_soft_time_limit_s}) must exceed the longest a store call may take"
             f" (STORE_MAX_ATTEMPTS x (STORE_CONNECT_TIMEOUT_S + STORE_READ_TIMEOUT_S) = {store_call_s:g} s): a hung"
-            " store must end in a retry, not in a task killed for time")
+            " store must end in a retry, not in a task killed for time"
+        )
     if s.broker_visibility_timeout_s <= s.task_time_limit_s:
         problems.append("BROKER_VISIBILITY_TIMEOUT_S must exceed TASK_TIME_LIMIT_S (or a running task is delivered twice)")
     if s.task_time_limit_s <= s.task_soft_time_limit_s:
-        problems.append(
-            "TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
+        problems.append("TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
 
     jwt_secret, generated = s.jwt_secret, False
     if not jwt_secret:
@@ -247,7 +255,8 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
         changes["callback_secret"] = s.callback_secret or derive_secret(jwt_secret, "callback-signing")
     if embedded and not problems:
         changes["aws_access_key_id"], changes["aws_secret_access_key"] = dev_s3_credentials(
-            var_dir / "secrets" / "s3_credentials.json")
+            var_dir / "secrets" / "s3_credentials.json"
+        )
     resolved = s.model_copy(update=changes)
     resolved._jwt_generated = generated
     resolved._store_embedded = embedded
@@ -299,5 +308,3 @@ def derive_secret(master: str, purpose: str) -> str:
 def mask_url(value: str) -> str:
     """A URL with the password of its user part hidden (postgresql://app:***@db/imagepipe)."""
     return re.sub(r"^([a-z][a-z0-9+.\-]*://[^:/@]*):[^@/]*@", r"\1:***@", value)
-
-

@@ -28,10 +28,12 @@ def _default_text(field: FieldInfo) -> str:
 
 def env_example() -> str:
     """The text of .env.example."""
-    lines = ["# imagepipe configuration, generated from services/infra/declarations.py by `imagepipe config generate`.",
-             "# Every variable is optional in development (make run fills in embedded defaults); in production",
-             "# (IMAGEPIPE_ENV=production) the ones marked [prod] are required. `imagepipe check-config`",
-             "# validates a set of values without starting anything. docs/configuration.md explains each one."]
+    lines = [
+        "# imagepipe configuration, generated from services/infra/declarations.py by `imagepipe config generate`.",
+        "# Every variable is optional in development (make run fills in embedded defaults); in production",
+        "# (IMAGEPIPE_ENV=production) the ones marked [prod] are required. `imagepipe check-config`",
+        "# validates a set of values without starting anything. docs/configuration.md explains each one.",
+    ]
     for group, title in GROUPS.items():
         lines += ["", f"# --- {title}"]
         for _, field in declarations():

@@ -1,4 +1,5 @@
 """Build the configured object store."""
+
 from __future__ import annotations
 
 from services.infra.metrics import observe_storage
@@ -16,8 +17,10 @@ def make_bucket_admin(settings: Settings) -> BucketAdmin:
     """The configured S3 bucket's administration (`imagepipe bucket setup|check`, `make run`)."""
     store = make_store(settings)
     if not isinstance(store, S3ObjectStore):
-        raise NoBucket(f"STORAGE_BACKEND=local has no bucket to set up: the files live in {settings.local_storage_dir},"
-                       " and the API serves public/ itself")
+        raise NoBucket(
+            f"STORAGE_BACKEND=local has no bucket to set up: the files live in {settings.local_storage_dir},"
+            " and the API serves public/ itself"
+        )
     return store.admin()
 
 
@@ -26,8 +29,7 @@ def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
     budget; workers retry more (STORE_MAX_ATTEMPTS), then the task retries with backoff."""
     if settings.storage_backend == "local":
         base = f"{settings.public_api_url}/media" if settings.public_api_url else "/media"
-        return LocalObjectStore(settings.local_storage_dir, public_base_url=base,
-                                signing_secret=settings.signing_secret)
+        return LocalObjectStore(settings.local_storage_dir, public_base_url=base, signing_secret=settings.signing_secret)
     return S3ObjectStore(
         settings.aws_s3_bucket,
         region=settings.aws_region,

@@ -4,6 +4,7 @@ The platform's backend mints them; a token says who the bearer is (`sub`), wheth
 admin (`role: admin`) and which listings they may write (`entities`: "properties:17",
 "projects:*", ...). docs/security.md says what the backend must put in them.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,8 +52,9 @@ def check_grant(grant: str) -> str:
     return grant
 
 
-def issue_token(secret: str, user_id: int, *, admin: bool = False, ttl_s: int = 24 * 3600,
-                entities: list[str] | tuple[str, ...] = ()) -> str:
+def issue_token(
+    secret: str, user_id: int, *, admin: bool = False, ttl_s: int = 24 * 3600, entities: list[str] | tuple[str, ...] = ()
+) -> str:
     now = int(time.time())
     claims: dict = {"sub": str(user_id), "iat": now, "exp": now + ttl_s}
     if admin:
@@ -78,7 +80,10 @@ def decode_token(secret: str, token: str) -> Principal:
         raise InvalidToken("token subject must be a positive user id")
     grants = claims.get(ENTITIES_CLAIM, [])
     grant = grant_pattern()
-    if not isinstance(grants, list) or len(grants) > MAX_ENTITY_GRANTS or not all(
-            isinstance(g, str) and grant.match(g) for g in grants):
+    if (
+        not isinstance(grants, list)
+        or len(grants) > MAX_ENTITY_GRANTS
+        or not all(isinstance(g, str) and grant.match(g) for g in grants)
+    ):
         raise InvalidToken(f"the {ENTITIES_CLAIM} claim must be a list of grants like properties:17 or projects:*")
     return Principal(user_id=user_id, is_admin=claims.get("role") == "admin", entities=frozenset(grants))

@@ -9,6 +9,7 @@
   the task, up to CALLBACK_MAX_ATTEMPTS; `X-Imagepipe-Delivery` (the job id) lets a receiver
   drop repeats.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,6 @@ from db.unit import Units
 from services.infra.settings import Settings
 
 log = logging.getLogger(__name__)
-
 
 
 class CallbackRejected(ValueError):
@@ -63,8 +63,7 @@ def check_callback_url(url: str, settings: Settings) -> str:
 
 def allowed_target(host: str, port: int, allowed: tuple[str, ...]) -> bool:
     """`host` allows ports 80 and 443 only; `host:8080` that port; `host:*` any port."""
-    return any(entry == f"{host}:{port}" or entry == f"{host}:*" or (entry == host and port in (80, 443))
-               for entry in allowed)
+    return any(entry == f"{host}:{port}" or entry == f"{host}:*" or (entry == host and port in (80, 443)) for entry in allowed)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -122,8 +121,9 @@ def deliver(units: Units, settings: Settings, job_id: str, *, final_attempt: boo
 def start_attempt(session: Session, job_id: str) -> Attempt | None:
     from services.jobs.serialisers import job_json
 
-    job = session.scalars(select(Job).where(Job.id == job_id).options(selectinload(Job.images).selectinload(
-        Image.renditions))).first()
+    job = session.scalars(
+        select(Job).where(Job.id == job_id).options(selectinload(Job.images).selectinload(Image.renditions))
+    ).first()
     if job is None or job.callback_state != CallbackState.PENDING or not job.callback_url:
         return None
     session.execute(update(Job).where(Job.id == job_id).values(callback_attempts=Job.callback_attempts + 1))
@@ -134,13 +134,18 @@ def send(attempt: Attempt, settings: Settings) -> str | None:
     """POST the signed body; None when the receiver took it (2xx), otherwise why not."""
     timestamp = str(int(time.time()))
     try:
-        request = urllib.request.Request(attempt.url, data=attempt.body, method="POST", headers={
-            "Content-Type": "application/json",
-            "User-Agent": "imagepipe-callback/1",
-            "X-Imagepipe-Delivery": attempt.job_id,
-            "X-Imagepipe-Timestamp": timestamp,
-            "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, attempt.body),
-        })
+        request = urllib.request.Request(
+            attempt.url,
+            data=attempt.body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "imagepipe-callback/1",
+                "X-Imagepipe-Delivery": attempt.job_id,
+                "X-Imagepipe-Timestamp": timestamp,
+                "X-Imagepipe-Signature": signature(settings.callback_secret, timestamp, attempt.body),
+            },
+        )
         with _opener.open(request, timeout=settings.callback_timeout_s) as resp:
             status = resp.status
     except urllib.error.HTTPError as exc:

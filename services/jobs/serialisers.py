@@ -21,13 +21,14 @@ def job_json(job: Job) -> dict:
         "succeeded": counts[ImageStatus.READY],
         "failed": counts[ImageStatus.FAILED],
         "pending": len(images) - counts[ImageStatus.READY] - counts[ImageStatus.FAILED],
-        "images": [
-            {"id": i.id, "status": i.status, "filename": i.original_filename, "error": error_json(i)}
-            for i in images
-        ],
+        "images": [{"id": i.id, "status": i.status, "filename": i.original_filename, "error": error_json(i)} for i in images],
         "callback": None,
     }
     if job.callback_url:
-        out["callback"] = {"url": job.callback_url, "state": job.callback_state, "attempts": job.callback_attempts,
-                           "delivered_at": iso(job.callback_delivered_at)}
+        out["callback"] = {
+            "url": job.callback_url,
+            "state": job.callback_state,
+            "attempts": job.callback_attempts,
+            "delivered_at": iso(job.callback_delivered_at),
+        }
     return out

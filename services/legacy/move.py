@@ -8,6 +8,7 @@ image ready, keeping its legacy URL for the redirects. A file that fails is reco
 error code; the image stays `legacy`. Everything here is idempotent: a task that runs twice, a
 run started again, a rollback repeated.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,12 +52,13 @@ class LegacyFileError(Exception):
 
 # --- paths -----------------------------------------------------------------------------------------
 
+
 def legacy_path(source_dir: Path, url: str | None, prefix: str) -> Path:
     """The local file behind a legacy URL (`/uploads/properties/17/a.jpg` -> SOURCE/properties/17/a.jpg),
     resolved strictly inside `source_dir` (no `..`, no link leading out)."""
     if not url or not url.startswith(prefix):
         raise LegacyFileError("not_a_legacy_url", f"the legacy URL {url!r} does not start with {prefix!r}")
-    relative = unquote(url[len(prefix):].split("?", 1)[0]).lstrip("/")
+    relative = unquote(url[len(prefix) :].split("?", 1)[0]).lstrip("/")
     if "\x00" in relative:
         raise LegacyFileError("path_outside_source", f"{url!r} does not name a file inside the source folder")
     root = source_dir.resolve()
@@ -67,6 +69,7 @@ def legacy_path(source_dir: Path, url: str | None, prefix: str) -> Path:
 
 
 # --- runs ------------------------------------------------------------------------------------------
+
 
 def _snapshot(image: Image) -> str:
     out = {}
@@ -82,55 +85,81 @@ def _in_scope(entity_type: str | None, *columns):
 
 
 def start_run(session: Session, source_dir: Path, entity_type: str | None) -> MigrationRun:
-    already = session.scalar(select(func.count()).select_from(
-        _in_scope(entity_type).where(Image.status.not_in((ImageStatus.LEGACY, ImageStatus.DELETING))).subquery()))
-    run = MigrationRun(source_dir=str(source_dir.resolve()), entity_type=entity_type,
-                       status=MigrationRunStatus.ENQUEUED, skipped=already or 0)
+    already = session.scalar(
+        select(func.count()).select_from(
+            _in_scope(entity_type).where(Image.status.not_in((ImageStatus.LEGACY, ImageStatus.DELETING))).subquery()
+        )
+    )
+    run = MigrationRun(
+        source_dir=str(source_dir.resolve()), entity_type=entity_type, status=MigrationRunStatus.ENQUEUED, skipped=already or 0
+    )
     session.add(run)
     session.flush()
     return run
 
 
 def previously_failed(session: Session, entity_type: str | None) -> int:
-    return session.scalar(select(func.count()).select_from(_legacy(entity_type, retry_failed=True).where(
-        exists().where(MigrationItem.image_id == Image.id, MigrationItem.status == MigrationItemStatus.FAILED))
-        .subquery())) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(
+                _legacy(entity_type, retry_failed=True)
+                .where(exists().where(MigrationItem.image_id == Image.id, MigrationItem.status == MigrationItemStatus.FAILED))
+                .subquery()
+            )
+        )
+        or 0
+    )
 
 
 def _legacy(entity_type: str | None, *columns, retry_failed: bool):
     query = _in_scope(entity_type, *columns).where(Image.status == ImageStatus.LEGACY)
     if not retry_failed:  # a file that failed before waits for --retry-failed
-        query = query.where(~exists().where(MigrationItem.image_id == Image.id,
-                                            MigrationItem.status == MigrationItemStatus.FAILED))
+        query = query.where(
+            ~exists().where(MigrationItem.image_id == Image.id, MigrationItem.status == MigrationItemStatus.FAILED)
+        )
     return query
 
 
-def enqueue_page(session: Session, queue: TaskQueue, run: MigrationRun, *, after_id: int, batch_size: int,
-                 retry_failed: bool) -> int | None:
+def enqueue_page(
+    session: Session, queue: TaskQueue, run: MigrationRun, *, after_id: int, batch_size: int, retry_failed: bool
+) -> int | None:
     """Take the next page of legacy images into the run (items with their snapshot) and queue them
     once committed. The last id of the page, or None when there is nothing left: the caller commits
     page by page, so memory stays flat whatever the number of rows."""
-    ids = session.scalars(_legacy(run.entity_type, retry_failed=retry_failed).where(Image.id > after_id)
-                          .order_by(Image.id).limit(batch_size)).all()
+    ids = session.scalars(
+        _legacy(run.entity_type, retry_failed=retry_failed).where(Image.id > after_id).order_by(Image.id).limit(batch_size)
+    ).all()
     if not ids:
         return None
     for image in session.scalars(select(Image).where(Image.id.in_(ids))):
-        session.add(MigrationItem(run_id=run.id, image_id=image.id, status=MigrationItemStatus.QUEUED,
-                                  entity_type=image.entity_type, before=_snapshot(image)))
+        session.add(
+            MigrationItem(
+                run_id=run.id,
+                image_id=image.id,
+                status=MigrationItemStatus.QUEUED,
+                entity_type=image.entity_type,
+                before=_snapshot(image),
+            )
+        )
     session.flush()
     after_commit(session, lambda run_id=run.id, page=list(ids): queue.migrate_images(run_id, page))
     return ids[-1]
 
 
-def plan(session: Session, source_dir: Path, settings: Settings, entity_type: str | None,
-         retry_failed: bool, page: int = 1000) -> dict:
+def plan(
+    session: Session, source_dir: Path, settings: Settings, entity_type: str | None, retry_failed: bool, page: int = 1000
+) -> dict:
     """--dry-run: what a run would take, and which files are missing, without writing anything."""
     counts: Counter = Counter()
     missing: list[str] = []
     last = 0
     while True:
-        rows = session.execute(_legacy(entity_type, Image.id, Image.entity_type, Image.url, retry_failed=retry_failed)
-                               .where(Image.id > last).order_by(Image.id).limit(page)).all()
+        rows = session.execute(
+            _legacy(entity_type, Image.id, Image.entity_type, Image.url, retry_failed=retry_failed)
+            .where(Image.id > last)
+            .order_by(Image.id)
+            .limit(page)
+        ).all()
         if not rows:
             break
         for image_id, kind, url in rows:
@@ -141,16 +170,21 @@ def plan(session: Session, source_dir: Path, settings: Settings, entity_type: st
             except LegacyFileError:
                 missing.append(url or f"image {image_id}")
         last = rows[-1][0]
-    return {"would_migrate": dict(counts), "total": sum(counts.values()), "missing_files": missing[:1000],
-            "missing": len(missing)}
+    return {
+        "would_migrate": dict(counts),
+        "total": sum(counts.values()),
+        "missing_files": missing[:1000],
+        "missing": len(missing),
+    }
 
 
 # --- one image -------------------------------------------------------------------------------------
 
-def migrate_one(session: Session, store: ObjectStore, settings: Settings, run_id: str,
-                image_id: int) -> MigrationItemStatus:
-    item = session.scalars(select(MigrationItem).where(MigrationItem.run_id == run_id,
-                                                       MigrationItem.image_id == image_id).with_for_update()).first()
+
+def migrate_one(session: Session, store: ObjectStore, settings: Settings, run_id: str, image_id: int) -> MigrationItemStatus:
+    item = session.scalars(
+        select(MigrationItem).where(MigrationItem.run_id == run_id, MigrationItem.image_id == image_id).with_for_update()
+    ).first()
     if item is None or item.status != MigrationItemStatus.QUEUED:
         return MigrationItemStatus.SKIPPED  # done, failed or rolled back already: a redelivery
     image = session.get(Image, image_id)
@@ -187,8 +221,9 @@ def _read(path: Path, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def _finish(item: MigrationItem, status: MigrationItemStatus, code: str | None = None,
-            message: str | None = None) -> MigrationItemStatus:
+def _finish(
+    item: MigrationItem, status: MigrationItemStatus, code: str | None = None, message: str | None = None
+) -> MigrationItemStatus:
     item.status, item.error_code, item.error_message = status, code, (message or "")[:2000] or None
     item.finished_at = datetime.now(UTC)
     return status
@@ -204,42 +239,68 @@ def fail_item(session: Session, run_id: str, image_id: int, code: str, message: 
 
 # --- progress and report -----------------------------------------------------------------------
 
+
 def latest_run(session: Session) -> MigrationRun | None:
     return session.scalars(select(MigrationRun).order_by(MigrationRun.created_at.desc()).limit(1)).first()
 
 
 def progress(session: Session, run_id: str) -> dict:
-    counts = dict(session.execute(select(MigrationItem.status, func.count()).where(MigrationItem.run_id == run_id)
-                                  .group_by(MigrationItem.status)).all())
+    counts = dict(
+        session.execute(
+            select(MigrationItem.status, func.count()).where(MigrationItem.run_id == run_id).group_by(MigrationItem.status)
+        ).all()
+    )
     total = sum(counts.values())
-    done, failed, skipped = (counts.get(s, 0) for s in (MigrationItemStatus.DONE, MigrationItemStatus.FAILED,
-                                                         MigrationItemStatus.SKIPPED))
-    first, last = session.execute(select(func.min(MigrationItem.finished_at), func.max(MigrationItem.finished_at))
-                                  .where(MigrationItem.run_id == run_id)).one()
+    done, failed, skipped = (
+        counts.get(s, 0) for s in (MigrationItemStatus.DONE, MigrationItemStatus.FAILED, MigrationItemStatus.SKIPPED)
+    )
+    first, last = session.execute(
+        select(func.min(MigrationItem.finished_at), func.max(MigrationItem.finished_at)).where(MigrationItem.run_id == run_id)
+    ).one()
     run = session.get(MigrationRun, run_id)
     elapsed = ((last or datetime.now(UTC)) - (run.created_at if run else first or datetime.now(UTC))).total_seconds()
     finished = done + failed + skipped
     rate = finished / elapsed if elapsed > 0 and finished else 0.0
     remaining = total - finished - counts.get(MigrationItemStatus.ROLLED_BACK, 0)
-    return {"run": run_id, "total": total, "done": done, "failed": failed, "skipped": skipped,
-            "already_migrated": run.skipped if run else 0, "queued": counts.get(MigrationItemStatus.QUEUED, 0),
-            "rolled_back": counts.get(MigrationItemStatus.ROLLED_BACK, 0), "images_per_s": round(rate, 2),
-            "eta_s": round(remaining / rate) if rate and remaining else (0 if not remaining else None)}
+    return {
+        "run": run_id,
+        "total": total,
+        "done": done,
+        "failed": failed,
+        "skipped": skipped,
+        "already_migrated": run.skipped if run else 0,
+        "queued": counts.get(MigrationItemStatus.QUEUED, 0),
+        "rolled_back": counts.get(MigrationItemStatus.ROLLED_BACK, 0),
+        "images_per_s": round(rate, 2),
+        "eta_s": round(remaining / rate) if rate and remaining else (0 if not remaining else None),
+    }
 
 
 def report(session: Session, run_id: str) -> dict:
     run = session.get(MigrationRun, run_id)
-    out = {**progress(session, run_id), "source_dir": run.source_dir, "entity_type": run.entity_type,
-           "started_at": run.created_at.isoformat()}
+    out = {
+        **progress(session, run_id),
+        "source_dir": run.source_dir,
+        "entity_type": run.entity_type,
+        "started_at": run.created_at.isoformat(),
+    }
     failed: dict[str, list[str]] = defaultdict(list)
     per_entity: dict[str, Counter] = defaultdict(Counter)
     read = written = 0
     last = None
-    query = select(MigrationItem.entity_type, MigrationItem.status, MigrationItem.error_code,
-                   MigrationItem.source_path, MigrationItem.source_bytes, MigrationItem.bytes_written,
-                   MigrationItem.finished_at, MigrationItem.image_id).where(MigrationItem.run_id == run_id)
+    query = select(
+        MigrationItem.entity_type,
+        MigrationItem.status,
+        MigrationItem.error_code,
+        MigrationItem.source_path,
+        MigrationItem.source_bytes,
+        MigrationItem.bytes_written,
+        MigrationItem.finished_at,
+        MigrationItem.image_id,
+    ).where(MigrationItem.run_id == run_id)
     for kind, status, code, path, source_bytes, bytes_written, finished_at, image_id in session.execute(
-            query.execution_options(yield_per=1000)):
+        query.execution_options(yield_per=1000)
+    ):
         per_entity[kind][status] += 1
         read += source_bytes or 0
         written += bytes_written or 0
@@ -249,7 +310,8 @@ def report(session: Session, run_id: str) -> dict:
             last = finished_at
     out.update(
         failed_by_code={code: {"count": len(files), "files": files[:100]} for code, files in sorted(failed.items())},
-        bytes_read=read, bytes_written=written,
+        bytes_read=read,
+        bytes_written=written,
         duration_s=round(((last or run.created_at) - run.created_at).total_seconds(), 1),
         per_entity={kind: dict(c) for kind, c in sorted(per_entity.items())},
     )
@@ -257,6 +319,7 @@ def report(session: Session, run_id: str) -> dict:
 
 
 # --- verification -------------------------------------------------------------------------------
+
 
 def verify(session: Session, store: ObjectStore, settings: Settings, run_id: str | None = None) -> dict:
     """Every image the run (default: every run) migrated has its original and renditions in the
@@ -268,8 +331,12 @@ def verify(session: Session, store: ObjectStore, settings: Settings, run_id: str
         return {"run": run_id, "checked": 0, "ok": True, "problems": []}
     problems: list[dict] = []
     checked = 0
-    query = (select(MigrationItem, MigrationRun.source_dir).join(MigrationRun, MigrationRun.id == MigrationItem.run_id)
-             .where(MigrationItem.status == MigrationItemStatus.DONE).execution_options(yield_per=500))
+    query = (
+        select(MigrationItem, MigrationRun.source_dir)
+        .join(MigrationRun, MigrationRun.id == MigrationItem.run_id)
+        .where(MigrationItem.status == MigrationItemStatus.DONE)
+        .execution_options(yield_per=500)
+    )
     if run_id:
         query = query.where(MigrationItem.run_id == run_id)
     for item, source_dir in session.execute(query):
@@ -321,7 +388,7 @@ def _files_against_rows(session: Session, source: Path, settings: Settings, enti
         known.add(str(path))
         if not path.is_file() and status != ImageStatus.DELETING:
             problems.append({"image_id": image_id, "entity_type": kind, "problem": "row_without_file", "url": url})
-    for kind in ([entity_type] if entity_type else entity_types()):
+    for kind in [entity_type] if entity_type else entity_types():
         folder = source / kind
         if not folder.is_dir():
             continue
@@ -329,19 +396,22 @@ def _files_against_rows(session: Session, source: Path, settings: Settings, enti
             for name in files:
                 path = Path(dirpath, name).resolve()
                 if str(path) not in known:
-                    problems.append({"entity_type": kind, "problem": "file_without_row",
-                                     "file": str(path.relative_to(source.resolve()))})
+                    problems.append(
+                        {"entity_type": kind, "problem": "file_without_row", "file": str(path.relative_to(source.resolve()))}
+                    )
     return problems
 
 
 # --- rollback and redirects -----------------------------------------------------------------------
 
+
 def rollback(session: Session, store: ObjectStore, run_id: str, *, delete_objects: bool) -> dict:
     """Put every image the run migrated back as it was (from its snapshot); idempotent. Objects stay
     in the bucket as a backup unless `delete_objects`."""
     restored, keys = 0, []
-    items = session.scalars(select(MigrationItem).where(MigrationItem.run_id == run_id,
-                                                        MigrationItem.status == MigrationItemStatus.DONE))
+    items = session.scalars(
+        select(MigrationItem).where(MigrationItem.run_id == run_id, MigrationItem.status == MigrationItemStatus.DONE)
+    )
     for item in items:
         image = session.get(Image, item.image_id)
         if image is None:

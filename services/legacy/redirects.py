@@ -17,9 +17,17 @@ def _migrated_large():
     """(legacy URL, key of the largest declared size's JPEG/PNG rendition) of migrated images: the
     redirects' one query (a legacy URL showed the whole photo)."""
     largest = max(rendition_sizes(), key=lambda size: size.width).name
-    return (select(Image.url, Rendition.key).join(Rendition, Rendition.image_id == Image.id)
-            .where(Image.status == ImageStatus.READY, Image.legacy_table.is_not(None), Image.url.is_not(None),
-                   Rendition.name == largest, Rendition.format.in_(("jpeg", "png"))))
+    return (
+        select(Image.url, Rendition.key)
+        .join(Rendition, Rendition.image_id == Image.id)
+        .where(
+            Image.status == ImageStatus.READY,
+            Image.legacy_table.is_not(None),
+            Image.url.is_not(None),
+            Rendition.name == largest,
+            Rendition.format.in_(("jpeg", "png")),
+        )
+    )
 
 
 def redirects(session: Session, store: ObjectStore) -> Iterator[tuple[str, str]]:

@@ -3,6 +3,7 @@
 corpus photos, and their legacy rows, with the oddities of a real set on purpose: missing files,
 corrupt ones, a zero-byte file, duplicate names, upper-case extensions, names with spaces and
 non-ASCII characters."""
+
 from __future__ import annotations
 
 import itertools
@@ -66,14 +67,28 @@ def seed(session: Session, folder: Path, count: int, url_prefix: str) -> dict:
             path.write_bytes(data)
         if not name.isascii() or " " in name or name.endswith(".JPG"):
             oddities["odd_names"].append(relative)
-        session.add(Image(
-            entity_type=kind, entity_id=entity_id, status=ImageStatus.LEGACY, url=url_prefix + relative,
-            legacy_table=_legacy_table(kind), legacy_id=next_legacy + n, position=n // 5 if kind != "avatars" else 0,
-            is_primary=kind == "properties" and n % 15 == 0, created_at=now - timedelta(days=count - n),
-            updated_at=now - timedelta(days=count - n)))
+        session.add(
+            Image(
+                entity_type=kind,
+                entity_id=entity_id,
+                status=ImageStatus.LEGACY,
+                url=url_prefix + relative,
+                legacy_table=_legacy_table(kind),
+                legacy_id=next_legacy + n,
+                position=n // 5 if kind != "avatars" else 0,
+                is_primary=kind == "properties" and n % 15 == 0,
+                created_at=now - timedelta(days=count - n),
+                updated_at=now - timedelta(days=count - n),
+            )
+        )
         made[kind] += 1
         if n % 1000 == 999:
             session.flush()
     session.flush()
-    return {"folder": str(folder), "rows": count, "per_entity": dict(made),
-            **{k: len(v) for k, v in oddities.items()}, "examples": {k: v[:3] for k, v in oddities.items()}}
+    return {
+        "folder": str(folder),
+        "rows": count,
+        "per_entity": dict(made),
+        **{k: len(v) for k, v in oddities.items()},
+        "examples": {k: v[:3] for k, v in oddities.items()},
+    }

@@ -9,6 +9,7 @@ bucket when missing), `imagepipe bucket check` reports what differs, and
 - Lifecycle: `staging/` objects expire after a day (a staged upload is processed in seconds; a day
   covers any outage), and incomplete multipart uploads are aborted after a day.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,22 +30,31 @@ def desired(settings: Settings) -> dict:
     """What each part of the bucket's configuration must be."""
     cors = []
     if settings.cors_allowed_origins:
-        cors.append({
-            "ID": "imagepipe-browser-uploads",
-            "AllowedOrigins": list(settings.cors_allowed_origins),
-            "AllowedMethods": ["GET", "HEAD", "POST"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3600,
-        })
+        cors.append(
+            {
+                "ID": "imagepipe-browser-uploads",
+                "AllowedOrigins": list(settings.cors_allowed_origins),
+                "AllowedMethods": ["GET", "HEAD", "POST"],
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 3600,
+            }
+        )
     lifecycle = [
-        {"ID": "imagepipe-expire-staging", "Filter": {"Prefix": STAGING_PREFIX}, "Status": "Enabled",
-         "Expiration": {"Days": STAGING_EXPIRY_DAYS}},
-        {"ID": "imagepipe-abort-multipart", "Filter": {"Prefix": ""}, "Status": "Enabled",
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": MULTIPART_ABORT_DAYS}},
+        {
+            "ID": "imagepipe-expire-staging",
+            "Filter": {"Prefix": STAGING_PREFIX},
+            "Status": "Enabled",
+            "Expiration": {"Days": STAGING_EXPIRY_DAYS},
+        },
+        {
+            "ID": "imagepipe-abort-multipart",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": MULTIPART_ABORT_DAYS},
+        },
     ]
-    return {"policy": anonymous_read_policy(settings.aws_s3_bucket, PUBLIC_PREFIX),
-            "cors": cors or None, "lifecycle": lifecycle}
+    return {"policy": anonymous_read_policy(settings.aws_s3_bucket, PUBLIC_PREFIX), "cors": cors or None, "lifecycle": lifecycle}
 
 
 def _canonical(part: str, value):
@@ -55,18 +65,34 @@ def _canonical(part: str, value):
     if part == "policy":
         statements = []
         for st in value.get("Statement", []):
+
             def as_set(v):
                 return sorted([v] if isinstance(v, str) else list(v or []))
+
             principal = st.get("Principal")
             if isinstance(principal, dict) and set(principal) == {"AWS"} and as_set(principal["AWS"]) == ["*"]:
                 principal = "*"
-            statements.append((st.get("Effect"), json.dumps(principal, sort_keys=True), tuple(as_set(st.get("Action"))),
-                               tuple(as_set(st.get("Resource"))), json.dumps(st.get("Condition"), sort_keys=True)))
+            statements.append(
+                (
+                    st.get("Effect"),
+                    json.dumps(principal, sort_keys=True),
+                    tuple(as_set(st.get("Action"))),
+                    tuple(as_set(st.get("Resource"))),
+                    json.dumps(st.get("Condition"), sort_keys=True),
+                )
+            )
         return sorted(statements)
     if part == "cors":
-        return sorted((tuple(sorted(r.get("AllowedOrigins", []))), tuple(sorted(r.get("AllowedMethods", []))),
-                       tuple(sorted(r.get("AllowedHeaders", []))), tuple(sorted(r.get("ExposeHeaders", []))),
-                       r.get("MaxAgeSeconds")) for r in value)
+        return sorted(
+            (
+                tuple(sorted(r.get("AllowedOrigins", []))),
+                tuple(sorted(r.get("AllowedMethods", []))),
+                tuple(sorted(r.get("AllowedHeaders", []))),
+                tuple(sorted(r.get("ExposeHeaders", []))),
+                r.get("MaxAgeSeconds"),
+            )
+            for r in value
+        )
     rules = []
     for r in value:
         if r.get("Status") != "Enabled":
@@ -150,12 +176,14 @@ def iam_policy(settings: Settings) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ImagepipeObjects", "Effect": "Allow",
-             # AbortMultipartUpload: boto3's managed upload of a large original goes multipart
-             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-             "Resource": [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes]},
-            {"Sid": "ImagepipeList", "Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {
+                "Sid": "ImagepipeObjects",
+                "Effect": "Allow",
+                # AbortMultipartUpload: boto3's managed upload of a large original goes multipart
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes],
+            },
+            {"Sid": "ImagepipeList", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
         ],
     }
 
@@ -165,9 +193,21 @@ def setup_iam_policy(settings: Settings) -> dict:
     bucket = settings.aws_s3_bucket
     return {
         "Version": "2012-10-17",
-        "Statement": [{"Sid": "ImagepipeBucketSetup", "Effect": "Allow",
-                       "Action": ["s3:CreateBucket", "s3:ListBucket", "s3:GetBucketPolicy", "s3:PutBucketPolicy",
-                                  "s3:GetBucketCORS", "s3:PutBucketCORS", "s3:GetLifecycleConfiguration",
-                                  "s3:PutLifecycleConfiguration"],
-                       "Resource": [f"arn:aws:s3:::{bucket}"]}],
+        "Statement": [
+            {
+                "Sid": "ImagepipeBucketSetup",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:CreateBucket",
+                    "s3:ListBucket",
+                    "s3:GetBucketPolicy",
+                    "s3:PutBucketPolicy",
+                    "s3:GetBucketCORS",
+                    "s3:PutBucketCORS",
+                    "s3:GetLifecycleConfiguration",
+                    "s3:PutLifecycleConfiguration",
+                ],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            }
+        ],
     }

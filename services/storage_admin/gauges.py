@@ -23,15 +23,20 @@ class DatabaseCollector:
     def collect(self):
 
         images = GaugeMetricFamily("imagepipe_images", "Images per status (from the database)", labels=["status"])
-        scan = GaugeMetricFamily("imagepipe_orphan_scan_findings", "What the last finished orphan scan found",
-                                 labels=["finding", "unit"])
-        scan_time = GaugeMetricFamily("imagepipe_orphan_scan_finished_timestamp_seconds",
-                                      "When the last orphan scan finished (unix time)")
+        scan = GaugeMetricFamily(
+            "imagepipe_orphan_scan_findings", "What the last finished orphan scan found", labels=["finding", "unit"]
+        )
+        scan_time = GaugeMetricFamily(
+            "imagepipe_orphan_scan_finished_timestamp_seconds", "When the last orphan scan finished (unix time)"
+        )
         try:
             with self.sessions() as session:
                 counts = {s.value: 0 for s in ImageStatus}
-                for status, n in session.execute(select(StorageUsage.status, func.sum(StorageUsage.objects))
-                                                 .where(StorageUsage.kind == "image").group_by(StorageUsage.status)):
+                for status, n in session.execute(
+                    select(StorageUsage.status, func.sum(StorageUsage.objects))
+                    .where(StorageUsage.kind == "image")
+                    .group_by(StorageUsage.status)
+                ):
                     counts[status] = int(n or 0)
                 found = last_scan(session)
         except SQLAlchemyError:

@@ -17,6 +17,7 @@ The comparison is then two anti-joins in the database, streamed:
 Every finding and what was done goes to the report, a JSON-lines object under `reports/`
 (complete); the scan row keeps the counts and the first keys of each finding.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,10 +44,17 @@ SAMPLE = 100  # keys of each finding kept on the scan row (the report has them a
 DELETE_BATCH = 1000
 
 
-def create_scan(session: Session, *, dry_run: bool, grace_s: int, requested_by: str,
-                entity: tuple[str, int] | None = None) -> StorageScan:
-    scan = StorageScan(dry_run=dry_run, grace_s=grace_s, requested_by=requested_by, status=ScanStatus.QUEUED,
-                       entity_type=entity[0] if entity else None, entity_id=entity[1] if entity else None)
+def create_scan(
+    session: Session, *, dry_run: bool, grace_s: int, requested_by: str, entity: tuple[str, int] | None = None
+) -> StorageScan:
+    scan = StorageScan(
+        dry_run=dry_run,
+        grace_s=grace_s,
+        requested_by=requested_by,
+        status=ScanStatus.QUEUED,
+        entity_type=entity[0] if entity else None,
+        entity_id=entity[1] if entity else None,
+    )
     session.add(scan)
     session.flush()
     return scan
@@ -65,18 +73,23 @@ def start_scan(session: Session, queue: TaskQueue, scan: StorageScan) -> None:
             queue.scan_orphans(scan_id)
         except QueueUnavailable as exc:
             log.error("orphan scan %s not queued: %s", scan_id, exc)
-            session.execute(update(StorageScan).where(StorageScan.id == scan_id).values(
-                status=ScanStatus.FAILED, error=QUEUE_REFUSED, finished_at=datetime.now(UTC)))
+            session.execute(
+                update(StorageScan)
+                .where(StorageScan.id == scan_id)
+                .values(status=ScanStatus.FAILED, error=QUEUE_REFUSED, finished_at=datetime.now(UTC))
+            )
 
     after_commit(session, send)
 
 
 def _referenced(key, now: datetime):
     """A SQL condition: some row refers to `key` (a column or a bound value)."""
-    return (exists().where(Image.s3_key == key)
-            | exists().where(Rendition.key == key)
-            | exists().where(Image.staging_key == key, Image.status.in_((ImageStatus.PENDING, ImageStatus.PROCESSING)))
-            | exists().where(Upload.staging_key == key, Upload.completed_at.is_(None), Upload.expires_at > now))
+    return (
+        exists().where(Image.s3_key == key)
+        | exists().where(Rendition.key == key)
+        | exists().where(Image.staging_key == key, Image.status.in_((ImageStatus.PENDING, ImageStatus.PROCESSING)))
+        | exists().where(Upload.staging_key == key, Upload.completed_at.is_(None), Upload.expires_at > now)
+    )
 
 
 class _Report:
@@ -94,8 +107,15 @@ class _Report:
             bucket.append(fields)
 
 
-def run_scan(units: Units, store: ObjectStore, queue: TaskQueue, scan_id: str, *, now: datetime | None = None,
-             on_page: Callable[[int], None] | None = None) -> StorageScan | None:
+def run_scan(
+    units: Units,
+    store: ObjectStore,
+    queue: TaskQueue,
+    scan_id: str,
+    *,
+    now: datetime | None = None,
+    on_page: Callable[[int], None] | None = None,
+) -> StorageScan | None:
     """Run (or, after a crash, run again) one scan. Returns the finished scan row (detached)."""
     now = now or datetime.now(UTC)
     with units() as session:
@@ -111,8 +131,7 @@ def run_scan(units: Units, store: ObjectStore, queue: TaskQueue, scan_id: str, *
     try:
         listed = _list_into_database(units, store, scan_id, scope, on_page)
         with units() as session:
-            counts, report = _compare(session, store, queue, scan_id, scope, now=now, grace_s=grace_s,
-                                      dry_run=dry_run)
+            counts, report = _compare(session, store, queue, scan_id, scope, now=now, grace_s=grace_s, dry_run=dry_run)
             counts["listed"] = listed
             report.file.seek(0)
             key = scan_report_key(scan_id)
@@ -126,8 +145,11 @@ def run_scan(units: Units, store: ObjectStore, queue: TaskQueue, scan_id: str, *
     except Exception as exc:
         with units() as session:
             session.execute(delete(StorageScanObject).where(StorageScanObject.scan_id == scan_id))
-            session.execute(update(StorageScan).where(StorageScan.id == scan_id).values(
-                status=ScanStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=datetime.now(UTC)))
+            session.execute(
+                update(StorageScan)
+                .where(StorageScan.id == scan_id)
+                .values(status=ScanStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=datetime.now(UTC))
+            )
         raise
     with units() as session:
         scan = session.get(StorageScan, scan_id)
@@ -169,8 +191,11 @@ def _list_into_database(units: Units, store: ObjectStore, scan_id: str, scope, o
         total["bytes"] += sum(o["size"] for o in page)
         with units() as session:
             session.execute(insert(StorageScanObject), page)
-            session.execute(update(StorageScan).where(StorageScan.id == scan_id).values(
-                objects_listed=total["objects"], bytes_listed=total["bytes"]))
+            session.execute(
+                update(StorageScan)
+                .where(StorageScan.id == scan_id)
+                .values(objects_listed=total["objects"], bytes_listed=total["bytes"])
+            )
         if on_page:
             on_page(total["objects"])
     return total
@@ -180,19 +205,31 @@ def _stream(session: Session, query):
     return session.execute(query.execution_options(stream_results=True, yield_per=PAGE))
 
 
-def _compare(session: Session, store: ObjectStore, queue: TaskQueue, scan_id: str, scope, *, now: datetime,
-             grace_s: int, dry_run: bool) -> tuple[dict, _Report]:
+def _compare(
+    session: Session, store: ObjectStore, queue: TaskQueue, scan_id: str, scope, *, now: datetime, grace_s: int, dry_run: bool
+) -> tuple[dict, _Report]:
     report = _Report()
     cutoff = now - timedelta(seconds=grace_s)
     o = StorageScanObject
-    counts: dict = {"dry_run": dry_run, "grace_s": grace_s,
-                    "orphans": {"objects": 0, "bytes": 0}, "orphans_by_kind": {},
-                    "young_unreferenced": {"objects": 0, "bytes": 0},
-                    "deleted": {"objects": 0, "bytes": 0}, "delete_errors": 0, "referenced_meanwhile": 0,
-                    "missing": {"originals": 0, "renditions": 0}, "marked_missing": 0, "rerender_queued": 0}
+    counts: dict = {
+        "dry_run": dry_run,
+        "grace_s": grace_s,
+        "orphans": {"objects": 0, "bytes": 0},
+        "orphans_by_kind": {},
+        "young_unreferenced": {"objects": 0, "bytes": 0},
+        "deleted": {"objects": 0, "bytes": 0},
+        "delete_errors": 0,
+        "referenced_meanwhile": 0,
+        "missing": {"originals": 0, "renditions": 0},
+        "marked_missing": 0,
+        "rerender_queued": 0,
+    }
 
-    young = session.execute(select(func.count(), func.sum(o.size)).where(
-        o.scan_id == scan_id, ~_referenced(o.key, now), (o.last_modified.is_(None)) | (o.last_modified >= cutoff))).one()
+    young = session.execute(
+        select(func.count(), func.sum(o.size)).where(
+            o.scan_id == scan_id, ~_referenced(o.key, now), (o.last_modified.is_(None)) | (o.last_modified >= cutoff)
+        )
+    ).one()
     counts["young_unreferenced"] = {"objects": int(young[0] or 0), "bytes": int(young[1] or 0)}
 
     # -- objects no row refers to --------------------------------------------------------------
@@ -221,8 +258,11 @@ def _compare(session: Session, store: ObjectStore, queue: TaskQueue, scan_id: st
             report.add("orphan", key=key, kind=kind, bytes=size, last_modified=modified, action=action)
         batch.clear()
 
-    orphans = select(o.key, o.size, o.last_modified).where(
-        o.scan_id == scan_id, o.last_modified < cutoff, ~_referenced(o.key, now)).order_by(o.key)
+    orphans = (
+        select(o.key, o.size, o.last_modified)
+        .where(o.scan_id == scan_id, o.last_modified < cutoff, ~_referenced(o.key, now))
+        .order_by(o.key)
+    )
     for key, size, modified in _stream(session, orphans):
         batch.append((key, size, modified))
         if len(batch) == DELETE_BATCH:
@@ -232,33 +272,38 @@ def _compare(session: Session, store: ObjectStore, queue: TaskQueue, scan_id: st
 
     # -- rows whose objects are missing ------------------------------------------------------
     listed = exists().where(o.scan_id == scan_id, o.key == Image.s3_key)
-    originals = select(Image.id, Image.s3_key).where(
-        Image.status == ImageStatus.READY, Image.s3_key.is_not(None), Image.updated_at < now, _in_scope(scope),
-        ~listed).order_by(Image.id)
+    originals = (
+        select(Image.id, Image.s3_key)
+        .where(Image.status == ImageStatus.READY, Image.s3_key.is_not(None), Image.updated_at < now, _in_scope(scope), ~listed)
+        .order_by(Image.id)
+    )
     lost: list[int] = []
     for image_id, key in _stream(session, originals):
         if store.exists(key):  # written after the listing passed it
             continue
         counts["missing"]["originals"] += 1
         lost.append(image_id)
-        report.add("missing_original", image_id=image_id, key=key,
-                   action="none (dry run)" if dry_run else "image marked missing")
+        report.add("missing_original", image_id=image_id, key=key, action="none (dry run)" if dry_run else "image marked missing")
         if len(lost) == DELETE_BATCH:
             counts["marked_missing"] += _mark_missing(session, lost, dry_run)
     counts["marked_missing"] += _mark_missing(session, lost, dry_run)
 
     rendition_listed = exists().where(o.scan_id == scan_id, o.key == Rendition.key)
-    renditions = select(Rendition.image_id, Rendition.key).join(Image).where(
-        Image.status == ImageStatus.READY, Image.updated_at < now, _in_scope(scope),
-        ~rendition_listed).order_by(Rendition.image_id)
+    renditions = (
+        select(Rendition.image_id, Rendition.key)
+        .join(Image)
+        .where(Image.status == ImageStatus.READY, Image.updated_at < now, _in_scope(scope), ~rendition_listed)
+        .order_by(Rendition.image_id)
+    )
     pending: list[int] = []
     last_image = None
     for image_id, key in _stream(session, renditions):
         if store.exists(key):
             continue
         counts["missing"]["renditions"] += 1
-        report.add("missing_rendition", image_id=image_id, key=key,
-                   action="none (dry run)" if dry_run else "rendered again (queued)")
+        report.add(
+            "missing_rendition", image_id=image_id, key=key, action="none (dry run)" if dry_run else "rendered again (queued)"
+        )
         if image_id != last_image:
             pending.append(image_id)
             last_image = image_id
@@ -300,8 +345,11 @@ def scan_json(scan: StorageScan) -> dict:
         "created_at": iso(scan.created_at),
         "started_at": iso(scan.started_at),
         "finished_at": iso(scan.finished_at),
-        "progress": {"objects_listed": scan.objects_listed or 0, "bytes_listed": scan.bytes_listed or 0,
-                     "expected_objects": scan.expected_objects},
+        "progress": {
+            "objects_listed": scan.objects_listed or 0,
+            "bytes_listed": scan.bytes_listed or 0,
+            "expected_objects": scan.expected_objects,
+        },
         "counts": json.loads(scan.counts) if scan.counts else None,
         "samples": json.loads(scan.samples) if scan.samples else None,
         "samples_capped_at": SAMPLE,

@@ -7,6 +7,7 @@ images and renditions tables (a full scan) to check the rollup. `source="bucket"
 listing of the bucket (one page in memory at a time) and reports how they differ from the
 database's.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ STORED_ORIGINAL = (ImageStatus.READY, ImageStatus.DELETING)
 EGRESS = {
     "known": False,
     "why": "the bytes served to visitors are counted by whoever serves them: enable CloudFront standard logs or S3"
-           " server access logs (or CloudWatch's BytesDownloaded) and sum them there; imagepipe never sees a download",
+    " server access logs (or CloudWatch's BytesDownloaded) and sum them there; imagepipe never sees a download",
 }
 
 
@@ -58,11 +59,17 @@ def database_stats(session: Session, *, now: datetime | None = None) -> dict:
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     u = StorageUsage
-    rows = session.execute(select(u.kind, u.entity_type, u.name, u.format, u.status, func.sum(u.objects),
-                                  func.sum(u.bytes)).group_by(u.kind, u.entity_type, u.name, u.format, u.status))
+    rows = session.execute(
+        select(u.kind, u.entity_type, u.name, u.format, u.status, func.sum(u.objects), func.sum(u.bytes)).group_by(
+            u.kind, u.entity_type, u.name, u.format, u.status
+        )
+    )
     since = now.astimezone(UTC).date() - timedelta(days=DAYS - 1)
-    days = session.execute(select(u.day, func.sum(u.objects), func.sum(u.bytes)).where(
-        u.day >= since, (u.kind == "rendition") | u.status.in_(STORED_ORIGINAL)).group_by(u.day))
+    days = session.execute(
+        select(u.day, func.sum(u.objects), func.sum(u.bytes))
+        .where(u.day >= since, (u.kind == "rendition") | u.status.in_(STORED_ORIGINAL))
+        .group_by(u.day)
+    )
     return _from_sums(rows, days, now, started) | {"last_orphan_scan": last_scan(session)}
 
 
@@ -72,17 +79,47 @@ def recount(session: Session, *, now: datetime | None = None) -> dict:
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     image_day, rendition_day = _day(session, Image.created_at), _day(session, Rendition.created_at)
-    rows = list(session.execute(select(literal("image"), Image.entity_type, literal(""), literal(""), Image.status,
-                                       func.count(), func.coalesce(func.sum(Image.file_size), 0))
-                                .group_by(Image.entity_type, Image.status)))
-    rows += list(session.execute(select(literal("rendition"), Rendition.entity_type, Rendition.name, Rendition.format,
-                                        literal(""), func.count(), func.sum(Rendition.bytes))
-                                 .group_by(Rendition.entity_type, Rendition.name, Rendition.format)))
+    rows = list(
+        session.execute(
+            select(
+                literal("image"),
+                Image.entity_type,
+                literal(""),
+                literal(""),
+                Image.status,
+                func.count(),
+                func.coalesce(func.sum(Image.file_size), 0),
+            ).group_by(Image.entity_type, Image.status)
+        )
+    )
+    rows += list(
+        session.execute(
+            select(
+                literal("rendition"),
+                Rendition.entity_type,
+                Rendition.name,
+                Rendition.format,
+                literal(""),
+                func.count(),
+                func.sum(Rendition.bytes),
+            ).group_by(Rendition.entity_type, Rendition.name, Rendition.format)
+        )
+    )
     since = datetime.combine(now.astimezone(UTC).date() - timedelta(days=DAYS - 1), datetime.min.time(), UTC)
-    days = list(session.execute(select(image_day, func.count(), func.sum(Image.file_size)).where(
-        Image.created_at >= since, Image.status.in_(STORED_ORIGINAL)).group_by(image_day)))
-    days += list(session.execute(select(rendition_day, func.count(), func.sum(Rendition.bytes)).where(
-        Rendition.created_at >= since).group_by(rendition_day)))
+    days = list(
+        session.execute(
+            select(image_day, func.count(), func.sum(Image.file_size))
+            .where(Image.created_at >= since, Image.status.in_(STORED_ORIGINAL))
+            .group_by(image_day)
+        )
+    )
+    days += list(
+        session.execute(
+            select(rendition_day, func.count(), func.sum(Rendition.bytes))
+            .where(Rendition.created_at >= since)
+            .group_by(rendition_day)
+        )
+    )
     return _from_sums(rows, days, now, started)
 
 
@@ -115,15 +152,21 @@ def compact_usage(session: Session, *, limit: int = 50_000) -> int:
     taken by `DELETE ... RETURNING`: two compactions at once each merge only the rows they deleted
     themselves, so nothing is counted twice or lost. Returns how many rows were merged."""
     u = StorageUsage
-    taken = session.execute(delete(u).where(u.id.in_(select(u.id).order_by(u.id).limit(limit).scalar_subquery()))
-                            .returning(u.day, u.entity_type, u.kind, u.name, u.format, u.status, u.objects, u.bytes)
-                            .execution_options(synchronize_session=False)).all()
+    taken = session.execute(
+        delete(u)
+        .where(u.id.in_(select(u.id).order_by(u.id).limit(limit).scalar_subquery()))
+        .returning(u.day, u.entity_type, u.kind, u.name, u.format, u.status, u.objects, u.bytes)
+        .execution_options(synchronize_session=False)
+    ).all()
     merged: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for *key, objects, size in taken:
         merged[tuple(key)][0] += objects
         merged[tuple(key)][1] += size
-    keep = [dict(zip(("day", "entity_type", "kind", "name", "format", "status"), key, strict=True),
-                 objects=o, bytes=b) for key, (o, b) in merged.items() if o or b]
+    keep = [
+        dict(zip(("day", "entity_type", "kind", "name", "format", "status"), key, strict=True), objects=o, bytes=b)
+        for key, (o, b) in merged.items()
+        if o or b
+    ]
     if keep:
         session.execute(insert(u), keep)
     return len(taken)
@@ -184,8 +227,10 @@ def _shape(source: str, entities, renditions, extra, per_day, started: float) ->
 def bucket_report(store: ObjectStore, database: dict) -> dict:
     """`source=bucket`: the bucket's figures, what only the database knows (statuses, the last
     scan), and how the two differ."""
-    out = bucket_stats(store) | {"images_by_status": database["images_by_status"],
-                                 "last_orphan_scan": database["last_orphan_scan"]}
+    out = bucket_stats(store) | {
+        "images_by_status": database["images_by_status"],
+        "last_orphan_scan": database["last_orphan_scan"],
+    }
     out["difference"] = difference(out, database)
     return out
 
@@ -200,19 +245,26 @@ def difference(bucket: dict, database: dict) -> dict:
             delta = {"objects": b["objects"] - d["objects"], "bytes": b["bytes"] - d["bytes"]}
             if delta["objects"] or delta["bytes"]:
                 diff.setdefault(name, {})[part] = delta
-    return {"entities": diff,
-            "totals": {k: bucket["totals"][k] - database["totals"][k] for k in ("objects", "bytes")},
-            "note": "bucket minus database: positive figures are objects the database does not know of (orphans, "
-                    "staging leftovers, superseded renditions), negative ones are recorded objects the bucket lacks"
-                    " (run an orphan scan for the keys)"}
+    return {
+        "entities": diff,
+        "totals": {k: bucket["totals"][k] - database["totals"][k] for k in ("objects", "bytes")},
+        "note": "bucket minus database: positive figures are objects the database does not know of (orphans, "
+        "staging leftovers, superseded renditions), negative ones are recorded objects the bucket lacks"
+        " (run an orphan scan for the keys)",
+    }
 
 
 def last_scan(session: Session) -> dict | None:
-    scan = session.scalars(select(StorageScan).where(StorageScan.status == ScanStatus.SUCCEEDED)
-                           .order_by(StorageScan.finished_at.desc()).limit(1)).first()
+    scan = session.scalars(
+        select(StorageScan).where(StorageScan.status == ScanStatus.SUCCEEDED).order_by(StorageScan.finished_at.desc()).limit(1)
+    ).first()
     if scan is None:
         return None
     counts = json.loads(scan.counts or "{}")
-    return {"id": scan.id, "finished_at": iso(scan.finished_at),
-            "dry_run": scan.dry_run, "orphans": counts.get("orphans", _count()),
-            "missing": counts.get("missing", _count())}
+    return {
+        "id": scan.id,
+        "finished_at": iso(scan.finished_at),
+        "dry_run": scan.dry_run,
+        "orphans": counts.get("orphans", _count()),
+        "missing": counts.get("missing", _count()),
+    }

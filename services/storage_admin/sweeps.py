@@ -27,6 +27,7 @@ a file that kills every worker it meets must not circulate for ever.
 Objects under `public/` or `originals/` without a row are the orphan scan's concern
 (services/storage_admin/orphans.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,30 +58,50 @@ class SweepReport:
     usage_rows_merged: int = 0
 
     def as_dict(self) -> dict:
-        return {"requeued": len(self.requeued), "failed": len(self.failed), "purges": len(self.purges),
-                "uploads_expired": len(self.uploads_expired), "staging_deleted": len(self.staging_deleted),
-                "usage_rows_merged": self.usage_rows_merged}
+        return {
+            "requeued": len(self.requeued),
+            "failed": len(self.failed),
+            "purges": len(self.purges),
+            "uploads_expired": len(self.uploads_expired),
+            "staging_deleted": len(self.staging_deleted),
+            "usage_rows_merged": self.usage_rows_merged,
+        }
 
 
-def requeue_stuck(session: Session, queue: TaskQueue, *, grace_s: float, processing_limit_s: float,
-                  max_requeues: int, now: datetime, report: SweepReport) -> None:
+def requeue_stuck(
+    session: Session,
+    queue: TaskQueue,
+    *,
+    grace_s: float,
+    processing_limit_s: float,
+    max_requeues: int,
+    now: datetime,
+    report: SweepReport,
+) -> None:
     """Pending images nobody queued (older than `grace_s`) and images `processing` past
     `processing_limit_s` (their worker is gone): re-queued, or failed once re-queued
     `max_requeues` times."""
     stuck = ((Image.status == ImageStatus.PENDING) & (Image.updated_at < now - timedelta(seconds=grace_s))) | (
-        (Image.status == ImageStatus.PROCESSING) & (Image.updated_at < now - timedelta(seconds=processing_limit_s)))
+        (Image.status == ImageStatus.PROCESSING) & (Image.updated_at < now - timedelta(seconds=processing_limit_s))
+    )
     candidates = session.execute(select(Image.id, Image.requeues).where(stuck)).all()
     spent = [i for i, n in candidates if (n or 0) >= max_requeues]
     again = [i for i, n in candidates if (n or 0) < max_requeues]
     if again:
-        report.requeued = sorted(session.scalars(
-            update(Image).where(Image.id.in_(again), stuck)
-            .values(status=ImageStatus.PENDING, requeues=Image.requeues + 1, updated_at=now)
-            .returning(Image.id).execution_options(synchronize_session=False)))
+        report.requeued = sorted(
+            session.scalars(
+                update(Image)
+                .where(Image.id.in_(again), stuck)
+                .values(status=ImageStatus.PENDING, requeues=Image.requeues + 1, updated_at=now)
+                .returning(Image.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
     for image_id in spent:
         # mark_failed is itself conditional (still unfinished): one sweep fails it, once.
-        if session.scalar(select(Image.id).where(Image.id == image_id, stuck, Image.status.in_(UNFINISHED))) \
-                and fail_unfinished(session, queue, image_id, "processing_timeout"):
+        if session.scalar(select(Image.id).where(Image.id == image_id, stuck, Image.status.in_(UNFINISHED))) and fail_unfinished(
+            session, queue, image_id, "processing_timeout"
+        ):
             report.failed.append(image_id)
     if report.requeued:
         ids = list(report.requeued)
@@ -90,19 +111,26 @@ def requeue_stuck(session: Session, queue: TaskQueue, *, grace_s: float, process
 def retry_deleting(session: Session, queue: TaskQueue, *, grace_s: float, now: datetime, report: SweepReport) -> None:
     """Images left `deleting` (the delete task gave up, or died): their purge queued again."""
     stale = (Image.status == ImageStatus.DELETING) & (Image.updated_at < now - timedelta(seconds=grace_s))
-    report.purges = sorted(session.scalars(
-        update(Image).where(stale).values(updated_at=now).returning(Image.id).execution_options(synchronize_session=False)))
+    report.purges = sorted(
+        session.scalars(
+            update(Image).where(stale).values(updated_at=now).returning(Image.id).execution_options(synchronize_session=False)
+        )
+    )
     if report.purges:
         ids = list(report.purges)
         after_commit(session, lambda: [queue.delete_image(i) for i in ids])
 
 
-def expire_uploads(session: Session, store: ObjectStore, *, grace_s: float, now: datetime,
-                   report: SweepReport) -> None:
+def expire_uploads(session: Session, store: ObjectStore, *, grace_s: float, now: datetime, report: SweepReport) -> None:
     """Direct uploads never completed, expired for longer than `grace_s`: row and staged object."""
-    report.uploads_expired = sorted(session.scalars(
-        delete(Upload).where(Upload.completed_at.is_(None), Upload.expires_at < now - timedelta(seconds=grace_s))
-        .returning(Upload.staging_key).execution_options(synchronize_session=False)))
+    report.uploads_expired = sorted(
+        session.scalars(
+            delete(Upload)
+            .where(Upload.completed_at.is_(None), Upload.expires_at < now - timedelta(seconds=grace_s))
+            .returning(Upload.staging_key)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if report.uploads_expired:
         keys = list(report.uploads_expired)
         after_commit(session, lambda: store.delete_many(keys))
@@ -111,10 +139,10 @@ def expire_uploads(session: Session, store: ObjectStore, *, grace_s: float, now:
 def clean_staging(session: Session, store: ObjectStore, *, grace_s: float, now: datetime, report: SweepReport) -> None:
     """Staging objects no live image or upload refers to, older than `grace_s`."""
     before = now - timedelta(seconds=grace_s)
-    live = set(session.scalars(select(Image.staging_key).where(
-        Image.staging_key.is_not(None), Image.status.in_(UNFINISHED))).all())
-    live |= set(session.scalars(select(Upload.staging_key).where(
-        Upload.completed_at.is_(None), Upload.expires_at > now)).all())
+    live = set(
+        session.scalars(select(Image.staging_key).where(Image.staging_key.is_not(None), Image.status.in_(UNFINISHED))).all()
+    )
+    live |= set(session.scalars(select(Upload.staging_key).where(Upload.completed_at.is_(None), Upload.expires_at > now)).all())
     for obj in store.list(STAGING_PREFIX):
         if obj.key not in live and (obj.last_modified or now) < before:
             report.staging_deleted.append(obj.key)
@@ -129,13 +157,24 @@ STEPS = ("stuck", "deleting", "uploads", "staging", "usage")
 def options(settings) -> dict:
     """The sweeps' thresholds, from the settings (`imagepipe sweep` and the beat tasks alike):
     an image still `processing` past twice the hard time limit plus the grace has lost its worker."""
-    return {"grace_s": settings.sweep_grace_s,
-            "processing_limit_s": 2 * settings.task_time_limit_s + settings.sweep_grace_s,
-            "max_requeues": settings.sweep_max_requeues}
+    return {
+        "grace_s": settings.sweep_grace_s,
+        "processing_limit_s": 2 * settings.task_time_limit_s + settings.sweep_grace_s,
+        "max_requeues": settings.sweep_max_requeues,
+    }
 
 
-def sweep(session: Session, store: ObjectStore, queue: TaskQueue, *, grace_s: float, processing_limit_s: float,
-          max_requeues: int = 3, now: datetime | None = None, only: str | None = None) -> SweepReport:
+def sweep(
+    session: Session,
+    store: ObjectStore,
+    queue: TaskQueue,
+    *,
+    grace_s: float,
+    processing_limit_s: float,
+    max_requeues: int = 3,
+    now: datetime | None = None,
+    only: str | None = None,
+) -> SweepReport:
     """Every sweep (`imagepipe sweep`), or `only` one of STEPS (each beat task), in the caller's
     unit of work. `grace_s`: how old a state must be before it counts as abandoned (longer than a
     request or a queue wait); `processing_limit_s`: past this an image still `processing` has
@@ -143,8 +182,15 @@ def sweep(session: Session, store: ObjectStore, queue: TaskQueue, *, grace_s: fl
     now = now or datetime.now(UTC)
     report = SweepReport()
     steps = {
-        "stuck": lambda: requeue_stuck(session, queue, grace_s=grace_s, processing_limit_s=processing_limit_s,
-                                       max_requeues=max_requeues, now=now, report=report),
+        "stuck": lambda: requeue_stuck(
+            session,
+            queue,
+            grace_s=grace_s,
+            processing_limit_s=processing_limit_s,
+            max_requeues=max_requeues,
+            now=now,
+            report=report,
+        ),
         "deleting": lambda: retry_deleting(session, queue, grace_s=grace_s, now=now, report=report),
         "uploads": lambda: expire_uploads(session, store, grace_s=grace_s, now=now, report=report),
         "staging": lambda: clean_staging(session, store, grace_s=grace_s, now=now, report=report),

@@ -1,4 +1,5 @@
 """API behaviour a client relies on: auth, error shapes, limits, readiness."""
+
 from __future__ import annotations
 
 import io
@@ -92,8 +93,9 @@ def test_mixed_batch_lists_rejected_files(client, auth, recorded):
     assert resp.status_code == 202
     body = resp.get_json()
     assert len(body["images"]) == 1 and len(recorded) == 1
-    assert body["rejected"] == [{"filename": "anim.gif", "error": {
-        "code": "unsupported_media_type", "message": body["rejected"][0]["error"]["message"]}}]
+    assert body["rejected"] == [
+        {"filename": "anim.gif", "error": {"code": "unsupported_media_type", "message": body["rejected"][0]["error"]["message"]}}
+    ]
 
 
 def test_missing_file_unknown_entity_and_unknown_ids(client, auth):

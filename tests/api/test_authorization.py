@@ -1,6 +1,7 @@
 """Who may do what, route by route: anonymous callers, another user, a writer of the listing (the
 token grants it), the uploader whose token no longer grants it, and an admin, against every
 route and method of the OpenAPI document (the local backend, so /media is there too)."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,18 @@ from services.images.serialisers import PUBLIC_FIELDS
 from tests.conftest import corpus, new_entity_id
 from tests.support.queues import RecordingQueue
 
-PRIVATE_FIELDS = {"filename", "sha256", "declared_content_type", "content_type_mismatch", "uploader_id", "error",
-                  "file_size", "mime_type", "created_at", "legacy_url"}
+PRIVATE_FIELDS = {
+    "filename",
+    "sha256",
+    "declared_content_type",
+    "content_type_mismatch",
+    "uploader_id",
+    "error",
+    "file_size",
+    "mime_type",
+    "created_at",
+    "legacy_url",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +58,7 @@ def world(settings, engine, contract, make_token, tmp_path_factory):
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
 
     def upload(data, name):
-        r = client.post(f"/api/v1/properties/{entity_id}/images", headers=uploader,
-                        data={"file": (io.BytesIO(data), name)})
+        r = client.post(f"/api/v1/properties/{entity_id}/images", headers=uploader, data={"file": (io.BytesIO(data), name)})
         assert r.status_code == 202, r.get_json()
         return r.get_json()
 
@@ -57,16 +67,29 @@ def world(settings, engine, contract, make_token, tmp_path_factory):
     store = app.extensions["imagepipe"].store
     assert process.run(lambda: unit_of_work(sessions), store, local, queue, ready["images"][0]["id"]) == "ready"
     pending = upload(photo + b"\x00", "pending.jpg")  # other bytes: not a duplicate
-    direct = client.post("/api/v1/uploads", headers=uploader, json={
-        "entity": "properties", "entity_id": entity_id, "content_type": "image/jpeg", "size": len(photo)}).get_json()
+    direct = client.post(
+        "/api/v1/uploads",
+        headers=uploader,
+        json={"entity": "properties", "entity_id": entity_id, "content_type": "image/jpeg", "size": len(photo)},
+    ).get_json()
     extra = [upload(photo + bytes([n, n]), f"delete-{n}.jpg")["images"][0]["id"] for n in range(6)]
     from services.storage_admin.orphans import create_scan
 
     with unit_of_work(sessions) as session:
         scan = create_scan(session, dry_run=True, grace_s=86400, requested_by="test").id
-    return {"scan": scan, "client": client, "store": store, "actors": actors, "entity_id": entity_id, "photo": photo,
-            "ready": ready["images"][0]["id"], "pending": pending["images"][0]["id"], "job": ready["job"]["id"],
-            "upload": direct["upload_id"], "deletable": extra}
+    return {
+        "scan": scan,
+        "client": client,
+        "store": store,
+        "actors": actors,
+        "entity_id": entity_id,
+        "photo": photo,
+        "ready": ready["images"][0]["id"],
+        "pending": pending["images"][0]["id"],
+        "job": ready["job"]["id"],
+        "upload": direct["upload_id"],
+        "deletable": extra,
+    }
 
 
 def _cells(w):
@@ -78,51 +101,69 @@ def _cells(w):
     return {
         ("post", "/api/v1/{entity}/{entity_id}/images"): (
             dict(path=f"/api/v1/properties/{e}/images", data=upload_form),
-            {"anonymous": 401, "other": 403, "writer": 202, "former": 403, "admin": 202}),
-        ("get", "/api/v1/{entity}/{entity_id}/images"): (
-            dict(path=f"/api/v1/properties/{e}/images"), dict.fromkeys(no_one, 200)),
+            {"anonymous": 401, "other": 403, "writer": 202, "former": 403, "admin": 202},
+        ),
+        ("get", "/api/v1/{entity}/{entity_id}/images"): (dict(path=f"/api/v1/properties/{e}/images"), dict.fromkeys(no_one, 200)),
         ("post", "/api/v1/uploads"): (
-            dict(path="/api/v1/uploads", json={"entity": "properties", "entity_id": e, "content_type": "image/jpeg",
-                                               "size": 1000}),
-            {"anonymous": 401, "other": 403, "writer": 201, "former": 403, "admin": 201}),
+            dict(
+                path="/api/v1/uploads", json={"entity": "properties", "entity_id": e, "content_type": "image/jpeg", "size": 1000}
+            ),
+            {"anonymous": 401, "other": 403, "writer": 201, "former": 403, "admin": 201},
+        ),
         ("post", "/api/v1/uploads/{upload_id}/complete"): (
             dict(path=f"/api/v1/uploads/{w['upload']}/complete"),  # nothing was posted: 409 past the check
-            {"anonymous": 401, "other": 404, "writer": 409, "former": 404, "admin": 409}),
+            {"anonymous": 401, "other": 404, "writer": 409, "former": 404, "admin": 409},
+        ),
         ("get", "/api/v1/jobs/{job_id}"): (dict(path=f"/api/v1/jobs/{w['job']}"), no_one),
-        ("get", "/api/v1/images/{image_id}"): (
-            dict(path=f"/api/v1/images/{ready}"), dict.fromkeys(no_one, 200)),
-        ("patch", "/api/v1/images/{image_id}"): (
-            dict(path=f"/api/v1/images/{ready}", json={"alt_text": "Living room"}), no_one),
+        ("get", "/api/v1/images/{image_id}"): (dict(path=f"/api/v1/images/{ready}"), dict.fromkeys(no_one, 200)),
+        ("patch", "/api/v1/images/{image_id}"): (dict(path=f"/api/v1/images/{ready}", json={"alt_text": "Living room"}), no_one),
         ("delete", "/api/v1/images/{image_id}"): (
             dict(path="/api/v1/images/{deletable}"),
-            {"anonymous": 401, "other": 404, "writer": 204, "former": 404, "admin": 204}),
+            {"anonymous": 401, "other": 404, "writer": 204, "former": 404, "admin": 204},
+        ),
         ("get", "/api/v1/images/{image_id}/url"): (dict(path=f"/api/v1/images/{ready}/url"), no_one),
         ("get", "/api/v1/admin/images"): (
-            dict(path="/api/v1/admin/images"), {"anonymous": 401, "other": 403, "writer": 403, "former": 403,
-                                                "admin": 200}),
+            dict(path="/api/v1/admin/images"),
+            {"anonymous": 401, "other": 403, "writer": 403, "former": 403, "admin": 200},
+        ),
         ("get", "/api/v1/admin/storage/stats"): (dict(path="/api/v1/admin/storage/stats"), admin_only),
         ("post", "/api/v1/admin/storage/cleanup-orphaned"): (
             dict(path="/api/v1/admin/storage/cleanup-orphaned", json={"entity": "properties", "entity_id": e}),
-            {**admin_only, "admin": 202}),
-        ("get", "/api/v1/admin/storage/scans/{scan_id}"): (
-            dict(path=f"/api/v1/admin/storage/scans/{w['scan']}"), admin_only),
+            {**admin_only, "admin": 202},
+        ),
+        ("get", "/api/v1/admin/storage/scans/{scan_id}"): (dict(path=f"/api/v1/admin/storage/scans/{w['scan']}"), admin_only),
         ("get", "/api/v1/admin/storage/scans/{scan_id}/report"): (  # queued, never run: no report yet
-            dict(path=f"/api/v1/admin/storage/scans/{w['scan']}/report"), {**admin_only, "admin": 409}),
+            dict(path=f"/api/v1/admin/storage/scans/{w['scan']}/report"),
+            {**admin_only, "admin": 409},
+        ),
         ("get", "/api/v1/openapi.json"): (dict(path="/api/v1/openapi.json"), dict.fromkeys(no_one, 200)),
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
         ("get", "/metrics"): (dict(path="/metrics"), dict.fromkeys(no_one, 200)),  # no METRICS_TOKEN configured
         ("get", "/readyz"): (dict(path="/readyz"), dict.fromkeys(no_one, 200)),
         ("get", "/uploads/{legacy_path}"): (  # public: an old link, never migrated
-            dict(path="/uploads/properties/1/never-migrated.jpg"), dict.fromkeys(no_one, 404)),
+            dict(path="/uploads/properties/1/never-migrated.jpg"),
+            dict.fromkeys(no_one, 404),
+        ),
         ("get", "/media/{key}"): (  # a private object: a signature is required, whoever asks
-            dict(path=f"/media/originals/properties/{e}/{ready}.jpg"), dict.fromkeys(no_one, 403)),
+            dict(path=f"/media/originals/properties/{e}/{ready}.jpg"),
+            dict.fromkeys(no_one, 403),
+        ),
         ("post", "/media/upload"): (  # no valid policy: refused, whoever asks
-            dict(path="/media/upload", data=lambda: {"key": "staging/x", "policy": "e30", "signature": "00",
-                                                     "file": (io.BytesIO(b"\xff\xd8\xff"), "f.jpg")}),
-            dict.fromkeys(no_one, 403)),
+            dict(
+                path="/media/upload",
+                data=lambda: {
+                    "key": "staging/x",
+                    "policy": "e30",
+                    "signature": "00",
+                    "file": (io.BytesIO(b"\xff\xd8\xff"), "f.jpg"),
+                },
+            ),
+            dict.fromkeys(no_one, 403),
+        ),
         ("pending", "/api/v1/images/{image_id}"): (  # not an OpenAPI method: the same route, a pending image
             dict(path=f"/api/v1/images/{pending}", method="get"),
-            {"anonymous": 404, "other": 404, "writer": 200, "former": 404, "admin": 200}),
+            {"anonymous": 404, "other": 404, "writer": 200, "former": 404, "admin": 200},
+        ),
     }
 
 
@@ -144,8 +185,9 @@ def test_only_the_allowed_cells_succeed_and_the_public_view_shows_no_private_fie
                 kwargs["data"] = req["data"]()
             r = client.open(path, method=req.get("method", method).upper(), **kwargs)
             if r.status_code != status:
-                failures.append(f"{actor} {method.upper()} {route}: {r.status_code}, expected {status}: "
-                                f"{r.get_data(as_text=True)[:200]}")
+                failures.append(
+                    f"{actor} {method.upper()} {route}: {r.status_code}, expected {status}: {r.get_data(as_text=True)[:200]}"
+                )
             elif route == "/api/v1/images/{image_id}" and method in ("get", "pending") and status == 200:
                 body = r.get_json()
                 full = actor in ("writer", "admin")
@@ -180,8 +222,7 @@ def test_a_user_cannot_upload_to_another_users_avatar_or_take_its_cover(settings
     own = {"Authorization": f"Bearer {make_token(user)}"}
     r = client.post(f"/api/v1/avatars/{user}/images", headers=own, data={"file": (io.BytesIO(photo), "me.webp")})
     assert r.status_code == 202  # everyone writes their own avatar, no grant needed
-    theirs = client.post(f"/api/v1/avatars/{user + 1}/images", headers=own,
-                         data={"file": (io.BytesIO(photo), "me.webp")})
+    theirs = client.post(f"/api/v1/avatars/{user + 1}/images", headers=own, data={"file": (io.BytesIO(photo), "me.webp")})
     assert theirs.status_code == 403 and theirs.get_json()["error"]["code"] == "entity_forbidden"
     image_id = r.get_json()["images"][0]["id"]
     intruder = {"Authorization": f"Bearer {make_token(user + 1)}"}
@@ -198,8 +239,9 @@ def test_ids_beyond_the_columns_are_refused_not_500(app, auth):
     r = client.post(f"/api/v1/properties/{big}/images", headers=auth, data={"file": (io.BytesIO(b"x"), "a.jpg")})
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_parameter"
     assert client.get(f"/api/v1/properties/{big}/images").status_code == 400
-    r = client.post("/api/v1/uploads", headers=auth, json={"entity": "properties", "entity_id": big,
-                                                           "content_type": "image/jpeg", "size": 10})
+    r = client.post(
+        "/api/v1/uploads", headers=auth, json={"entity": "properties", "entity_id": big, "content_type": "image/jpeg", "size": 10}
+    )
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_parameter"
     assert client.get(f"/api/v1/properties/1/images?cursor=0.{big}").status_code == 400
 

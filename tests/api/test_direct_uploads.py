@@ -1,5 +1,6 @@
 """Direct uploads: presigned POST to the store, then complete. SeaweedFS enforces the policy
 for real (moto does not), so the store itself must refuse what the policy does not allow."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,14 @@ PHOTO = "nikon-p6000_small_640x480.jpg"
 
 def _create(base, headers, **overrides):
     data = corpus("photos", PHOTO).read_bytes()
-    body = {"entity": "properties", "entity_id": new_entity_id(), "filename": "IMG_0001.JPG",
-            "content_type": "image/jpeg", "size": len(data), **overrides}
+    body = {
+        "entity": "properties",
+        "entity_id": new_entity_id(),
+        "filename": "IMG_0001.JPG",
+        "content_type": "image/jpeg",
+        "size": len(data),
+        **overrides,
+    }
     return requests.post(f"{base}/api/v1/uploads", json=body, headers=headers, timeout=10)
 
 
@@ -70,8 +77,7 @@ def test_direct_upload_end_to_end_and_completing_twice(live_server, celery_worke
 
 def test_direct_upload_takes_a_callback_url_too(live_server, celery_worker, auth):
     receiver = Receiver()
-    assert _create(live_server, auth, callback_url="http://example.com/x").json()["error"]["code"] == \
-        "callback_not_allowed"
+    assert _create(live_server, auth, callback_url="http://example.com/x").json()["error"]["code"] == "callback_not_allowed"
     up = _create(live_server, auth, callback_url=receiver.url).json()
     _post_to_store(up, corpus("photos", PHOTO).read_bytes())
     done = requests.post(live_server + up["complete_url"], headers=auth, timeout=10).json()
@@ -84,8 +90,9 @@ def test_store_itself_refuses_oversize_wrong_type_other_key_and_expired_uploads(
     small = b"\xff\xd8\xff" + b"\0" * 500
     too_big = _post_to_store({"url": post.url, "fields": post.fields}, b"\xff\xd8\xff" + b"\0" * 2000)
     assert too_big.status_code in (400, 403), too_big.text  # EntityTooLarge / policy violation
-    wrong_type = _post_to_store({"url": post.url, "fields": {**post.fields, "Content-Type": "text/html"}}, small,
-                                content_type="text/html")
+    wrong_type = _post_to_store(
+        {"url": post.url, "fields": {**post.fields, "Content-Type": "text/html"}}, small, content_type="text/html"
+    )
     assert wrong_type.status_code in (400, 403), wrong_type.text
     other_key = _post_to_store({"url": post.url, "fields": {**post.fields, "key": "public/evil.html"}}, small)
     assert other_key.status_code in (400, 403), other_key.text
@@ -138,8 +145,11 @@ def test_local_store_offers_the_same_direct_upload(settings, tmp_path, auth):
     app = create_app(local, queue=RecordingQueue(queued))
     client = app.test_client()
     data = corpus("photos", PHOTO).read_bytes()
-    up = client.post("/api/v1/uploads", headers=auth, json={
-        "entity": "avatars", "entity_id": 5, "filename": "me.jpg", "content_type": "image/jpeg", "size": len(data)})
+    up = client.post(
+        "/api/v1/uploads",
+        headers=auth,
+        json={"entity": "avatars", "entity_id": 5, "filename": "me.jpg", "content_type": "image/jpeg", "size": len(data)},
+    )
     assert up.status_code == 201, up.get_data(as_text=True)
     up = up.get_json()
     assert urlparse(up["url"]).path == "/media/upload"
@@ -147,8 +157,9 @@ def test_local_store_offers_the_same_direct_upload(settings, tmp_path, auth):
     def post(fields, body, ctype="image/jpeg"):
         import io
 
-        return client.post("/media/upload", data={**fields, "file": (io.BytesIO(body), "f", ctype)},
-                           content_type="multipart/form-data")
+        return client.post(
+            "/media/upload", data={**fields, "file": (io.BytesIO(body), "f", ctype)}, content_type="multipart/form-data"
+        )
 
     assert post({**up["fields"], "Content-Type": "text/html"}, data).status_code == 403
     assert post({**up["fields"], "key": "public/x.html"}, data).status_code == 403

@@ -1,6 +1,7 @@
 """The API under schemathesis: examples generated from /api/v1/openapi.json, sent with a token
 and with none. No answer may be a 5xx, and every answer must match the contract (status, content
 type, body schema). Bounded so it fits the suite; `FUZZ_EXAMPLES=200 make test` digs deeper."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,9 @@ def test_no_server_error_and_every_answer_matches_the_contract(api_schema, fuzz_
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=list(HealthCheck))
+        @hypothesis_settings(
+            max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case):
             for headers in ({"Authorization": f"Bearer {fuzz_token}"}, {}):
                 case.call_and_validate(checks=CHECKS, headers=headers)

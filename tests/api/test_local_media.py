@@ -1,4 +1,5 @@
 """STORAGE_BACKEND=local: the API serves public/ to anyone and private keys only when signed."""
+
 from __future__ import annotations
 
 from urllib.parse import urlparse
@@ -11,8 +12,12 @@ def test_local_store_serves_public_and_signed_objects_only(settings, tmp_path):
     local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "store")
     app = create_app(local, queue=RecordingQueue())
     store = app.extensions["imagepipe"].store
-    store.put("public/properties/1/5/thumbnail_w300_q80.webp", b"RIFF....WEBP", content_type="image/webp",
-              cache_control="public, max-age=31536000, immutable")
+    store.put(
+        "public/properties/1/5/thumbnail_w300_q80.webp",
+        b"RIFF....WEBP",
+        content_type="image/webp",
+        cache_control="public, max-age=31536000, immutable",
+    )
     store.put("originals/properties/1/5.jpg", b"\xff\xd8\xffprivate", content_type="image/jpeg")
     client = app.test_client()
 

@@ -1,5 +1,6 @@
 """The upload API over HTTP with a real worker, Redis, PostgreSQL and SeaweedFS: batches,
 callbacks, gallery management, delete, signed URLs and ownership."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,13 @@ PHOTOS = ["nikon-p6000_small_640x480.jpg", "waterfall_progressive_orient6_308x23
 def _batch(base, headers, entity, entity_id, files, data=None):
     handles = [(name, open(path, "rb"), ctype) for name, path, ctype in files]
     try:
-        return requests.post(f"{base}/api/v1/{entity}/{entity_id}/images", headers=headers, data=data or {},
-                             files=[("files", h) for h in handles], timeout=60)
+        return requests.post(
+            f"{base}/api/v1/{entity}/{entity_id}/images",
+            headers=headers,
+            data=data or {},
+            files=[("files", h) for h in handles],
+            timeout=60,
+        )
     finally:
         for _, fh, _ in handles:
             fh.close()
@@ -41,17 +47,21 @@ def _ready_image(base, headers, entity="properties", entity_id=None, photo=PHOTO
 
 # --- batches ---------------------------------------------------------------------------------
 
+
 def test_batch_job_reports_counts_per_image_errors_and_partial(live_server, celery_worker, auth):
     entity_id = new_entity_id()
     files = [(name, corpus("photos", name), "image/jpeg") for name in PHOTOS]
-    files += [("notes.jpg", corpus("reject", "libvips-logo.svg"), "image/jpeg"),  # refused at once
-              ("cut.jpg", corpus("reject", "libvips-truncated.jpg"), "image/jpeg")]  # fails in the worker
+    files += [
+        ("notes.jpg", corpus("reject", "libvips-logo.svg"), "image/jpeg"),  # refused at once
+        ("cut.jpg", corpus("reject", "libvips-truncated.jpg"), "image/jpeg"),
+    ]  # fails in the worker
     r = _batch(live_server, auth, "projects", entity_id, files)
     assert r.status_code == 202, r.text
     body = r.json()
     assert [i["filename"] for i in body["images"]] == PHOTOS + ["cut.jpg"]
-    assert body["rejected"] == [{"filename": "notes.jpg", "error": {
-        "code": "unsupported_media_type", "message": body["rejected"][0]["error"]["message"]}}]
+    assert body["rejected"] == [
+        {"filename": "notes.jpg", "error": {"code": "unsupported_media_type", "message": body["rejected"][0]["error"]["message"]}}
+    ]
 
     job = wait_for_job(live_server, auth, body["job"]["status_url"])
     assert job["status"] == "partial"
@@ -72,6 +82,7 @@ def test_too_many_files_in_one_request_is_refused_before_anything_is_stored(live
 
 # --- callbacks -------------------------------------------------------------------------------
 
+
 def test_callback_is_signed_retried_and_recorded(live_server, celery_worker, auth, settings):
     receiver = Receiver(fail_first=1)
     entity_id = new_entity_id()
@@ -80,8 +91,9 @@ def test_callback_is_signed_retried_and_recorded(live_server, celery_worker, aut
     assert r.status_code == 202, r.text
     receiver.wait(2)  # the first answer was a 500: delivered again, with backoff
     for headers, body in receiver.calls:
-        expected = hmac.new(settings.callback_secret.encode(), headers["x-imagepipe-timestamp"].encode() + b"." + body,
-                            hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            settings.callback_secret.encode(), headers["x-imagepipe-timestamp"].encode() + b"." + body, hashlib.sha256
+        ).hexdigest()
         assert headers["x-imagepipe-signature"] == f"sha256={expected}"
         assert abs(int(headers["x-imagepipe-timestamp"]) - time.time()) < 120
         assert headers["content-type"] == "application/json"
@@ -96,12 +108,19 @@ def test_callback_is_signed_retried_and_recorded(live_server, celery_worker, aut
 
 def test_callback_only_to_allowed_hosts(live_server, auth):
     for url in ("http://example.com/hook", "ftp://127.0.0.1/x", "http://user:pw@127.0.0.1/x"):
-        r = _batch(live_server, auth, "properties", new_entity_id(),
-                   [("a.jpg", corpus("photos", PHOTOS[1]), "image/jpeg")], data={"callback_url": url})
+        r = _batch(
+            live_server,
+            auth,
+            "properties",
+            new_entity_id(),
+            [("a.jpg", corpus("photos", PHOTOS[1]), "image/jpeg")],
+            data={"callback_url": url},
+        )
         assert r.status_code == 400 and r.json()["error"]["code"] == "callback_not_allowed", url
 
 
 # --- gallery management ----------------------------------------------------------------------
+
 
 def test_patch_orders_the_gallery_keeps_one_cover_and_sets_alt_text(live_server, celery_worker, auth, make_token):
     entity_id = new_entity_id()
@@ -118,21 +137,29 @@ def test_patch_orders_the_gallery_keeps_one_cover_and_sets_alt_text(live_server,
     assert [i["id"] for i in listing["images"]] == [ids[1], ids[2], ids[0]]
 
     assert requests.patch(f"{url}/{ids[0]}", json={"is_primary": True}, headers=auth, timeout=10).json()["is_primary"]
-    r = requests.patch(f"{url}/{ids[2]}", json={"is_primary": True, "alt_text": "  Living room, south light "},
-                       headers=auth, timeout=10).json()
+    r = requests.patch(
+        f"{url}/{ids[2]}", json={"is_primary": True, "alt_text": "  Living room, south light "}, headers=auth, timeout=10
+    ).json()
     assert r["is_primary"] and r["alt_text"] == "Living room, south light"
     listing = requests.get(f"{live_server}/api/v1/properties/{entity_id}/images", headers=auth, timeout=10).json()
     assert [i["id"] for i in listing["images"] if i["is_primary"]] == [ids[2]]
 
     # Paging keeps the gallery order.
     page1 = requests.get(f"{live_server}/api/v1/properties/{entity_id}/images?limit=2", headers=auth, timeout=10).json()
-    page2 = requests.get(f"{live_server}/api/v1/properties/{entity_id}/images?limit=2&cursor={page1['next_cursor']}",
-                         headers=auth, timeout=10).json()
+    page2 = requests.get(
+        f"{live_server}/api/v1/properties/{entity_id}/images?limit=2&cursor={page1['next_cursor']}", headers=auth, timeout=10
+    ).json()
     assert [i["id"] for i in page1["images"] + page2["images"]] == [ids[1], ids[2], ids[0]]
     assert page2["next_cursor"] is None
 
-    for bad in ({"position": -1}, {"position": "1"}, {"is_primary": "yes"}, {"alt_text": 5},
-                {"alt_text": "x" * 501}, {"colour": "red"}):
+    for bad in (
+        {"position": -1},
+        {"position": "1"},
+        {"is_primary": "yes"},
+        {"alt_text": 5},
+        {"alt_text": "x" * 501},
+        {"colour": "red"},
+    ):
         r = requests.patch(f"{url}/{ids[0]}", json=bad, headers=auth, timeout=10)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter", bad
     r = requests.patch(f"{url}/{ids[0]}", data="position=1", headers=auth, timeout=10)
@@ -146,6 +173,7 @@ def test_patch_orders_the_gallery_keeps_one_cover_and_sets_alt_text(live_server,
 
 
 # --- delete ----------------------------------------------------------------------------------
+
 
 def _keys(store, data: dict, session) -> list[str]:
     row = session.get(Image, data["id"])
@@ -172,7 +200,8 @@ def test_delete_removes_every_object_and_the_record(live_server, celery_worker, 
 
 
 def test_delete_when_the_store_fails_hides_the_image_and_a_task_finishes(
-        live_server, celery_worker, auth, settings, store, session, seaweed):
+    live_server, celery_worker, auth, settings, store, session, seaweed
+):
     from api.app import create_app
     from tests.support.flaky_proxy import FlakyProxy
 
@@ -184,8 +213,7 @@ def test_delete_when_the_store_fails_hides_the_image_and_a_task_finishes(
         r = broken.test_client().delete(f"/api/v1/images/{data['id']}", headers=auth)
         assert r.status_code == 202 and r.get_json() == {"id": data["id"], "status": "deleting"}
         # Gone from the gallery and from reads at once...
-        listing = requests.get(f"{live_server}/api/v1/projects/{data['entity_id']}/images", headers=auth,
-                               timeout=10).json()
+        listing = requests.get(f"{live_server}/api/v1/projects/{data['entity_id']}/images", headers=auth, timeout=10).json()
         assert listing["images"] == []
         assert requests.get(f"{live_server}/api/v1/images/{data['id']}", headers=auth, timeout=10).status_code == 404
         # ...and the worker's task (its store is healthy) removes the objects and the row.
@@ -201,8 +229,8 @@ def test_delete_when_the_store_fails_hides_the_image_and_a_task_finishes(
 
 # --- signed URLs -----------------------------------------------------------------------------
 
-def test_signed_url_opens_the_private_original_and_expires(live_server, celery_worker, auth, make_token, store,
-                                                           session):
+
+def test_signed_url_opens_the_private_original_and_expires(live_server, celery_worker, auth, make_token, store, session):
     data = _ready_image(live_server, auth, photo=PHOTOS[1])
     original = session.get(Image, data["id"]).s3_key
     anonymous = requests.get(store.public_url(original), timeout=10)
@@ -239,22 +267,29 @@ def test_cloudfront_signed_url_when_a_key_pair_is_configured(settings, store, tm
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = tmp_path / "cf.pem"
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                      serialization.NoEncryption()))
-    cf = settings.with_overrides(aws_cloudfront_url="https://d111.cloudfront.net", cloudfront_key_pair_id="K2JCJMDEHXQW5F",
-                                 cloudfront_private_key_path=pem)
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    cf = settings.with_overrides(
+        aws_cloudfront_url="https://d111.cloudfront.net", cloudfront_key_pair_id="K2JCJMDEHXQW5F", cloudfront_private_key_path=pem
+    )
     url, expires_at = signed_url(cf, store, "originals/properties/1/2.jpg", 300)
     parsed = urlparse(url)
     assert (parsed.scheme, parsed.netloc, parsed.path) == ("https", "d111.cloudfront.net", "/originals/properties/1/2.jpg")
     q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
     assert q["Key-Pair-Id"] == "K2JCJMDEHXQW5F" and int(q["Expires"]) == int(expires_at.timestamp())
-    policy = ('{"Statement":[{"Resource":"https://d111.cloudfront.net/originals/properties/1/2.jpg",'
-              f'"Condition":{{"DateLessThan":{{"AWS:EpochTime":{q["Expires"]}}}}}}}]}}')
+    policy = (
+        '{"Statement":[{"Resource":"https://d111.cloudfront.net/originals/properties/1/2.jpg",'
+        f'"Condition":{{"DateLessThan":{{"AWS:EpochTime":{q["Expires"]}}}}}}}]}}'
+    )
     sig = base64.b64decode(q["Signature"].replace("-", "+").replace("_", "=").replace("~", "/"))
     key.public_key().verify(sig, policy.encode(), padding.PKCS1v15(), hashes.SHA1())  # raises if wrong
 
 
 # --- admin -----------------------------------------------------------------------------------
+
 
 def test_admin_route_needs_the_admin_role(live_server, celery_worker, auth, make_token):
     body = upload(live_server, auth, "avatars", new_entity_id(), corpus("reject", "libvips-truncated.jpg")).json()
@@ -264,5 +299,4 @@ def test_admin_route_needs_the_admin_role(live_server, celery_worker, auth, make
     admin = {"Authorization": f"Bearer {make_token(1, admin=True)}"}
     r = requests.get(f"{live_server}/api/v1/admin/images?status=failed", headers=admin, timeout=10)
     assert r.status_code == 200 and body["images"][0]["id"] in [i["id"] for i in r.json()["images"]]
-    assert requests.get(f"{live_server}/api/v1/admin/images?status=odd", headers=admin,
-                        timeout=10).status_code == 400
+    assert requests.get(f"{live_server}/api/v1/admin/images?status=odd", headers=admin, timeout=10).status_code == 400

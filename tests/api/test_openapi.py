@@ -1,4 +1,5 @@
 """The OpenAPI document describes every route, and is served and rendered."""
+
 from __future__ import annotations
 
 import requests
@@ -14,8 +15,7 @@ NOT_API = {"/", "/web/{name}", "/api/docs"}  # the upload page, its assets and t
 def _local_app(settings, tmp_path):
     from api.app import create_app
 
-    return create_app(settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s"),
-                      queue=RecordingQueue())
+    return create_app(settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s"), queue=RecordingQueue())
 
 
 def test_every_registered_route_and_method_is_in_the_document(app, settings, tmp_path):

@@ -1,6 +1,7 @@
 """The smaller holes of the security review: secrets that reveal nothing, credentials never
 printed, bodies refused before they are read, callbacks that cannot be steered or left pending,
 readiness without internals, security headers."""
+
 from __future__ import annotations
 
 import io
@@ -52,10 +53,16 @@ def test_generated_secret_files_are_private_from_the_start(tmp_path):
 def test_passwords_in_urls_are_never_printed(tmp_path):
     db = "postgresql+psycopg2://app:pg-pass-123@db.internal:5432/imagepipe"
     broker = "redis://:redis-pass-456@cache.internal:6379/0"
-    env = {"PATH": "/usr/bin:/bin", "IMAGEPIPE_VAR_DIR": str(tmp_path), "JWT_SECRET": "j" * 40,
-           "DATABASE_URL": db, "CELERY_BROKER_URL": broker}
-    out = subprocess.run([sys.executable, "-m", "cli.main", "check-config"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "IMAGEPIPE_VAR_DIR": str(tmp_path),
+        "JWT_SECRET": "j" * 40,
+        "DATABASE_URL": db,
+        "CELERY_BROKER_URL": broker,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "check-config"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "pg-pass-123" not in out.stdout and "redis-pass-456" not in out.stdout and "j" * 40 not in out.stdout
     assert "DATABASE_URL = postgresql+psycopg2://app:***@db.internal:5432/imagepipe" in out.stdout
@@ -67,8 +74,10 @@ def test_passwords_in_urls_are_never_printed(tmp_path):
 
 def test_signatures_stay_out_of_access_logs():
     assert redact_query("expires=1&signature=abc") == "expires=1&signature=REDACTED"
-    assert redact_query("X-Amz-Algorithm=AWS4&X-Amz-Credential=AK%2F1&X-Amz-Signature=ff&x=1") == \
-        "X-Amz-Algorithm=AWS4&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&x=1"
+    assert (
+        redact_query("X-Amz-Algorithm=AWS4&X-Amz-Credential=AK%2F1&X-Amz-Signature=ff&x=1")
+        == "X-Amz-Algorithm=AWS4&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&x=1"
+    )
     assert redact_query("Policy=p&Signature=s&Key-Pair-Id=K") == "Policy=REDACTED&Signature=REDACTED&Key-Pair-Id=REDACTED"
 
 
@@ -107,42 +116,66 @@ def test_each_route_takes_only_the_body_it_can_use(settings, auth, served, tmp_p
     local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s")
     port = served(create_app(local, queue=RecordingQueue()))
     # An unsigned 30 MB "upload" to the local store: refused from its headers, not spooled.
-    reply = _raw(port, "POST /media/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                       "Content-Length: 30000000\r\n\r\n")
+    reply = _raw(
+        port,
+        "POST /media/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 30000000\r\n\r\n",
+    )
     assert reply.startswith(b"HTTP/1.1 413") and b"file_too_large" in reply
     # A JSON route takes 64 KiB at most.
-    reply = _raw(port, f"PATCH /api/v1/images/1 HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\n"
-                       "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n")
+    reply = _raw(
+        port,
+        f"PATCH /api/v1/images/1 HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n",
+    )
     assert reply.startswith(b"HTTP/1.1 413") and b"request_too_large" in reply
 
 
 def test_a_rate_limited_user_is_refused_before_the_body_is_read(settings, make_token, served):
     import uuid
 
-    app = create_app(settings.with_overrides(rate_limit_uploads_per_minute=1, rate_limit_redis_url=REDIS_URL),
-                     queue=RecordingQueue())
+    app = create_app(
+        settings.with_overrides(rate_limit_uploads_per_minute=1, rate_limit_redis_url=REDIS_URL), queue=RecordingQueue()
+    )
     app.extensions["imagepipe"].limiter.prefix = f"test-{uuid.uuid4().hex}"
     port = served(app)
     user = 600 + new_entity_id() % 1000
     token = make_token(user, entities=("properties:*",))
     client = app.test_client()
-    ok = client.post(f"/api/v1/properties/{new_entity_id()}/images", headers={"Authorization": f"Bearer {token}"},
-                     data={"file": (io.BytesIO(b"\xff\xd8\xff" + bytes(2000)), "a.jpg")})
+    ok = client.post(
+        f"/api/v1/properties/{new_entity_id()}/images",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"file": (io.BytesIO(b"\xff\xd8\xff" + bytes(2000)), "a.jpg")},
+    )
     assert ok.status_code in (202, 422), ok.get_json()
-    reply = _raw(port, f"POST /api/v1/properties/{new_entity_id()}/images HTTP/1.1\r\nHost: x\r\n"
-                       f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                       "Content-Length: 1000000000\r\n\r\n")
+    reply = _raw(
+        port,
+        f"POST /api/v1/properties/{new_entity_id()}/images HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 1000000000\r\n\r\n",
+    )
     assert reply.startswith(b"HTTP/1.1 429") and b"Retry-After" in reply
 
 
 def test_callback_urls_are_checked_by_host_and_port(settings):
     hooks = settings.with_overrides(callback_allowed_hosts=("hooks.example.com", "crm.example.com:8443", "127.0.0.1:*"))
-    for ok in ("https://hooks.example.com/x", "http://hooks.example.com:80/x", "https://hooks.example.com:443/",
-               "https://crm.example.com:8443/cb", "http://127.0.0.1:51234/cb"):
+    for ok in (
+        "https://hooks.example.com/x",
+        "http://hooks.example.com:80/x",
+        "https://hooks.example.com:443/",
+        "https://crm.example.com:8443/cb",
+        "http://127.0.0.1:51234/cb",
+    ):
         assert check_callback_url(ok, hooks) == ok
-    for bad in ("http://hooks.example.com:8080/x", "http://hooks.example.com:80:evil.com/",
-                "https://crm.example.com/cb", "http://user:pw@hooks.example.com/", "ftp://hooks.example.com/",
-                "http://evil.com/", "http://hooks.example.com:99999/"):
+    for bad in (
+        "http://hooks.example.com:8080/x",
+        "http://hooks.example.com:80:evil.com/",
+        "https://crm.example.com/cb",
+        "http://user:pw@hooks.example.com/",
+        "ftp://hooks.example.com/",
+        "http://evil.com/",
+        "http://hooks.example.com:99999/",
+    ):
         with pytest.raises(CallbackRejected):
             check_callback_url(bad, hooks)
     with pytest.raises(Exception) as err:
@@ -174,13 +207,11 @@ def test_security_headers_on_pages_api_and_media(settings, tmp_path):
     assert api.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
     page = client.get("/")
     csp = page.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp.split(
-        "style-src")[0]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp.split("style-src")[0]
     assert settings.aws_s3_endpoint_url in csp  # renditions (and direct uploads) come from the store
     for name in ("index.html", "apidocs.html"):
         assert "<script>" not in (ROOT / "web" / name).read_text()  # no inline script for the CSP to block
-    local = create_app(settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s"),
-                       queue=RecordingQueue())
+    local = create_app(settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s"), queue=RecordingQueue())
     local.extensions["imagepipe"].store.put("public/x/1/a.webp", b"<script>alert(1)</script>", content_type="text/html")
     media = local.test_client().get("/media/public/x/1/a.webp")
     assert media.status_code == 200 and media.headers["Content-Security-Policy"] == "sandbox"
@@ -191,12 +222,17 @@ def test_an_unsigned_local_upload_is_refused_before_its_file_is_read(settings, s
     """The local store reads the policy fields first and answers before the file's bytes arrive."""
     local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "s")
     port = served(create_app(local, queue=RecordingQueue()))
-    head = ("--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nstaging/x\r\n"
-            "--b\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\ne30=\r\n"
-            "--b\r\nContent-Disposition: form-data; name=\"signature\"\r\n\r\n00\r\n"
-            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n")
+    head = (
+        '--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nstaging/x\r\n'
+        '--b\r\nContent-Disposition: form-data; name="policy"\r\n\r\ne30=\r\n'
+        '--b\r\nContent-Disposition: form-data; name="signature"\r\n\r\n00\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
     first = "\xff" * 65536  # the first 64 KiB of a file announced as 20 MB; the rest never comes
-    reply = _raw(port, "POST /media/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                       f"Content-Length: {len(head) + 20_000_000}\r\n\r\n{head}{first}")
+    reply = _raw(
+        port,
+        "POST /media/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(head) + 20_000_000}\r\n\r\n{head}{first}",
+    )
     assert reply.startswith(b"HTTP/1.1 403") and b"upload_refused" in reply

@@ -1,5 +1,6 @@
 """A dependency that hangs costs the API seconds: it answers 503 with Retry-After within its
 budget (here with short timeouts, so the suite stays fast; docs/reliability.md has the defaults)."""
+
 from __future__ import annotations
 
 import io
@@ -22,12 +23,16 @@ def hole():
 
 
 def test_a_frozen_store_is_a_503_within_two_tries(settings, auth, hole):
-    frozen = settings.with_overrides(aws_s3_endpoint_url=f"http://127.0.0.1:{hole.port}", store_read_timeout_s=1.0,
-                                     store_connect_timeout_s=1.0)
+    frozen = settings.with_overrides(
+        aws_s3_endpoint_url=f"http://127.0.0.1:{hole.port}", store_read_timeout_s=1.0, store_connect_timeout_s=1.0
+    )
     client = create_app(frozen, queue=RecordingQueue()).test_client()
     started = time.monotonic()
-    r = client.post(f"/api/v1/properties/{new_entity_id()}/images", headers=auth,
-                    data={"file": (io.BytesIO(corpus("photos", "tree_1024x772.webp").read_bytes()), "t.webp")})
+    r = client.post(
+        f"/api/v1/properties/{new_entity_id()}/images",
+        headers=auth,
+        data={"file": (io.BytesIO(corpus("photos", "tree_1024x772.webp").read_bytes()), "t.webp")},
+    )
     took = time.monotonic() - started
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "storage_unavailable"
     assert int(r.headers["Retry-After"]) > 0
@@ -45,8 +50,11 @@ def test_a_frozen_broker_is_a_503_and_the_images_are_failed_not_pending(settings
     assert time.monotonic() - started < 2 * 1.0 + 1.5  # one try: connect, then the first reply; never again
     client = create_app(settings, queue=queue).test_client()
     entity = new_entity_id()
-    r = client.post(f"/api/v1/properties/{entity}/images", headers=auth,
-                    data={"file": (io.BytesIO(corpus("photos", "tree_1024x772.webp").read_bytes()), "t.webp")})
+    r = client.post(
+        f"/api/v1/properties/{entity}/images",
+        headers=auth,
+        data={"file": (io.BytesIO(corpus("photos", "tree_1024x772.webp").read_bytes()), "t.webp")},
+    )
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "queue_unavailable"
     [row] = session.query(Image).filter(Image.entity_id == entity).all()
     assert (row.status, row.error_code) == ("failed", "queue_unavailable")
@@ -56,14 +64,12 @@ def test_a_frozen_callback_receiver_is_a_failed_attempt_after_its_timeout(settin
     from services.jobs.callbacks import Attempt, send
 
     started = time.monotonic()
-    problem = send(Attempt("job", f"http://127.0.0.1:{hole.port}/cb", b"{}"),
-                   settings.with_overrides(callback_timeout_s=1.0))
+    problem = send(Attempt("job", f"http://127.0.0.1:{hole.port}/cb", b"{}"), settings.with_overrides(callback_timeout_s=1.0))
     assert problem and "timed out" in problem.lower()
     assert time.monotonic() - started < 3
 
 
-def test_a_frozen_redis_holds_a_publish_for_one_broker_timeout_and_a_restarted_one_is_used_at_once(settings,
-                                                                                                     tmp_path):
+def test_a_frozen_redis_holds_a_publish_for_one_broker_timeout_and_a_restarted_one_is_used_at_once(settings, tmp_path):
     """kombu's own retry reconnected and pinged a frozen Redis up to six times a publish (18 s
     with the default 3 s timeout); a publish now tries once, and once more only after a fast
     failure, which is what a pooled connection closed by a broker restart gives."""

@@ -7,6 +7,7 @@ agrees with the database, and every request sent during the fault got a JSON ans
 with Retry-After) within the request budget, from API processes that were never killed.
 
 The last run's figures are written to docs/reliability.md."""
+
 from __future__ import annotations
 
 import io
@@ -91,15 +92,26 @@ def stack(tmp_path_factory):
         upgrade(pg.url)
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         env.update(
-            IMAGEPIPE_ENV="development", IMAGEPIPE_VAR_DIR=str(folder / "var"), DATABASE_URL=pg.url,
-            CELERY_BROKER_URL=redis.url, CELERY_QUEUE="chaos", JWT_SECRET=secrets.token_urlsafe(48),
-            STORAGE_BACKEND="s3", AWS_S3_BUCKET="chaos", AWS_S3_ENDPOINT_URL=weed.endpoint_url,
-            AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
-            RATE_LIMIT_UPLOADS_PER_MINUTE="0", VIPS_CONCURRENCY="1",
+            IMAGEPIPE_ENV="development",
+            IMAGEPIPE_VAR_DIR=str(folder / "var"),
+            DATABASE_URL=pg.url,
+            CELERY_BROKER_URL=redis.url,
+            CELERY_QUEUE="chaos",
+            JWT_SECRET=secrets.token_urlsafe(48),
+            STORAGE_BACKEND="s3",
+            AWS_S3_BUCKET="chaos",
+            AWS_S3_ENDPOINT_URL=weed.endpoint_url,
+            AWS_ACCESS_KEY_ID=creds.access_key_id,
+            AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
+            RATE_LIMIT_UPLOADS_PER_MINUTE="0",
+            VIPS_CONCURRENCY="1",
             # Short limits so that a lost task comes back within the scenario's time; the soft one
             # still above a store call's worst case (4 x (2 + 5) s), as the settings require.
-            TASK_SOFT_TIME_LIMIT_S="40", TASK_TIME_LIMIT_S="50", BROKER_VISIBILITY_TIMEOUT_S="60",
-            TASK_MAX_RETRIES="12", SWEEP_GRACE_S="60",
+            TASK_SOFT_TIME_LIMIT_S="40",
+            TASK_TIME_LIMIT_S="50",
+            BROKER_VISIBILITY_TIMEOUT_S="60",
+            TASK_MAX_RETRIES="12",
+            SWEEP_GRACE_S="60",
         )
         s = Settings.from_env(env)
         from services.infra.stores import make_store
@@ -118,6 +130,7 @@ def stack(tmp_path_factory):
 
 
 # --- processes ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Processes:
@@ -138,12 +151,10 @@ class Processes:
 
 def _start_worker(env: dict, log: Path) -> subprocess.Popen:
     """A worker writing to `log` (appended to across restarts); returns once it says it is ready."""
-    cmd = worker_command(Settings.from_env(env), concurrency=2, pool="prefork") + ["--without-gossip",
-                                                                                   "--without-mingle"]
+    cmd = worker_command(Settings.from_env(env), concurrency=2, pool="prefork") + ["--without-gossip", "--without-mingle"]
     ready_before = log.read_text(errors="replace").count("ready.") if log.exists() else 0
     with open(log, "a") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while log.read_text(errors="replace").count("ready.") <= ready_before:
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -158,8 +169,14 @@ def _start(stack: Stack, name: str, **overrides) -> Processes:
     port = free_port()
     api_log = folder / "api.log"
     with open(api_log, "w") as out:
-        api = subprocess.Popen(api_command(Settings.from_env(env), workers=2, bind=f"127.0.0.1:{port}"), cwd=ROOT,
-                               env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        api = subprocess.Popen(
+            api_command(Settings.from_env(env), workers=2, bind=f"127.0.0.1:{port}"),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -189,6 +206,7 @@ def _stop(procs: Processes) -> None:
 
 # --- the load ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Answer:
     sent_at: float
@@ -207,8 +225,7 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _upload_until_accepted(base: str, token: str, entity_id: int, data: bytes, name: str,
-                           give_up_s: float = 150) -> list[Answer]:
+def _upload_until_accepted(base: str, token: str, entity_id: int, data: bytes, name: str, give_up_s: float = 150) -> list[Answer]:
     """What a client does: send, and after a 503 send again once Retry-After has passed."""
     answers, deadline = [], time.monotonic() + give_up_s
     while True:
@@ -221,18 +238,38 @@ def _upload_until_accepted(base: str, token: str, entity_id: int, data: bytes, n
 def _upload(base: str, token: str, entity_id: int, data: bytes, name: str) -> Answer:
     sent = time.monotonic()
     try:
-        r = requests.post(f"{base}/api/v1/properties/{entity_id}/images", headers={"Authorization": f"Bearer {token}"},
-                          files={"file": (name, io.BytesIO(data), "image/jpeg")}, timeout=REQUEST_BUDGET_S + 15)
+        r = requests.post(
+            f"{base}/api/v1/properties/{entity_id}/images",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": (name, io.BytesIO(data), "image/jpeg")},
+            timeout=REQUEST_BUDGET_S + 15,
+        )
     except requests.RequestException as exc:
         return Answer(sent, time.monotonic() - sent, None, False, False, error=f"{type(exc).__name__}: {exc}"[:200])
     is_json = r.headers.get("Content-Type", "").startswith("application/json")
     image_id = r.json()["images"][0]["id"] if r.status_code == 202 and is_json else None
-    return Answer(sent, time.monotonic() - sent, r.status_code, is_json, "Retry-After" in r.headers, image_id,
-                  retry_after_s=r.headers.get("Retry-After"))
+    return Answer(
+        sent,
+        time.monotonic() - sent,
+        r.status_code,
+        is_json,
+        "Retry-After" in r.headers,
+        image_id,
+        retry_after_s=r.headers.get("Retry-After"),
+    )
 
 
-def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, duration_s: float = FAULT_S,
-              fault_after: int = 30, **env_overrides) -> dict:
+def _scenario(
+    stack: Stack,
+    name: str,
+    fault_name: str,
+    fault,
+    heal=None,
+    *,
+    duration_s: float = FAULT_S,
+    fault_after: int = 30,
+    **env_overrides,
+) -> dict:
     """Start the processes, send the batch, inject the fault after `fault_after` answers, heal it
     `duration_s` later, then wait for every accepted image and check what the users would."""
     from services.infra.tokens import issue_token
@@ -246,8 +283,10 @@ def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, dur
     fault_window: list[float] = []
     try:
         with ThreadPoolExecutor(CLIENTS) as pool:
-            futures = [pool.submit(_upload_until_accepted, procs.base, token, entity_id, data, f"{name}-{n}.jpg")
-                       for n, data in enumerate(stack.images)]
+            futures = [
+                pool.submit(_upload_until_accepted, procs.base, token, entity_id, data, f"{name}-{n}.jpg")
+                for n, data in enumerate(stack.images)
+            ]
             while sum(f.done() for f in futures) < fault_after:
                 time.sleep(0.05)
             fault_window.append(time.monotonic())
@@ -265,7 +304,10 @@ def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, dur
         _stop(procs)
     during = [a for a in answers if fault_window[0] <= a.sent_at <= fault_window[1]]
     figures = {
-        "scenario": name, "fault": fault_name, "uploads": len(stack.images), "requests": len(answers),
+        "scenario": name,
+        "fault": fault_name,
+        "uploads": len(stack.images),
+        "requests": len(answers),
         "accepted": len(accepted),
         "answers": dict(Counter(str(a.status) for a in answers)),
         "during_fault": dict(Counter(str(a.status) for a in during)),
@@ -279,8 +321,11 @@ def _scenario(stack: Stack, name: str, fault_name: str, fault, heal=None, *, dur
         "problems": problems,
     }
     FIGURES.append(figures)
-    bad = [a for a in answers if a.status not in (202, 503) or not a.json or (a.status == 503 and not a.retry_after)
-           or a.seconds > REQUEST_BUDGET_S]
+    bad = [
+        a
+        for a in answers
+        if a.status not in (202, 503) or not a.json or (a.status == 503 and not a.retry_after) or a.seconds > REQUEST_BUDGET_S
+    ]
     assert bad == [], f"answers outside the contract: {bad[:5]}"
     assert figures["lost"] == 0 and not problems, figures
     assert figures["api_process_restarts"] == 0, procs.api_log.read_text()[-3000:]
@@ -295,15 +340,17 @@ def _wait_terminal(stack: Stack, ids: list[int], since: float) -> tuple[float, i
     deadline, next_sweep, requeued = since + SETTLE_S, time.monotonic() + 15, 0
     while True:
         with stack.db.connect() as conn:
-            rows = conn.execute(text("SELECT status, count(*) FROM images WHERE id = ANY(:ids) GROUP BY status"),
-                                {"ids": ids}).all()
+            rows = conn.execute(
+                text("SELECT status, count(*) FROM images WHERE id = ANY(:ids) GROUP BY status"), {"ids": ids}
+            ).all()
         unfinished = sum(n for status, n in rows if status in ("pending", "processing"))
         if not unfinished:
             return time.monotonic(), requeued
         assert time.monotonic() < deadline, f"{unfinished} images still unfinished: {rows}"
         if time.monotonic() > next_sweep:
-            out = subprocess.run([sys.executable, "-m", "cli.main", "sweep"], cwd=ROOT, env=stack.env,
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [sys.executable, "-m", "cli.main", "sweep"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+            )
             assert out.returncode == 0, out.stderr[-2000:]
             requeued += json.loads(out.stdout.strip().splitlines()[-1])["requeued"]
             next_sweep = time.monotonic() + 15
@@ -318,13 +365,17 @@ def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dic
 
     store = make_store(Settings.from_env(stack.env))
     with stack.db.connect() as conn:
-        images = {i: (s, k) for i, s, k in conn.execute(text(
-            "SELECT id, status, s3_key FROM images WHERE entity_id = :e"), {"e": entity_id})}
-        claimed_again = conn.execute(text(
-            "SELECT count(*) FROM images WHERE entity_id = :e AND claims > 1"), {"e": entity_id}).scalar()
-        renditions = conn.execute(text(
-            "SELECT r.image_id, r.key FROM renditions r JOIN images i ON i.id = r.image_id WHERE i.entity_id = :e"),
-            {"e": entity_id}).all()
+        images = {
+            i: (s, k)
+            for i, s, k in conn.execute(text("SELECT id, status, s3_key FROM images WHERE entity_id = :e"), {"e": entity_id})
+        }
+        claimed_again = conn.execute(
+            text("SELECT count(*) FROM images WHERE entity_id = :e AND claims > 1"), {"e": entity_id}
+        ).scalar()
+        renditions = conn.execute(
+            text("SELECT r.image_id, r.key FROM renditions r JOIN images i ON i.id = r.image_id WHERE i.entity_id = :e"),
+            {"e": entity_id},
+        ).all()
     problems = []
     expected = {k for _, (s, k) in images.items() if s == "ready"} | {k for _, k in renditions}
     present = {o.key for o in store.list(f"public/properties/{entity_id}/")}
@@ -342,6 +393,7 @@ def _consistency(stack: Stack, entity_id: int, accepted: list[int]) -> tuple[dic
 
 # --- the scenarios -------------------------------------------------------------------------------
 
+
 def _kill_pool_repeatedly(procs: Processes) -> None:
     def kill():
         for _ in range(3):
@@ -349,12 +401,12 @@ def _kill_pool_repeatedly(procs: Processes) -> None:
             pool = procs.pool()
             if pool:
                 os.kill(random.choice(pool), signal.SIGKILL)
+
     threading.Thread(target=kill, daemon=True).start()
 
 
 def test_worker_pool_processes_killed(stack):
-    _scenario(stack, "pool-kill", "SIGKILL a pool process 3 times, 2 s apart", _kill_pool_repeatedly,
-              duration_s=8)
+    _scenario(stack, "pool-kill", "SIGKILL a pool process 3 times, 2 s apart", _kill_pool_repeatedly, duration_s=8)
 
 
 def test_worker_main_process_killed_and_restarted(stack):
@@ -364,18 +416,21 @@ def test_worker_main_process_killed_and_restarted(stack):
     def restart(procs):
         procs.worker = _start_worker(procs.env, procs.worker_log)
 
-    _scenario(stack, "worker-kill", "SIGKILL the worker's main process, restart it 5 s later", kill, restart,
-              duration_s=5)
+    _scenario(stack, "worker-kill", "SIGKILL the worker's main process, restart it 5 s later", kill, restart, duration_s=5)
 
 
 def test_redis_stopped_then_started(stack):
-    _scenario(stack, "redis-stop", f"Redis stopped for {FAULT_S} s", lambda p: stack.redis.stop(),
-              lambda p: stack.redis.start())
+    _scenario(stack, "redis-stop", f"Redis stopped for {FAULT_S} s", lambda p: stack.redis.stop(), lambda p: stack.redis.start())
 
 
 def test_redis_frozen(stack):
-    _scenario(stack, "redis-freeze", f"Redis frozen (SIGSTOP) for {FAULT_S} s", lambda p: stack.redis.freeze(),
-              lambda p: stack.redis.thaw())
+    _scenario(
+        stack,
+        "redis-freeze",
+        f"Redis frozen (SIGSTOP) for {FAULT_S} s",
+        lambda p: stack.redis.freeze(),
+        lambda p: stack.redis.thaw(),
+    )
 
 
 def test_database_connections_terminated(stack):
@@ -384,6 +439,7 @@ def test_database_connections_terminated(stack):
             for _ in range(4):
                 stack.pg.terminate_backends()
                 time.sleep(1.5)
+
         threading.Thread(target=repeat, daemon=True).start()
 
     _scenario(stack, "pg-terminate", "pg_terminate_backend on every connection, 4 times", terminate, duration_s=6)
@@ -394,8 +450,9 @@ def test_database_restarted(stack):
 
 
 def test_database_frozen(stack):
-    _scenario(stack, "pg-freeze", f"PostgreSQL frozen (SIGSTOP) for {FAULT_S} s", lambda p: stack.pg.freeze(),
-              lambda p: stack.pg.thaw())
+    _scenario(
+        stack, "pg-freeze", f"PostgreSQL frozen (SIGSTOP) for {FAULT_S} s", lambda p: stack.pg.freeze(), lambda p: stack.pg.thaw()
+    )
 
 
 def test_store_stopped(stack):
@@ -406,20 +463,34 @@ def test_store_stopped(stack):
 
 
 def test_store_frozen(stack):
-    _scenario(stack, "s3-freeze", f"SeaweedFS frozen (SIGSTOP) for {FAULT_S} s",
-              lambda p: freeze_tree(stack.weed.process.pid), lambda p: thaw_tree(stack.weed.process.pid))
+    _scenario(
+        stack,
+        "s3-freeze",
+        f"SeaweedFS frozen (SIGSTOP) for {FAULT_S} s",
+        lambda p: freeze_tree(stack.weed.process.pid),
+        lambda p: thaw_tree(stack.weed.process.pid),
+    )
 
 
 def test_store_failing_a_fifth_of_requests(stack):
     with FlakyProxy(stack.weed.endpoint_url) as proxy:
+
         def fail(procs):
             proxy.fail_share = 0.2
 
         def heal(procs):
             proxy.fail_share = 0.0
 
-        figures = _scenario(stack, "s3-flaky", "20 % of store requests answered 503 SlowDown or reset, whole batch",
-                            fail, heal, duration_s=FAULT_S, fault_after=1, AWS_S3_ENDPOINT_URL=proxy.url)
+        figures = _scenario(
+            stack,
+            "s3-flaky",
+            "20 % of store requests answered 503 SlowDown or reset, whole batch",
+            fail,
+            heal,
+            duration_s=FAULT_S,
+            fault_after=1,
+            AWS_S3_ENDPOINT_URL=proxy.url,
+        )
     assert proxy.failed > 50, proxy.failed  # the fault really hit
     assert figures["accepted"] >= 50
 
@@ -430,16 +501,20 @@ BEGIN, END = "<!-- figures:begin (written by tests/chaos/test_faults.py) -->", "
 
 
 def _write_figures() -> None:
-    rows = ["| scenario | fault | uploads (requests) | answers | answers during the fault | slowest answer |"
-            " recovery after healing | requeued by the sweep | claimed more than once | ready | lost |"
-            " API processes killed |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| scenario | fault | uploads (requests) | answers | answers during the fault | slowest answer |"
+        " recovery after healing | requeued by the sweep | claimed more than once | ready | lost |"
+        " API processes killed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for f in FIGURES:
         answers = ", ".join(f"{n}× {s}" for s, n in sorted(f["answers"].items()))
         during = ", ".join(f"{n}× {s}" for s, n in sorted(f["during_fault"].items())) or "—"
-        rows.append(f"| {f['scenario']} | {f['fault']} | {f['uploads']} ({f['requests']}) | {answers} | {during} | "
-                    f"{f['slowest_answer_s']} s | {f['recovery_s']} s | {f['requeued_by_sweep']} | "
-                    f"{f['claimed_again']} | {f['ready']} | {f['lost']} | {f['api_process_restarts']} |")
+        rows.append(
+            f"| {f['scenario']} | {f['fault']} | {f['uploads']} ({f['requests']}) | {answers} | {during} | "
+            f"{f['slowest_answer_s']} s | {f['recovery_s']} s | {f['requeued_by_sweep']} | "
+            f"{f['claimed_again']} | {f['ready']} | {f['lost']} | {f['api_process_restarts']} |"
+        )
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     block = f"{BEGIN}\nLast run: {stamp}, {len(FIGURES)} scenarios.\n\n" + "\n".join(rows) + f"\n\n{END}"
     path = ROOT / "docs" / "reliability.md"

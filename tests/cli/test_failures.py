@@ -48,8 +48,11 @@ def test_database_without_schema_and_unreachable_exit_4(bare_env, tmp_path):
     assert done.returncode == 4
     assert "imagepipe db upgrade" in _one_line(done)
     closed = free_port_block(1)
-    env = {**bare_env, "DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:{closed}/imagepipe",
-           "DB_CONNECT_TIMEOUT_S": "1"}
+    env = {
+        **bare_env,
+        "DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:{closed}/imagepipe",
+        "DB_CONNECT_TIMEOUT_S": "1",
+    }
     done = _imagepipe(["migrate", "status"], env, tmp_path)
     assert done.returncode == 4
     assert _one_line(done).startswith(f"error: database unreachable at postgresql+psycopg2://postgres@127.0.0.1:{closed}")
@@ -62,8 +65,7 @@ def test_configuration_error_exit_2(bare_env, tmp_path):
 
 
 def test_debug_shows_the_traceback(bare_env, tmp_path):
-    for args, env in ((["--debug", "bucket", "check"], bare_env),
-                      (["bucket", "check"], {**bare_env, "IMAGEPIPE_DEBUG": "1"})):
+    for args, env in ((["--debug", "bucket", "check"], bare_env), (["bucket", "check"], {**bare_env, "IMAGEPIPE_DEBUG": "1"})):
         done = _imagepipe(args, env, tmp_path)
         assert done.returncode == 3
         assert "Traceback (most recent call last)" in done.stderr
@@ -88,10 +90,18 @@ def test_embedded_store_is_everyones_in_development(tmp_path):
     assert first.aws_access_key_id and first.aws_access_key_id == second.aws_access_key_id
     assert (tmp_path / "secrets" / "s3_credentials.json").stat().st_mode & 0o077 == 0
     assert first.cors_allowed_origins == ("http://127.0.0.1:8000",)  # the page make run serves
-    configured = Settings.from_env({**env, "AWS_S3_ENDPOINT_URL": "http://minio:9000",
-                                    "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+    configured = Settings.from_env(
+        {**env, "AWS_S3_ENDPOINT_URL": "http://minio:9000", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    )
     assert not configured.store_embedded and configured.aws_access_key_id == "k"
-    production = Settings.from_env({**env, "IMAGEPIPE_ENV": "production", "JWT_SECRET": "x" * 40,
-                                    "DATABASE_URL": "postgresql://db/x", "CELERY_BROKER_URL": "redis://r:6379/0",
-                                    "AWS_S3_BUCKET": "listing-images"})
+    production = Settings.from_env(
+        {
+            **env,
+            "IMAGEPIPE_ENV": "production",
+            "JWT_SECRET": "x" * 40,
+            "DATABASE_URL": "postgresql://db/x",
+            "CELERY_BROKER_URL": "redis://r:6379/0",
+            "AWS_S3_BUCKET": "listing-images",
+        }
+    )
     assert not production.store_embedded and production.aws_s3_endpoint_url is None  # AWS, instance role

@@ -1,4 +1,5 @@
 """Alembic history on databases that hold legacy (pre-S3) rows: up, down and up again."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,8 +38,11 @@ def test_legacy_rows_survive_upgrade_and_downgrade(empty_db):
                 conn.execute(text(stmt.replace("true", "1").replace("false", "0") if sqlite else stmt))
 
     upgrade(empty_db, "head")
-    rows = _rows(engine, "SELECT entity_type, entity_id, status, url, legacy_table, legacy_id, position "
-                         "FROM images ORDER BY entity_type, legacy_id")
+    rows = _rows(
+        engine,
+        "SELECT entity_type, entity_id, status, url, legacy_table, legacy_id, position "
+        "FROM images ORDER BY entity_type, legacy_id",
+    )
     assert rows == [
         ("avatars", 42, "legacy", "/uploads/avatars/42.jpg", "user_avatars", 11, 0),
         ("projects", 4, "legacy", "/uploads/projects/4/p.png", "project_images", 3, 0),
@@ -48,13 +52,19 @@ def test_legacy_rows_survive_upgrade_and_downgrade(empty_db):
     assert _rows(engine, "SELECT s3_key, width, file_size FROM images WHERE legacy_id = 5") == [(None, None, None)]
     # a new S3-era upload after the migration
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO images (entity_type, entity_id, status, large_url, s3_key) "
-                          "VALUES ('properties', 17, 'ready', 'https://cdn/x/large.jpg', 'originals/properties/17/99.jpg')"))
+        conn.execute(
+            text(
+                "INSERT INTO images (entity_type, entity_id, status, large_url, s3_key) "
+                "VALUES ('properties', 17, 'ready', 'https://cdn/x/large.jpg', 'originals/properties/17/99.jpg')"
+            )
+        )
 
     downgrade(empty_db, "0001")
     assert _rows(engine, "SELECT id, property_id, url FROM property_images ORDER BY id") == [
-        (5, 17, "/uploads/properties/17/a.jpg"), (9, 17, "/uploads/properties/17/b.jpg"),
-        (10, 17, "https://cdn/x/large.jpg")]
+        (5, 17, "/uploads/properties/17/a.jpg"),
+        (9, 17, "/uploads/properties/17/b.jpg"),
+        (10, 17, "https://cdn/x/large.jpg"),
+    ]
     assert _rows(engine, "SELECT id, project_id, url FROM project_images") == [(3, 4, "/uploads/projects/4/p.png")]
     assert _rows(engine, "SELECT id, user_id, url FROM user_avatars") == [(11, 42, "/uploads/avatars/42.jpg")]
     with engine.begin() as conn:  # the id sequence continues after the restored ids

@@ -1,5 +1,6 @@
 """Timestamps come back timezone-aware in UTC from either database, so the API always writes
 RFC 3339 date-times with an offset (SQLite, the embedded default, keeps none by itself)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,8 +16,11 @@ from services.images.serialisers import image_json
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def sessions(request, pg, tmp_path):
-    url = (f"sqlite:///{tmp_path / 't.db'}" if request.param == "sqlite"
-           else pg.create(f"imagepipe_ts_{tmp_path.name[-12:].lower().replace('-', '_')}"))
+    url = (
+        f"sqlite:///{tmp_path / 't.db'}"
+        if request.param == "sqlite"
+        else pg.create(f"imagepipe_ts_{tmp_path.name[-12:].lower().replace('-', '_')}")
+    )
     upgrade(url)
     engine = make_engine(url)
     yield make_session_factory(engine)
@@ -31,8 +35,18 @@ def test_timestamps_are_aware_utc_and_keep_their_instant(sessions, store):
         image_id = image.id
         # An aware value in another zone is stored as the same instant.
         tokyo = datetime(2026, 11, 28, 21, 30, tzinfo=timezone(timedelta(hours=9)))
-        s.add(Upload(id="u" * 32, entity_type="properties", entity_id=1, user_id=1, content_type="image/jpeg",
-                     size=10, staging_key="staging/x", expires_at=tokyo))
+        s.add(
+            Upload(
+                id="u" * 32,
+                entity_type="properties",
+                entity_id=1,
+                user_id=1,
+                content_type="image/jpeg",
+                size=10,
+                staging_key="staging/x",
+                expires_at=tokyo,
+            )
+        )
         s.commit()
     with sessions() as s:
         image = s.get(Image, image_id)

@@ -1,5 +1,6 @@
 """The API as `imagepipe serve` runs it (gunicorn with imagepipe's logger class): every line it
 writes, gunicorn's own and the access log included, is one JSON object a log pipeline can index."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ def test_gunicorn_writes_json_lines_with_access_fields_and_request_ids(settings_
     port = _free_port()
     log = tmp_path / "api.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(api_command(Settings.from_env(settings_env), workers=1, bind=f"127.0.0.1:{port}"),
-                                cwd=ROOT, env=settings_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            api_command(Settings.from_env(settings_env), workers=1, bind=f"127.0.0.1:{port}"),
+            cwd=ROOT,
+            env=settings_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -41,8 +47,11 @@ def test_gunicorn_writes_json_lines_with_access_fields_and_request_ids(settings_
             except requests.ConnectionError:
                 time.sleep(0.2)
         assert ok.status_code == 200
-        denied = requests.get(f"{base}/api/v1/jobs/1?expires=9&signature=s3cr3t-sig&X-Amz-Signature=abcdef",
-                              headers={"X-Request-ID": "req-denied-0002"}, timeout=5)
+        denied = requests.get(
+            f"{base}/api/v1/jobs/1?expires=9&signature=s3cr3t-sig&X-Amz-Signature=abcdef",
+            headers={"X-Request-ID": "req-denied-0002"},
+            timeout=5,
+        )
         assert denied.status_code == 401
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -53,8 +62,7 @@ def test_gunicorn_writes_json_lines_with_access_fields_and_request_ids(settings_
     assert not any("Control socket" in r["msg"] for r in lines)  # nothing written under $HOME
     access = {r["request_id"]: r for r in lines if r["logger"] == "gunicorn.access"}
     health = access["req-health-0001"]
-    assert (health["method"], health["path"], health["status"], health["msg"]) == ("GET", "/healthz", 200,
-                                                                                   "GET /healthz 200")
+    assert (health["method"], health["path"], health["status"], health["msg"]) == ("GET", "/healthz", 200, "GET /healthz 200")
     assert isinstance(health["duration_ms"], int) and health["remote"] == "127.0.0.1"
     assert access["req-denied-0002"]["status"] == 401
     # A signed URL in a log line would be a working link: signatures are redacted.

@@ -44,8 +44,7 @@ def _validate(live_server: str, body: dict, schema: str) -> None:
     assert not errors, [e.message[:200] for e in errors[:3]]
 
 
-def test_an_extra_rendition_size_is_rendered_recorded_and_served(with_xlarge, live_server, celery_worker, auth,
-                                                                 store, session):
+def test_an_extra_rendition_size_is_rendered_recorded_and_served(with_xlarge, live_server, celery_worker, auth, store, session):
     entity_id = new_entity_id()
     photo = corpus("photos", "iphone6_3264x2448.jpg")
     r = upload(live_server, auth, "properties", entity_id, photo)
@@ -65,13 +64,13 @@ def test_an_extra_rendition_size_is_rendered_recorded_and_served(with_xlarge, li
     keys = sorted(o.key for o in store.list(f"public/properties/{entity_id}/"))
     assert keys == sorted(r.key for r in row.renditions) and len(keys) == 8  # nothing written unrecorded
     assert row.large_url and "large_w1600" in row.large_url  # the legacy columns are the declared ones'
-    signed = requests.get(f"{live_server}/api/v1/images/{image_id}/url", params={"rendition": "xlarge"},
-                          headers=auth, timeout=10)
+    signed = requests.get(f"{live_server}/api/v1/images/{image_id}/url", params={"rendition": "xlarge"}, headers=auth, timeout=10)
     assert signed.status_code == 200 and requests.get(signed.json()["url"], timeout=10).status_code == 200
 
 
-def test_an_extra_rendition_size_is_rolled_out_to_images_made_before(live_server, celery_worker, auth, store,
-                                                                     session, settings, monkeypatch):
+def test_an_extra_rendition_size_is_rolled_out_to_images_made_before(
+    live_server, celery_worker, auth, store, session, settings, monkeypatch
+):
     entity_id = new_entity_id()
     r = upload(live_server, auth, "properties", entity_id, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))
     assert wait_for_job(live_server, auth, r.json()["job"]["status_url"], 120)["status"] == "succeeded"

@@ -31,8 +31,9 @@ pytestmark = pytest.mark.e2e
 
 DOCS = ("README.md", "docs/operations.md", "docs/migration.md", "docs/deploy.md")
 _FENCE = re.compile(r"^```sh run[^\n]*\n(.*?)^```", re.S | re.M)
-_COPY_IGNORE = shutil.ignore_patterns(".venv", "var", ".git", "__pycache__", ".pytest_cache", "node_modules",
-                                      "*.pyc", ".mypy_cache", ".ruff_cache")
+_COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", "var", ".git", "__pycache__", ".pytest_cache", "node_modules", "*.pyc", ".mypy_cache", ".ruff_cache"
+)
 
 
 def marked_blocks(text: str) -> list[str]:
@@ -46,8 +47,14 @@ def test_marked_blocks_are_found():
     blocks = {doc: marked_blocks((ROOT / doc).read_text()) for doc in DOCS}
     # the operator's commands that once failed after `make run` (issue 21) are all in marked blocks
     text = "\n".join(b for bs in blocks.values() for b in bs)
-    for command in ("imagepipe sweep", "imagepipe bucket setup", "imagepipe bucket check",
-                    "imagepipe stats --source bucket", "imagepipe migrate verify", "imagepipe token"):
+    for command in (
+        "imagepipe sweep",
+        "imagepipe bucket setup",
+        "imagepipe bucket check",
+        "imagepipe stats --source bucket",
+        "imagepipe migrate verify",
+        "imagepipe token",
+    ):
         assert command in text, f"{command!r} is in no ```sh run block"
     assert all(blocks[doc] for doc in DOCS[:3]), {d: len(b) for d, b in blocks.items()}
 
@@ -76,13 +83,20 @@ def project(tmp_path_factory):
     base = free_port_block(count=9)
     ports = {"8000": base + 5, "5555": base + 6, "8333": base + 7, "9808": base + 8}
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env = {**keep, "PORT": str(ports["8000"]), "FLOWER_PORT": str(ports["5555"]),
-           "SEAWEEDFS_BASE_PORT": str(base), "SEAWEEDFS_S3_PORT": str(ports["8333"]),
-           "WORKER_METRICS_PORT": str(ports["9808"]), "WORKER_CONCURRENCY": "1"}
+    env = {
+        **keep,
+        "PORT": str(ports["8000"]),
+        "FLOWER_PORT": str(ports["5555"]),
+        "SEAWEEDFS_BASE_PORT": str(base),
+        "SEAWEEDFS_S3_PORT": str(ports["8333"]),
+        "WORKER_METRICS_PORT": str(ports["9808"]),
+        "WORKER_CONCURRENCY": "1",
+    }
     log_path = copy / "run.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen([str(venv / "bin" / "imagepipe"), "run"], cwd=copy, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "imagepipe"), "run"], cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         _wait_ready(f"http://127.0.0.1:{ports['8000']}/readyz", proc, log_path)
         yield copy, env, ports
@@ -103,16 +117,18 @@ def _blocks() -> list[tuple[str, int, str]]:
     return out
 
 
-@pytest.mark.parametrize(("doc", "index", "block"), _blocks(), ids=lambda v: v if isinstance(v, str) and
-                         v.endswith(".md") else None)
+@pytest.mark.parametrize(
+    ("doc", "index", "block"), _blocks(), ids=lambda v: v if isinstance(v, str) and v.endswith(".md") else None
+)
 def test_documented_block_runs(project, doc, index, block):
     copy, env, ports = project
     script = block
     for default, port in ports.items():
         script = re.sub(rf"127\.0\.0\.1:{default}\b", f"127.0.0.1:{port}", script)
     run_env = {**env, "PATH": f"{copy / '.venv' / 'bin'}:{env['PATH']}", "VIRTUAL_ENV": str(copy / ".venv")}
-    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=copy, env=run_env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script], cwd=copy, env=run_env, capture_output=True, text=True, timeout=300
+    )
     output = done.stdout + done.stderr
     where = f"{doc}, run block {index + 1}:\n{block}\n--- output ---\n{output[-4000:]}"
     assert done.returncode == 0, f"exit {done.returncode} in {where}"

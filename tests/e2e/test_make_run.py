@@ -1,5 +1,6 @@
 """`imagepipe run` (what `make run` calls) on its embedded defaults: SQLite, the filesystem
 broker and SeaweedFS, as a user on a fresh machine would get them."""
+
 from __future__ import annotations
 
 import os
@@ -34,25 +35,36 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
     base = free_port_block(count=8)
     api_port, flower_port = base + 5, base + 6
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env = {**keep, "IMAGEPIPE_VAR_DIR": str(tmp_path / "var"), "PORT": str(api_port),
-           "FLOWER_PORT": str(flower_port), "SEAWEEDFS_BASE_PORT": str(base), "SEAWEEDFS_S3_PORT": str(base + 7),
-           "WORKER_CONCURRENCY": "1"}
+    env = {
+        **keep,
+        "IMAGEPIPE_VAR_DIR": str(tmp_path / "var"),
+        "PORT": str(api_port),
+        "FLOWER_PORT": str(flower_port),
+        "SEAWEEDFS_BASE_PORT": str(base),
+        "SEAWEEDFS_S3_PORT": str(base + 7),
+        "WORKER_CONCURRENCY": "1",
+    }
     log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "run"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         api = f"http://127.0.0.1:{api_port}"
         _wait(f"{api}/readyz", 90, proc)
         assert (tmp_path / "var" / "imagepipe.db").exists()  # SQLite, no server
         assert (tmp_path / "var" / "secrets" / "jwt_secret").exists()
-        token = subprocess.run([sys.executable, "-m", "cli.main", "token", "--user", "3",
-                                "--entity", "properties:17"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        token = subprocess.run(
+            [sys.executable, "-m", "cli.main", "token", "--user", "3", "--entity", "properties:17"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
         photo = corpus("photos", "tree_1024x772.webp")
         with open(photo, "rb") as fh:
-            r = requests.post(f"{api}/api/v1/properties/17/images", headers=headers,
-                              files={"file": (photo.name, fh)}, timeout=30)
+            r = requests.post(f"{api}/api/v1/properties/17/images", headers=headers, files={"file": (photo.name, fh)}, timeout=30)
         assert r.status_code == 202, r.text
         status_url = api + r.json()["job"]["status_url"]
         deadline = time.monotonic() + 90
@@ -66,8 +78,11 @@ def test_run_starts_everything_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path
         got = requests.get(url, timeout=5)
         assert got.status_code == 200 and got.headers["Content-Type"] == "image/webp"
         # the bucket as `imagepipe bucket setup` makes it: the page's origin may upload directly
-        preflight = requests.options(f"http://127.0.0.1:{base + 7}/imagepipe/staging/x", timeout=5, headers={
-            "Origin": api, "Access-Control-Request-Method": "POST"})
+        preflight = requests.options(
+            f"http://127.0.0.1:{base + 7}/imagepipe/staging/x",
+            timeout=5,
+            headers={"Origin": api, "Access-Control-Request-Method": "POST"},
+        )
         assert preflight.headers.get("Access-Control-Allow-Origin") == api
         flower = f"http://127.0.0.1:{flower_port}"
         password = (tmp_path / "var" / "secrets" / "flower_password").read_text().strip()

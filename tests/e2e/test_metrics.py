@@ -2,6 +2,7 @@
 figures equal what was done (across processes, and across a reload that replaces every API
 process), `promtool check metrics` accepts both scrapes, a store failure moves the failure
 counters, and the alert rules pass their unit tests."""
+
 from __future__ import annotations
 
 import io
@@ -50,8 +51,12 @@ def _promtool_check(text: str) -> None:
 def _upload(api: str, headers: dict, entity_id: int, salt: int) -> dict:
     """A new connection each time, so the API's processes share the requests."""
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes() + bytes([salt]) * 7
-    r = requests.post(f"{api}/api/v1/properties/{entity_id}/images", headers={**headers, "Connection": "close"},
-                      files={"file": ("p.jpg", io.BytesIO(photo), "image/jpeg")}, timeout=30)
+    r = requests.post(
+        f"{api}/api/v1/properties/{entity_id}/images",
+        headers={**headers, "Connection": "close"},
+        files={"file": ("p.jpg", io.BytesIO(photo), "image/jpeg")},
+        timeout=30,
+    )
     assert r.status_code == 202, r.text
     return r.json()["job"]
 
@@ -65,8 +70,7 @@ def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_
         port = free_port()
         cmd = api_command(Settings.from_env(api_env), workers=2, bind=f"127.0.0.1:{port}")
         log = open(tmp_path / "api.log", "w")
-        api_proc = subprocess.Popen(cmd, cwd=ROOT, env=api_env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        api_proc = subprocess.Popen(cmd, cwd=ROOT, env=api_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         api = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
@@ -99,12 +103,13 @@ def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_
     # every JSON line of an image's task names the image, its job and the attempt
     import json
 
-    ready = [json.loads(line) for line in worker_log.splitlines()
-             if line.startswith("{") and "image ready" in line]
+    ready = [json.loads(line) for line in worker_log.splitlines() if line.startswith("{") and "image ready" in line]
     assert len(ready) == 4, worker_log[-3000:]
     assert {line["job_id"] for line in ready} == {job["id"] for job in jobs}
-    assert all(line["image_id"] and line["attempt"] == 1 and line["task"] == "imagepipe.process_image"
-               and line["task_id"] for line in ready)
+    assert all(
+        line["image_id"] and line["attempt"] == 1 and line["task"] == "imagepipe.process_image" and line["task_id"]
+        for line in ready
+    )
     assert len(pids) >= 3, pids  # two processes before the reload, new ones after: summed all the same
     a = _samples(api_text)
     assert _value(a, "imagepipe_uploads_total", entity_type="properties", outcome="accepted") == 4
@@ -136,19 +141,27 @@ def test_a_store_failure_moves_the_failure_counters(settings, make_token):
     from api.app import create_app
     from tests.support.queues import RecordingQueue
 
-    dead = settings.with_overrides(aws_s3_endpoint_url=f"http://127.0.0.1:{free_port()}", store_max_attempts=1,
-                                   store_connect_timeout_s=0.5)
+    dead = settings.with_overrides(
+        aws_s3_endpoint_url=f"http://127.0.0.1:{free_port()}", store_max_attempts=1, store_connect_timeout_s=0.5
+    )
     client = create_app(dead, queue=RecordingQueue()).test_client()
 
     def counts():
-        return (REGISTRY.get_sample_value("imagepipe_storage_operations_total", {"op": "put", "outcome": "transient"})
-                or 0, REGISTRY.get_sample_value("imagepipe_http_request_seconds_count",
-                                                {"route": UPLOAD_ROUTE, "method": "POST", "status": "503"}) or 0)
+        return (
+            REGISTRY.get_sample_value("imagepipe_storage_operations_total", {"op": "put", "outcome": "transient"}) or 0,
+            REGISTRY.get_sample_value(
+                "imagepipe_http_request_seconds_count", {"route": UPLOAD_ROUTE, "method": "POST", "status": "503"}
+            )
+            or 0,
+        )
 
     before = counts()
     photo = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
-    r = client.post(f"/api/v1/properties/{new_entity_id()}/images", data={"file": (io.BytesIO(photo), "p.jpg")},
-                    headers={"Authorization": f"Bearer {make_token(42, entities=('properties:*',))}"})
+    r = client.post(
+        f"/api/v1/properties/{new_entity_id()}/images",
+        data={"file": (io.BytesIO(photo), "p.jpg")},
+        headers={"Authorization": f"Bearer {make_token(42, entities=('properties:*',))}"},
+    )
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "storage_unavailable"
     after = counts()
     assert after[0] == before[0] + 1 and after[1] == before[1] + 1
@@ -158,8 +171,9 @@ def test_metrics_token_guards_the_endpoint(settings):
     from api.app import create_app
     from tests.support.queues import RecordingQueue
 
-    client = create_app(settings.with_overrides(metrics_token="s3cr3t-metrics-token-" + "x" * 16),
-                        queue=RecordingQueue()).test_client()
+    client = create_app(
+        settings.with_overrides(metrics_token="s3cr3t-metrics-token-" + "x" * 16), queue=RecordingQueue()
+    ).test_client()
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = client.get("/metrics", headers={"Authorization": "Bearer s3cr3t-metrics-token-" + "x" * 16})
@@ -171,8 +185,9 @@ def test_alert_rules_are_valid_and_pass_their_unit_tests():
     deploy = Path(ROOT / "deploy")
     check = subprocess.run([PROMTOOL, "check", "rules", str(deploy / "alerts.yml")], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    tests = subprocess.run([PROMTOOL, "test", "rules", str(deploy / "alerts_test.yml")], capture_output=True,
-                           text=True, cwd=deploy)
+    tests = subprocess.run(
+        [PROMTOOL, "test", "rules", str(deploy / "alerts_test.yml")], capture_output=True, text=True, cwd=deploy
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "SUCCESS" in tests.stdout
 
@@ -182,17 +197,19 @@ def test_the_first_metrics_of_a_process_survive_a_race_of_threads():
     created, none of the requests fails (the chaos suite once saw 500s from exactly that)."""
     import sys
 
-    probe = ("import threading\n"
-             "from services.infra.metrics import metrics\n"
-             "barrier, errors, got = threading.Barrier(16), [], []\n"
-             "def go():\n"
-             "    barrier.wait()\n"
-             "    try:\n        got.append(id(metrics()))\n"
-             "    except Exception as exc:\n        errors.append(repr(exc))\n"
-             "threads = [threading.Thread(target=go) for _ in range(16)]\n"
-             "[t.start() for t in threads]; [t.join() for t in threads]\n"
-             "assert not errors and len(set(got)) == 1, (errors, set(got))\n"
-             "print('ok')\n")
+    probe = (
+        "import threading\n"
+        "from services.infra.metrics import metrics\n"
+        "barrier, errors, got = threading.Barrier(16), [], []\n"
+        "def go():\n"
+        "    barrier.wait()\n"
+        "    try:\n        got.append(id(metrics()))\n"
+        "    except Exception as exc:\n        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=go) for _ in range(16)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert not errors and len(set(got)) == 1, (errors, set(got))\n"
+        "print('ok')\n"
+    )
     for _ in range(5):
         out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
@@ -209,10 +226,11 @@ def test_two_workers_on_one_host_keep_their_own_metrics_folders(tmp_path):
     (alive / "counter_1.db").write_bytes(b"x")
     dead = base / "worker-999999999"
     dead.mkdir()
-    probe = ("import sys\nfrom pathlib import Path\nfrom services.infra.metrics import use_multiprocess_dir\n"
-             "print(use_multiprocess_dir(Path(sys.argv[1]), 'worker'))\n")
-    out = subprocess.run([sys.executable, "-c", probe, str(base)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    probe = (
+        "import sys\nfrom pathlib import Path\nfrom services.infra.metrics import use_multiprocess_dir\n"
+        "print(use_multiprocess_dir(Path(sys.argv[1]), 'worker'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(base)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     mine = Path(out.stdout.strip())
     assert mine.parent == base and mine.name.startswith("worker-") and mine != alive

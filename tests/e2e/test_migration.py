@@ -1,6 +1,7 @@
 """The legacy migration as ops run it: `imagepipe legacy seed`, `migrate run` (a real worker on
 the migration queue), run again, `verify`, `redirects` and the API's 301s, `rollback` — with the
 table compared column by column before the migration and after the rollback."""
+
 from __future__ import annotations
 
 import json
@@ -20,18 +21,24 @@ COUNT = 30
 
 
 def _cli(*args, env, cwd):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _table(engine) -> list[tuple]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            f"SELECT id, {', '.join(SNAPSHOT_COLUMNS)} FROM images WHERE legacy_table IS NOT NULL ORDER BY id"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(f"SELECT id, {', '.join(SNAPSHOT_COLUMNS)} FROM images WHERE legacy_table IS NOT NULL ORDER BY id")
+            )
+        ]
 
 
-def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_worker, engine, store, live_server,
-                                                          tmp_path, session):
+def test_seed_migrate_rerun_verify_redirect_and_roll_back(
+    settings_env, celery_worker, engine, store, live_server, tmp_path, session
+):
     env = {**settings_env, "PYTHONPATH": str(ROOT)}
     legacy_dir = tmp_path / "legacy"
     seeded = _cli("legacy", "seed", "--dir", str(legacy_dir), "--count", str(COUNT), env=env, cwd=tmp_path)
@@ -43,12 +50,23 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
     assert len(before) == COUNT
 
     dry = _cli("migrate", "run", "--source", str(legacy_dir), "--dry-run", env=env, cwd=tmp_path)
-    assert dry.returncode == 0 and json.loads(dry.stdout)["total"] == COUNT and json.loads(dry.stdout)["missing"] == \
-        made["missing"]
+    assert (
+        dry.returncode == 0 and json.loads(dry.stdout)["total"] == COUNT and json.loads(dry.stdout)["missing"] == made["missing"]
+    )
     assert _table(engine) == before  # a dry run changes nothing
 
-    first = _cli("migrate", "run", "--source", str(legacy_dir), "--batch-size", "7",
-                 "--report", str(tmp_path / "report.json"), env=env, cwd=tmp_path)
+    first = _cli(
+        "migrate",
+        "run",
+        "--source",
+        str(legacy_dir),
+        "--batch-size",
+        "7",
+        "--report",
+        str(tmp_path / "report.json"),
+        env=env,
+        cwd=tmp_path,
+    )
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     bad = made["missing"] + made["corrupt"] + made["empty"]
@@ -74,8 +92,17 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
     # A lost file turns up again: --retry-failed moves it; the other failures stay failed.
     lost = report["failed_by_code"]["source_missing"]["files"][0]
     (legacy_dir / lost).write_bytes((ROOT / "tests" / "corpus" / "photos" / "tree_1024x772.webp").read_bytes())
-    retried = _cli("migrate", "run", "--source", str(legacy_dir), "--retry-failed",
-                   "--report", str(tmp_path / "retry.json"), env=env, cwd=tmp_path)
+    retried = _cli(
+        "migrate",
+        "run",
+        "--source",
+        str(legacy_dir),
+        "--retry-failed",
+        "--report",
+        str(tmp_path / "retry.json"),
+        env=env,
+        cwd=tmp_path,
+    )
     assert retried.returncode == 0, retried.stderr[-2000:]
     retry = json.loads((tmp_path / "retry.json").read_text())
     assert (retry["total"], retry["done"], retry["failed"]) == (bad, 1, bad - 1)
@@ -97,8 +124,12 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
     store.delete(victim)
     assert _cli("migrate", "verify", "--output", str(tmp_path / "v2.json"), env=env, cwd=tmp_path).returncode == 1
     tampered = json.loads((tmp_path / "v2.json").read_text())["problems"]
-    assert {"image_id": migrated[0].id, "file": _item_path(engine, migrated[0].id), "problem": "object_missing",
-            "key": victim} in tampered
+    assert {
+        "image_id": migrated[0].id,
+        "file": _item_path(engine, migrated[0].id),
+        "problem": "object_missing",
+        "key": victim,
+    } in tampered
     assert "checksum_differs" not in {p["problem"] for p in tampered}
 
     redirect_map = _cli("migrate", "redirects", env=env, cwd=tmp_path).stdout.splitlines()
@@ -121,5 +152,6 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(settings_env, celery_w
 
 def _item_path(engine, image_id: int) -> str:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT source_path FROM migration_items WHERE image_id = :i AND status = 'done'"),
-                            {"i": image_id}).scalar()
+        return conn.execute(
+            text("SELECT source_path FROM migration_items WHERE image_id = :i AND status = 'done'"), {"i": image_id}
+        ).scalar()

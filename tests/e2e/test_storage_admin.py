@@ -1,6 +1,7 @@
 """Storage administration over its real paths: the admin API and the `imagepipe` commands, a real
 worker on the Redis broker (the orphan scan, the repairs it queues, the sweeps), a worker started
 with a changed rendition spec for the rollout, and the orphan scan's memory on 100 000 objects."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _cli(*args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _upload_ready(live_server, auth, entity_id: int, salts: list[int]) -> list[int]:
@@ -50,7 +52,8 @@ def _until(predicate, timeout_s: float, what: str):
 
 
 def test_orphan_scan_through_the_api_and_the_worker_repairs_and_spares_young_objects(
-        live_server, celery_worker, auth, make_token, store, session):
+    live_server, celery_worker, auth, make_token, store, session
+):
     admin = {"Authorization": f"Bearer {make_token(1, admin=True)}"}
     entity_id = new_entity_id()
     [image_id] = _upload_ready(live_server, auth, entity_id, [1])
@@ -60,17 +63,26 @@ def test_orphan_scan_through_the_api_and_the_worker_repairs_and_spares_young_obj
     young = f"originals/properties/{entity_id}/{image_id + 10_000_000}.jpg"
     store.put(young, b"an upload in flight", content_type="image/jpeg")
 
-    bad = requests.post(f"{live_server}/api/v1/admin/storage/cleanup-orphaned", headers=admin,
-                        json={"dry_run": "no"}, timeout=10)
+    bad = requests.post(f"{live_server}/api/v1/admin/storage/cleanup-orphaned", headers=admin, json={"dry_run": "no"}, timeout=10)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_parameter"
-    r = requests.post(f"{live_server}/api/v1/admin/storage/cleanup-orphaned", headers=admin,
-                      json={"dry_run": False, "entity": "properties", "entity_id": entity_id}, timeout=10)
+    r = requests.post(
+        f"{live_server}/api/v1/admin/storage/cleanup-orphaned",
+        headers=admin,
+        json={"dry_run": False, "entity": "properties", "entity_id": entity_id},
+        timeout=10,
+    )
     assert r.status_code == 202, r.text
     # The answer reads the scan after the enqueue: the worker may have started it already.
     assert r.json()["status"] in ("queued", "running") and r.json()["dry_run"] is False
     location = r.headers["Location"]
-    scan = _until(lambda: (b := requests.get(f"{live_server}{location}", headers=admin, timeout=10).json())["status"]
-                  in ("succeeded", "failed") and b, 120, "the scan")
+    scan = _until(
+        lambda: (
+            (b := requests.get(f"{live_server}{location}", headers=admin, timeout=10).json())["status"] in ("succeeded", "failed")
+            and b
+        ),
+        120,
+        "the scan",
+    )
     assert scan["status"] == "succeeded", scan
     counts = scan["counts"]
     assert counts["orphans"]["objects"] == 0  # the young object is within the grace period
@@ -84,26 +96,22 @@ def test_orphan_scan_through_the_api_and_the_worker_repairs_and_spares_young_obj
     report = requests.get(f"{live_server}{location}/report", headers=admin, timeout=10)
     assert report.status_code == 200 and report.headers["Content-Type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in report.text.splitlines()]
-    assert lines == [{"finding": "missing_rendition", "image_id": image_id, "key": lost,
-                      "action": "rendered again (queued)"}]
+    assert lines == [{"finding": "missing_rendition", "image_id": image_id, "key": lost, "action": "rendered again (queued)"}]
 
     stats = requests.get(f"{live_server}/api/v1/admin/storage/stats", headers=admin, timeout=30).json()
     assert stats["source"] == "database" and stats["last_orphan_scan"]["id"] == scan["id"]
     assert stats["entities"]["properties"]["renditions"]["objects"] >= 6 and stats["egress"]["known"] is False
-    from_bucket = requests.get(f"{live_server}/api/v1/admin/storage/stats?source=bucket", headers=admin,
-                               timeout=60).json()
+    from_bucket = requests.get(f"{live_server}/api/v1/admin/storage/stats?source=bucket", headers=admin, timeout=60).json()
     assert from_bucket["source"] == "bucket" and "difference" in from_bucket
     assert from_bucket["entities"]["properties"]["originals"]["objects"] >= 2  # the image's and the young one
     not_found = requests.get(f"{live_server}/api/v1/admin/storage/scans/{uuid.uuid4().hex}", headers=admin, timeout=10)
     assert not_found.status_code == 404 and not_found.json()["error"]["code"] == "scan_not_found"
 
 
-def test_orphans_command_follows_the_worker_with_a_progress_bar(settings_env, celery_worker, live_server, auth,
-                                                                  tmp_path):
+def test_orphans_command_follows_the_worker_with_a_progress_bar(settings_env, celery_worker, live_server, auth, tmp_path):
     entity_id = new_entity_id()
     _upload_ready(live_server, auth, entity_id, [2])
-    out = _cli("orphans", "--entity", f"properties:{entity_id}", "--report", str(tmp_path / "r.jsonl"),
-               env=settings_env)
+    out = _cli("orphans", "--entity", f"properties:{entity_id}", "--report", str(tmp_path / "r.jsonl"), env=settings_env)
     assert out.returncode == 0, out.stderr[-2000:]
     body = json.loads(out.stdout)
     assert body["status"] == "succeeded" and body["dry_run"] is True
@@ -116,8 +124,14 @@ def test_orphans_command_follows_the_worker_with_a_progress_bar(settings_env, ce
 
 def test_sweeps_run_as_tasks_on_the_worker(settings, celery_worker, store, session):
     long_ago = datetime.now(UTC) - timedelta(days=2)
-    upload = Upload(entity_type="projects", entity_id=new_entity_id(), content_type="image/jpeg", size=5,
-                    staging_key=f"staging/{uuid.uuid4().hex}", expires_at=long_ago)
+    upload = Upload(
+        entity_type="projects",
+        entity_id=new_entity_id(),
+        content_type="image/jpeg",
+        size=5,
+        staging_key=f"staging/{uuid.uuid4().hex}",
+        expires_at=long_ago,
+    )
     deleting = Image(entity_type="projects", entity_id=upload.entity_id, status="deleting", updated_at=long_ago)
     session.add_all([upload, deleting])
     session.commit()
@@ -133,22 +147,27 @@ def test_sweeps_run_as_tasks_on_the_worker(settings, celery_worker, store, sessi
     def gone() -> bool:
         session.expire_all()
         return session.get(Upload, upload_id) is None and session.get(Image, image_id) is None
+
     _until(gone, 60, "the expired upload and the deleting image to be swept")
     assert not store.exists(staged)
     schedule = celeryconfig.build(settings)["beat_schedule"]
-    assert {entry["task"] for entry in schedule.values()} == {*celeryconfig.SWEEP_TASKS,
-                                                               celeryconfig.SCHEDULED_SCAN_TASK}
+    assert {entry["task"] for entry in schedule.values()} == {*celeryconfig.SWEEP_TASKS, celeryconfig.SCHEDULED_SCAN_TASK}
     assert all(entry["task"] in app.tasks for entry in schedule.values())  # each one the worker can run
 
 
-def test_a_rendition_spec_rollout_with_a_worker_on_the_new_spec(settings_env, celery_worker, live_server, auth,
-                                                                 store, engine, tmp_path):
+def test_a_rendition_spec_rollout_with_a_worker_on_the_new_spec(
+    settings_env, celery_worker, live_server, auth, store, engine, tmp_path
+):
     entity_id = new_entity_id()
     ids = _upload_ready(live_server, auth, entity_id, [3, 4])
     scope = f"properties:{entity_id}"
-    new_spec = {**settings_env, "WEBP_QUALITY": "72", "AVIF_ENABLED": "true",
-                "MAINTENANCE_QUEUE": f"maintenance-rollout-{uuid.uuid4().hex[:8]}",
-                "MIGRATION_QUEUE": f"migration-rollout-{uuid.uuid4().hex[:8]}"}
+    new_spec = {
+        **settings_env,
+        "WEBP_QUALITY": "72",
+        "AVIF_ENABLED": "true",
+        "MAINTENANCE_QUEUE": f"maintenance-rollout-{uuid.uuid4().hex[:8]}",
+        "MIGRATION_QUEUE": f"migration-rollout-{uuid.uuid4().hex[:8]}",
+    }
     assert json.loads(_cli("renditions", "stale", "--entity", scope, env=settings_env).stdout) == {"stale": 0}
     assert json.loads(_cli("renditions", "stale", "--entity", scope, env=new_spec).stdout) == {"stale": 2}
     before = {o.key for i in ids for o in store.list(f"public/properties/{entity_id}/{i}/")}
@@ -167,14 +186,18 @@ def test_a_rendition_spec_rollout_with_a_worker_on_the_new_spec(settings_env, ce
         with running_worker(new_spec, tmp_path / "worker.log") as worker:
             queued = _cli("renditions", "regenerate", "--entity", scope, "--limit", "5", env=new_spec)
             assert json.loads(queued.stdout) == {"queued": 2, "queue": new_spec["MAINTENANCE_QUEUE"]}, queued.stderr
-            _until(lambda: json.loads(_cli("renditions", "stale", "--entity", scope, env=new_spec).stdout)
-                   == {"stale": 0}, 120, f"the rollout:\n{worker.tail()}")
+            _until(
+                lambda: json.loads(_cli("renditions", "stale", "--entity", scope, env=new_spec).stdout) == {"stale": 0},
+                120,
+                f"the rollout:\n{worker.tail()}",
+            )
     finally:
         stop.set()
         thread.join()
     sizes = {"thumbnail", "medium", "large"}
-    assert seen and all(set(view) == set(ids) and all(set(r) == sizes and len(f) >= 2 for r in view.values()
-                                                      for f in r.values()) for view in seen)
+    assert seen and all(
+        set(view) == set(ids) and all(set(r) == sizes and len(f) >= 2 for r in view.values() for f in r.values()) for view in seen
+    )
     final = requests.get(f"{live_server}/api/v1/properties/{entity_id}/images", timeout=10).json()["images"]
     for image in final:
         assert image["renditions"]["medium"]["webp"]["url"].endswith("medium_w800_q72.webp")
@@ -182,8 +205,7 @@ def test_a_rendition_spec_rollout_with_a_worker_on_the_new_spec(settings_env, ce
         assert requests.get(image["renditions"]["large"]["avif"]["url"], timeout=10).status_code == 200
     after = {o.key for i in ids for o in store.list(f"public/properties/{entity_id}/{i}/")}
     with engine.connect() as conn:
-        recorded = {k for (k,) in conn.execute(text("SELECT key FROM renditions WHERE image_id = ANY(:ids)"),
-                                               {"ids": ids})}
+        recorded = {k for (k,) in conn.execute(text("SELECT key FROM renditions WHERE image_id = ANY(:ids)"), {"ids": ids})}
     assert after == recorded and len(after) == 18  # nothing superseded left behind
     assert not {k for k in before if "_q80.webp" in k} & after
 
@@ -202,8 +224,7 @@ def test_orphan_scan_memory_is_flat_from_10k_to_100k_objects(pg, settings_env, t
             peaks[count] = _scan_peak_rss(pg, settings_env, f"http://{host}:{port}", count, tmp_path)
     finally:
         server.stop()
-    print(f"\norphan scan peak RSS: 10k objects {peaks[10_000] / 1024:.1f} MiB, "
-          f"100k objects {peaks[100_000] / 1024:.1f} MiB")
+    print(f"\norphan scan peak RSS: 10k objects {peaks[10_000] / 1024:.1f} MiB, 100k objects {peaks[100_000] / 1024:.1f} MiB")
     assert peaks[100_000] < peaks[10_000] * 1.10, peaks  # ten times the objects, within 10 % of the memory
 
 
@@ -213,8 +234,9 @@ def _scan_peak_rss(pg, settings_env, endpoint: str, count: int, tmp_path) -> int
     from moto.s3.models import s3_backends
 
     bucket = f"scan-{count}-{uuid.uuid4().hex[:6]}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).create_bucket(Bucket=bucket)
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     old = (datetime.now(UTC) - timedelta(days=3)).replace(tzinfo=None)  # moto keeps naive UTC
     for n in range(count):
@@ -226,21 +248,32 @@ def _scan_peak_rss(pg, settings_env, endpoint: str, count: int, tmp_path) -> int
 
     eng = create_engine(url)
     with eng.begin() as conn:
-        conn.execute(text("""INSERT INTO images (id, entity_type, entity_id, status, s3_key, file_size, created_at,
+        conn.execute(
+            text("""INSERT INTO images (id, entity_type, entity_id, status, s3_key, file_size, created_at,
                                                  updated_at, position, is_primary, requeues)
                              SELECT g, 'properties', g % 997, 'ready', 'originals/properties/' || (g % 997) || '/' || g
                                     || '.jpg', 10, now(), now() - interval '1 day', 0, false, 0
-                             FROM generate_series(0, :n - 1) g WHERE g % 10 <> 0"""), {"n": count})
+                             FROM generate_series(0, :n - 1) g WHERE g % 10 <> 0"""),
+            {"n": count},
+        )
     eng.dispose()
-    env = {**settings_env, "DATABASE_URL": url, "AWS_S3_BUCKET": bucket, "AWS_S3_ENDPOINT_URL": endpoint,
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {
+        **settings_env,
+        "DATABASE_URL": url,
+        "AWS_S3_BUCKET": bucket,
+        "AWS_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
     # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across exec, and
     # the parent here is the test process holding moto's 100 000 keys.
-    probe = ("import re, sys\n"
-             "from cli.main import main\n"
-             "try:\n    main(['orphans', '--here'], standalone_mode=False)\n"
-             "finally:\n    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-             "    print('PEAK_RSS_KB', hwm, file=sys.stderr)\n")
+    probe = (
+        "import re, sys\n"
+        "from cli.main import main\n"
+        "try:\n    main(['orphans', '--here'], standalone_mode=False)\n"
+        "finally:\n    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "    print('PEAK_RSS_KB', hwm, file=sys.stderr)\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     body = json.loads(out.stdout)

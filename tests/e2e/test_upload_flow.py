@@ -1,4 +1,5 @@
 """The walking skeleton end to end: HTTP upload -> Redis -> real worker -> SeaweedFS -> Postgres."""
+
 from __future__ import annotations
 
 import time
@@ -122,8 +123,7 @@ def test_corrupt_file_ends_as_failed_job_with_stable_code(live_server, celery_wo
 
 def test_listing_is_newest_first(live_server, celery_worker, auth):
     entity_id = new_entity_id()
-    first = upload(live_server, auth, "projects", entity_id,
-                   corpus("photos", "waterfall_progressive_orient6_308x231.jpg")).json()
+    first = upload(live_server, auth, "projects", entity_id, corpus("photos", "waterfall_progressive_orient6_308x231.jpg")).json()
     second = upload(live_server, auth, "projects", entity_id, corpus("photos", "nikon-p6000_small_640x480.jpg")).json()
     for j in (first, second):
         wait_for_job(live_server, auth, j["job"]["status_url"])

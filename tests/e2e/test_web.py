@@ -2,6 +2,7 @@
 worker and SeaweedFS. Uploads through the page (one file large enough to go straight to the
 bucket), then checks what a visitor's browser does with the gallery, the detail view and the
 public listing, and that gallery management persists."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,18 @@ def browser():
 def site(live_server, celery_worker, store):
     # the page's origin may POST straight to the bucket (what `imagepipe bucket setup` does for
     # CORS_ALLOWED_ORIGINS)
-    store.admin().put_bucket_config("cors", [{"AllowedOrigins": [live_server], "AllowedMethods": ["GET", "HEAD", "POST"],
-                                      "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600}])
+    store.admin().put_bucket_config(
+        "cors",
+        [
+            {
+                "AllowedOrigins": [live_server],
+                "AllowedMethods": ["GET", "HEAD", "POST"],
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 600,
+            }
+        ],
+    )
     return live_server
 
 
@@ -59,7 +70,9 @@ def _wait_loaded(page, selector: str) -> None:
     page.wait_for_function(
         """sel => { const imgs = [...document.querySelectorAll(sel)];
                    return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
-        arg=selector, timeout=WAIT_MS)
+        arg=selector,
+        timeout=WAIT_MS,
+    )
 
 
 def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, site, make_token, tmp_path):
@@ -73,15 +86,23 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     page.fill("input[name=token]", token)
     page.click("form#target button")
 
-    files = [corpus("photos", n) for n in PHOTOS] + [corpus("photos", LARGE), corpus("reject", "libvips-truncated.jpg"),
-                                                      corpus("reject", "libvips-logo.svg")]
+    files = [corpus("photos", n) for n in PHOTOS] + [
+        corpus("photos", LARGE),
+        corpus("reject", "libvips-truncated.jpg"),
+        corpus("reject", "libvips-logo.svg"),
+    ]
     page.set_input_files("#files", [str(f) for f in files])
-    page.wait_for_function("""() => { const rows = [...document.querySelectorAll('#uploads li')];
+    page.wait_for_function(
+        """() => { const rows = [...document.querySelectorAll('#uploads li')];
         return rows.length === 6 && rows.every(r => ['ready', 'failed'].includes(r.dataset.phase)); }""",
-                           timeout=WAIT_MS)
-    rows = page.eval_on_selector_all("#uploads li", """rows => rows.map(r => ({
+        timeout=WAIT_MS,
+    )
+    rows = page.eval_on_selector_all(
+        "#uploads li",
+        """rows => rows.map(r => ({
         name: r.querySelector('span').textContent, phase: r.dataset.phase, direct: r.dataset.direct,
-        progress: r.querySelector('progress').value, state: r.querySelector('.state').textContent}))""")
+        progress: r.querySelector('progress').value, state: r.querySelector('.state').textContent}))""",
+    )
     by_name = {r["name"]: r for r in rows}
     for name in [*PHOTOS, LARGE]:
         assert by_name[name]["phase"] == "ready" and by_name[name]["progress"] == 100, by_name[name]
@@ -91,9 +112,13 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     # a corrupt JPEG: accepted, then failed by the worker with the API's message
     truncated = by_name["libvips-truncated.jpg"]
     assert truncated["phase"] == "failed" and truncated["state"].startswith("failed: ")
-    failed = [i for i in requests.get(f"{site}/api/v1/properties/{entity_id}/images",
-                                      headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["images"]
-              if i["status"] == "failed"]
+    failed = [
+        i
+        for i in requests.get(
+            f"{site}/api/v1/properties/{entity_id}/images", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).json()["images"]
+        if i["status"] == "failed"
+    ]
     assert [truncated["state"]] == [f"failed: {failed[0]['error']['message']}"]
     # an SVG: refused by the API at once (415), the refusal shown
     svg = by_name["libvips-logo.svg"]
@@ -103,9 +128,12 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     # the grid: every photo loaded, as WebP, lazily, with its size and alt text
     page.wait_for_selector(".ip-gallery .ip-image img")
     _wait_loaded(page, ".ip-gallery img")
-    imgs = page.eval_on_selector_all(".ip-gallery img", """imgs => imgs.map(i => ({
+    imgs = page.eval_on_selector_all(
+        ".ip-gallery img",
+        """imgs => imgs.map(i => ({
         src: i.currentSrc, lazy: i.getAttribute('loading'), natural: i.naturalWidth, alt: i.alt,
-        w: i.getAttribute('width'), h: i.getAttribute('height'), decoding: i.getAttribute('decoding')}))""")
+        w: i.getAttribute('width'), h: i.getAttribute('height'), decoding: i.getAttribute('decoding')}))""",
+    )
     assert len(imgs) == 4
     for img in imgs:
         assert img["natural"] > 0 and img["src"].endswith(".webp") and img["lazy"] == "lazy", img
@@ -119,13 +147,17 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     first_id = page.get_attribute(".ip-item >> nth=0", "data-image-id")
     page.locator(".ip-item >> nth=0").get_by_role("button", name="later").focus()
     page.keyboard.press("Enter")  # the keyboard, not only the mouse
-    page.wait_for_function("id => document.querySelectorAll('.ip-item')[1]?.dataset.imageId === id", arg=first_id,
-                           timeout=WAIT_MS)
+    page.wait_for_function(
+        "id => document.querySelectorAll('.ip-item')[1]?.dataset.imageId === id", arg=first_id, timeout=WAIT_MS
+    )
     cover = page.locator(".ip-item:has(.ip-open)").nth(2)  # a ready one (a failed image cannot be the cover)
     cover_id = cover.get_attribute("data-image-id")
     cover.get_by_role("button", name="cover").click()
-    page.wait_for_function("id => /cover/.test(document.querySelector(`.ip-item[data-image-id='${id}']`)?.textContent)",
-                           arg=cover_id, timeout=WAIT_MS)
+    page.wait_for_function(
+        "id => /cover/.test(document.querySelector(`.ip-item[data-image-id='${id}']`)?.textContent)",
+        arg=cover_id,
+        timeout=WAIT_MS,
+    )
     page.reload()
     page.wait_for_selector(".ip-gallery .ip-item")
     assert page.get_attribute(".ip-item >> nth=1", "data-image-id") == first_id
@@ -135,8 +167,11 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     item = page.locator(f".ip-item[data-image-id='{cover_id}']")
     item.get_by_role("textbox").fill("Sunny kitchen")
     item.get_by_role("textbox").press("Tab")
-    page.wait_for_function("id => document.querySelector(`.ip-item[data-image-id='${id}'] img`)?.alt === 'Sunny kitchen'",
-                           arg=cover_id, timeout=WAIT_MS)
+    page.wait_for_function(
+        "id => document.querySelector(`.ip-item[data-image-id='${id}'] img`)?.alt === 'Sunny kitchen'",
+        arg=cover_id,
+        timeout=WAIT_MS,
+    )
     assert requests.get(f"{site}/api/v1/images/{cover_id}", timeout=10).json()["alt_text"] == "Sunny kitchen"
 
     # delete one
@@ -144,8 +179,7 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     doomed = ready_items.nth(3).get_attribute("data-image-id")
     assert doomed != cover_id
     ready_items.nth(3).get_by_role("button", name="Delete").click()
-    page.wait_for_function("id => !document.querySelector(`.ip-item[data-image-id='${id}']`)", arg=doomed,
-                           timeout=WAIT_MS)
+    page.wait_for_function("id => !document.querySelector(`.ip-item[data-image-id='${id}']`)", arg=doomed, timeout=WAIT_MS)
     assert requests.get(f"{site}/api/v1/images/{doomed}", timeout=10).status_code == 404
 
     # detail view: the large rendition at this width, loaded first
@@ -209,8 +243,11 @@ def test_placeholder_until_the_photo_arrives_and_fallback_when_it_cannot(browser
     page.route("**/public/properties/**", lambda route: held.append(route))  # hold every rendition
     page.goto(f"{site}/#properties/{entity_id}")
     page.wait_for_selector(".ip-gallery .ip-image")
-    frames = page.eval_on_selector_all(".ip-gallery .ip-image", """fs => fs.map(f => ({
-        cls: f.className, canvas: !!f.querySelector('canvas.ip-placeholder'), bg: f.style.backgroundColor}))""")
+    frames = page.eval_on_selector_all(
+        ".ip-gallery .ip-image",
+        """fs => fs.map(f => ({
+        cls: f.className, canvas: !!f.querySelector('canvas.ip-placeholder'), bg: f.style.backgroundColor}))""",
+    )
     assert len(frames) == 2
     assert all("ip-loading" in f["cls"] and f["canvas"] and f["bg"] for f in frames), frames  # placeholder shown
     page.wait_for_function("n => n >= 2", arg=len(held))  # the browser asked for the photos, still held
@@ -247,9 +284,20 @@ def test_every_control_is_reachable_by_keyboard_with_a_visible_focus(browser, si
             outlines.add(info["outline"])
             assert info["opacity"] == "1", f"{info} has the focus but cannot be seen"
     text = " | ".join(reached)
-    for needed in ("INPUT:token", "SELECT:entity", "INPUT:entity_id", "BUTTON:Show", "DIV:drop", "BUTTON:Gallery",
-                   "BUTTON:Public listing", "BUTTON:Open", "Move Photo", "Make Photo", "Delete Photo",
-                   "INPUT:Alt text of"):
+    for needed in (
+        "INPUT:token",
+        "SELECT:entity",
+        "INPUT:entity_id",
+        "BUTTON:Show",
+        "DIV:drop",
+        "BUTTON:Gallery",
+        "BUTTON:Public listing",
+        "BUTTON:Open",
+        "Move Photo",
+        "Make Photo",
+        "Delete Photo",
+        "INPUT:Alt text of",
+    ):
         assert needed in text, f"{needed} not reached by Tab: {text}"
     assert outlines == {"solid"}  # :focus-visible draws an outline on every focused control
     assert page.get_attribute("#status", "aria-live") == "polite"
@@ -258,8 +306,7 @@ def test_every_control_is_reachable_by_keyboard_with_a_visible_focus(browser, si
     # drag and drop reorders as the buttons do, and the view follows the API's answer
     first = page.get_attribute(".ip-item >> nth=0", "data-image-id")
     page.drag_and_drop(".ip-item >> nth=0", ".ip-item >> nth=2")
-    page.wait_for_function("id => document.querySelectorAll('.ip-item')[2]?.dataset.imageId === id", arg=first,
-                           timeout=WAIT_MS)
+    page.wait_for_function("id => document.querySelectorAll('.ip-item')[2]?.dataset.imageId === id", arg=first, timeout=WAIT_MS)
     listed = requests.get(f"{site}/api/v1/properties/{entity_id}/images", timeout=10).json()["images"]
     assert str(listed[2]["id"]) == first
     context.close()
@@ -272,25 +319,42 @@ def _image_json(avif: bool, small: bool) -> dict:
     """An image as the API returns it, with CloudFront URLs (AWS_CLOUDFRONT_URL set)."""
     widths = {"thumbnail": 300, "medium": 640 if small else 800, "large": 640 if small else 1600}
     formats = ["jpeg", "webp"] + (["avif"] if avif else [])
-    return {"id": 5, "alt_text": "Kitchen", "placeholder": {"blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj",
-                                                             "dominant_color": "#8a7f73"},
-            "renditions": {name: {f: {"url": f"{CLOUDFRONT}/{name}_w{w}.{f}", "width": w, "height": w * 3 // 4,
-                                      "bytes": 1, "content_type": f"image/{f}"} for f in formats}
-                           for name, w in widths.items()}}
+    return {
+        "id": 5,
+        "alt_text": "Kitchen",
+        "placeholder": {"blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj", "dominant_color": "#8a7f73"},
+        "renditions": {
+            name: {
+                f: {
+                    "url": f"{CLOUDFRONT}/{name}_w{w}.{f}",
+                    "width": w,
+                    "height": w * 3 // 4,
+                    "bytes": 1,
+                    "content_type": f"image/{f}",
+                }
+                for f in formats
+            }
+            for name, w in widths.items()
+        },
+    }
 
 
 def test_image_sources_with_cloudfront_urls_avif_and_a_small_original(browser, site):
     page = browser.new_page()
     page.goto(f"{site}/")
-    out = page.evaluate("""async ([full, small]) => {
+    out = page.evaluate(
+        """async ([full, small]) => {
         const m = await import('/web/imagepipe.js');
         return {list: m.imageSources(full, 'list'), detail: m.imageSources(full, 'detail'),
-                small: m.imageSources(small, 'grid')}; }""", [_image_json(True, False), _image_json(False, True)])
+                small: m.imageSources(small, 'grid')}; }""",
+        [_image_json(True, False), _image_json(False, True)],
+    )
     page.close()
     lst = out["list"]
     assert [s["type"] for s in lst["sources"]] == ["image/avif", "image/webp"]
-    assert lst["sources"][1]["srcset"] == (f"{CLOUDFRONT}/thumbnail_w300.webp 300w, {CLOUDFRONT}/medium_w800.webp 800w, "
-                                           f"{CLOUDFRONT}/large_w1600.webp 1600w")
+    assert lst["sources"][1]["srcset"] == (
+        f"{CLOUDFRONT}/thumbnail_w300.webp 300w, {CLOUDFRONT}/medium_w800.webp 800w, {CLOUDFRONT}/large_w1600.webp 1600w"
+    )
     assert lst["sources"][0]["sizes"] == "(min-width: 40em) 300px, 100vw"
     assert lst["img"]["src"] == f"{CLOUDFRONT}/thumbnail_w300.jpeg" and lst["img"]["width"] == 300
     assert out["detail"]["img"]["src"] == f"{CLOUDFRONT}/large_w1600.jpeg"
@@ -308,8 +372,11 @@ def test_the_blurhash_decoder_matches_the_reference(browser, site):
     page = browser.new_page()
     page.goto(f"{site}/")
     for h in hashes:
-        ours = page.evaluate("""async (h) => { const m = await import('/web/imagepipe.js');
-                                return Array.from(m.decodeBlurhash(h, 16, 12)); }""", h)
+        ours = page.evaluate(
+            """async (h) => { const m = await import('/web/imagepipe.js');
+                                return Array.from(m.decodeBlurhash(h, 16, 12)); }""",
+            h,
+        )
         reference = blurhash.decode(h, 16, 12)  # rows of [r, g, b] pixels
         flat = [round(c) for row in reference for px in row for c in list(px)[:3]]
         mine = [v for i, v in enumerate(ours) if i % 4 != 3]

@@ -6,6 +6,7 @@ process group on the real Redis broker; its pool process is really killed. The i
 on is a progressive-JPEG scan bomb with the scan limit raised for this worker, so libvips sits
 in libjpeg's C code for ~20 s: long enough to be killed, and deaf to the soft time limit.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,8 +65,14 @@ def running_worker(settings_env: dict, log: Path, **env):
     full_env = {**settings_env, "CELERY_QUEUE": queue, "VIPS_CONCURRENCY": "1", **env}
     with open(log, "w") as out:
         cmd = worker_command(Settings.from_env(full_env), concurrency=1, pool="prefork")
-        proc = subprocess.Popen(cmd + ["--without-gossip", "--without-mingle"],
-                                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd + ["--without-gossip", "--without-mingle"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     worker = Worker(proc, queue, log)
     try:
         deadline = time.monotonic() + 60
@@ -88,8 +95,9 @@ def running_worker(settings_env: dict, log: Path, **env):
 @pytest.fixture(scope="module")
 def prefork_worker(settings_env, store, tmp_path_factory):
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with running_worker(settings_env, log, TASK_MAX_RETRIES="1", MAX_JPEG_SCANS="10000",
-                        TASK_SOFT_TIME_LIMIT_S="60", TASK_TIME_LIMIT_S="90") as worker:
+    with running_worker(
+        settings_env, log, TASK_MAX_RETRIES="1", MAX_JPEG_SCANS="10000", TASK_SOFT_TIME_LIMIT_S="60", TASK_TIME_LIMIT_S="90"
+    ) as worker:
         yield worker
 
 
@@ -101,8 +109,15 @@ def producer():
 
 
 def _ingest(session, store, settings, data: bytes, name: str) -> int:
-    result = ingest_upload(session, store, settings, entity_type="properties", entity_id=new_entity_id(),
-                           user_id=7, files=[IncomingFile(io.BytesIO(data), name, "image/jpeg")])
+    result = ingest_upload(
+        session,
+        store,
+        settings,
+        entity_type="properties",
+        entity_id=new_entity_id(),
+        user_id=7,
+        files=[IncomingFile(io.BytesIO(data), name, "image/jpeg")],
+    )
     session.commit()
     return result.images[0].id
 
@@ -128,11 +143,9 @@ def bomb() -> bytes:
     return scan_bomb(8000, 8000, 2000)  # ~20 s inside libjpeg
 
 
-def test_hard_time_limit_fails_the_image_and_the_worker_carries_on(prefork_worker, producer, session, store,
-                                                                     settings, bomb):
+def test_hard_time_limit_fails_the_image_and_the_worker_carries_on(prefork_worker, producer, session, store, settings, bomb):
     image_id = _ingest(session, store, settings, bomb, "slow.jpg")
-    producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=prefork_worker.queue,
-                       soft_time_limit=1, time_limit=3)
+    producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=prefork_worker.queue, soft_time_limit=1, time_limit=3)
     image = _wait_for(session, image_id, prefork_worker, lambda i: i.status == "failed", 60, "failed")
     assert image.error_code == "processing_timeout"
     assert image.error_message == FAILURE_MESSAGES["processing_timeout"]
@@ -150,7 +163,7 @@ def test_hard_time_limit_fails_the_image_and_the_worker_carries_on(prefork_worke
     while f"{task.id}] succeeded" not in prefork_worker.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     text = prefork_worker.log.read_text()
-    lines = [json.loads(line) for line in text[text.index('{"ts"'):].splitlines() if line.strip()]
+    lines = [json.loads(line) for line in text[text.index('{"ts"') :].splitlines() if line.strip()]
     assert any(r["logger"] == "celery.worker.request" and r["msg"].startswith("Hard time limit") for r in lines)
     assert any("exited with 'signal 9 (SIGKILL)'" in r["msg"] for r in lines)  # billiard's own line
     [failed] = [r for r in lines if r["logger"] == "workers.tasks" and f"image {image_id} failed" in r["msg"]]
@@ -160,15 +173,19 @@ def test_hard_time_limit_fails_the_image_and_the_worker_carries_on(prefork_worke
     assert not any(r["logger"] == "pyvips" for r in lines)  # libvips' INFO chatter stays out
 
 
-def test_a_file_that_kills_its_worker_every_time_is_retried_then_failed(prefork_worker, producer, session, store,
-                                                                          settings, bomb):
+def test_a_file_that_kills_its_worker_every_time_is_retried_then_failed(prefork_worker, producer, session, store, settings, bomb):
     image_id = _ingest(session, store, settings, bomb + b"\x00", "deadly.jpg")  # not a duplicate of the last test
     producer.send_task(PROCESS_IMAGE_TASK, args=[image_id], queue=prefork_worker.queue)
     claimed_at = None
     for attempt in range(2):  # TASK_MAX_RETRIES=1: the first run and one retry
-        image = _wait_for(session, image_id, prefork_worker,
-                          lambda i, seen=claimed_at: i.status == "processing" and i.updated_at != seen,
-                          60, f"claimed (attempt {attempt + 1})")
+        image = _wait_for(
+            session,
+            image_id,
+            prefork_worker,
+            lambda i, seen=claimed_at: i.status == "processing" and i.updated_at != seen,
+            60,
+            f"claimed (attempt {attempt + 1})",
+        )
         claimed_at = image.updated_at
         time.sleep(0.5)  # inside libjpeg by now
         (child,) = prefork_worker.children()
@@ -182,8 +199,9 @@ def test_a_file_that_kills_its_worker_every_time_is_retried_then_failed(prefork_
     assert any(f"image {image_id} failed for good" in r["msg"] and "worker process died" in r["msg"] for r in lines)
 
 
-def test_a_pool_process_over_its_memory_limit_is_replaced_after_its_task(settings_env, store, producer, session,
-                                                                        settings, tmp_path):
+def test_a_pool_process_over_its_memory_limit_is_replaced_after_its_task(
+    settings_env, store, producer, session, settings, tmp_path
+):
     """WORKER_MAX_MEMORY_MB: a process that stays big after a task gives way to a fresh one.
     With a 1 MB limit every process is over it after any image, so each image gets a new one."""
     with running_worker(settings_env, tmp_path / "worker.log", WORKER_MAX_MEMORY_MB="1") as worker:

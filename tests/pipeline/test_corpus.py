@@ -3,6 +3,7 @@
 photos/ and accept/ render; reject/ and PngSuite's x*.png are refused with the right code;
 the other PngSuite files decode to the same pixels as an independent decoder (Pillow).
 """
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,7 @@ LOADERS = {"jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload
 
 
 def _files(folder: str, prefix: str = "") -> list[str]:
-    return sorted(p.name for p in (CORPUS / folder).iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.name.startswith(prefix))
+    return sorted(p.name for p in (CORPUS / folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name.startswith(prefix))
 
 
 def _renders_correctly(folder: str, name: str) -> None:
@@ -136,7 +136,7 @@ def test_pngsuite_decodes_to_the_same_pixels_as_pillow(name):
         # Its tRNS marks grey 15 of 4 bits (white) transparent; Pillow compares the unscaled
         # value with 8-bit samples and keeps white opaque. libvips follows the PNG spec.
         for n in range(0, len(theirs), 4):
-            if theirs[n:n + 3] == b"\xff\xff\xff":
+            if theirs[n : n + 3] == b"\xff\xff\xff":
                 theirs[n + 3] = 0
     worst = 0
     for n in range(0, len(ours), 4):
@@ -174,6 +174,5 @@ def test_bombs_are_refused_in_small_memory():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     codes, grown_kib = out.stdout.split()
-    assert codes.split(",") == ["image_too_large", "image_too_large", "unsupported_media_type",
-                                "unsupported_media_type"]
+    assert codes.split(",") == ["image_too_large", "image_too_large", "unsupported_media_type", "unsupported_media_type"]
     assert int(grown_kib) < 32 * 1024, f"peak RSS grew by {int(grown_kib) // 1024} MiB"

@@ -2,6 +2,7 @@
 JPEG pixel for pixel (only the JFIF header differs, a few bytes), for colour, grey, alpha,
 progressive and 4:4:4 renditions alike. So choosing the faster build (pipeline/encoders.py)
 changes nothing anyone can see."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,12 @@ def _images() -> dict[str, pyvips.Image]:
     colour = photo.thumbnail_image(1600).copy_memory()
     alpha = pyvips.Image.new_from_file(str(corpus("photos", "paper_alpha_2048x1536.png"))).thumbnail_image(800)
     grey = colour.thumbnail_image(300).colourspace("b-w").copy_memory()
-    return {"colour": colour, "alpha": alpha.copy_memory(), "grey": grey,
-            "grey+alpha": grey.bandjoin(grey.linear(0.5, 40).cast("uchar")).copy_memory()}
+    return {
+        "colour": colour,
+        "alpha": alpha.copy_memory(),
+        "grey": grey,
+        "grey+alpha": grey.bandjoin(grey.linear(0.5, 40).cast("uchar")).copy_memory(),
+    }
 
 
 IMAGES = _images()
@@ -45,13 +50,16 @@ def test_webp_from_pillow_is_byte_identical(name, quality, effort):
 
 
 @pytest.mark.parametrize("name", ["colour", "grey"])
-@pytest.mark.parametrize("rendition,quality,subsample", [
-    ("medium", 82, "auto"),  # 4:2:0, baseline
-    ("large", 82, "auto"),  # progressive (JPEG_PROGRESSIVE=large)
-    ("medium", 92, "auto"),  # q >= 90: 4:4:4, as libvips decides
-    ("thumbnail", 75, "off"),
-    ("thumbnail", 95, "on"),
-])
+@pytest.mark.parametrize(
+    "rendition,quality,subsample",
+    [
+        ("medium", 82, "auto"),  # 4:2:0, baseline
+        ("large", 82, "auto"),  # progressive (JPEG_PROGRESSIVE=large)
+        ("medium", 92, "auto"),  # q >= 90: 4:4:4, as libvips decides
+        ("thumbnail", 75, "off"),
+        ("thumbnail", 95, "on"),
+    ],
+)
 def test_jpeg_from_pillow_has_the_same_pixels_and_size(name, rendition, quality, subsample):
     spec = RenditionSpec(rendition, 800, "jpeg", quality)
     pillow = encoders.encode(IMAGES[name], spec, dataclasses.replace(PILLOW, jpeg_subsample=subsample))
@@ -66,8 +74,7 @@ def test_pillow_writes_no_metadata():
     out = encoders.encode(IMAGES["colour"], spec, PILLOW)
     img = pyvips.Image.new_from_buffer(out, "")
     assert not [f for f in img.get_fields() if f.startswith(("exif", "xmp", "iptc", "icc"))]
-    webp = pyvips.Image.new_from_buffer(encoders.encode(IMAGES["colour"], RenditionSpec("medium", 800, "webp", 80),
-                                                        PILLOW), "")
+    webp = pyvips.Image.new_from_buffer(encoders.encode(IMAGES["colour"], RenditionSpec("medium", 800, "webp", 80), PILLOW), "")
     assert not [f for f in webp.get_fields() if f.startswith(("exif", "xmp", "iptc", "icc"))]
 
 

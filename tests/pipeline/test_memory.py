@@ -1,6 +1,7 @@
 """Decoders that cannot stream hold the whole frame: the probe's estimate of that memory is
 checked against what rendering really takes (peak RSS in a fresh interpreter), and an image
 whose estimate is over the limit is refused from its header, in small memory."""
+
 from __future__ import annotations
 
 import subprocess
@@ -65,10 +66,14 @@ def _estimate(data: bytes) -> int:
 
     info = probe(data, UNLIMITED)
     header = pyvips.Image.new_from_buffer(data, "")
-    png = PngHeader(bool(header.get("interlaced")) if header.get_typeof("interlaced") else False, header.bands,
-                    header.format) if info.format == "png" else None
-    return decode_memory(info.format, data, info.width * info.height,
-                         jpeg=jpeg_layout(data) if info.format == "jpeg" else None, png=png)[0]
+    png = (
+        PngHeader(bool(header.get("interlaced")) if header.get_typeof("interlaced") else False, header.bands, header.format)
+        if info.format == "png"
+        else None
+    )
+    return decode_memory(
+        info.format, data, info.width * info.height, jpeg=jpeg_layout(data) if info.format == "jpeg" else None, png=png
+    )[0]
 
 
 # 12 MP each, the size of a phone photo.
@@ -97,7 +102,8 @@ def test_decode_memory_estimate_bounds_what_rendering_takes(name, tmp_path):
         assert estimate == 0
     else:
         assert estimate >= 24 * MIB and grown >= estimate // 2, (
-            f"{name}: grew {grown // MIB} MB, estimated {estimate // MIB} MB: the estimate is far too high")
+            f"{name}: grew {grown // MIB} MB, estimated {estimate // MIB} MB: the estimate is far too high"
+        )
 
 
 def test_an_avif_memory_bomb_is_refused_from_its_header_in_small_memory(tmp_path):
@@ -144,4 +150,3 @@ def test_webp_bitstream_kind_is_read_from_its_chunks():
     assert _webp_lossless(_gradient(400, 300, 4).webpsave_buffer(lossless=True))  # VP8X + VP8L
     assert not _webp_lossless(frames.webpsave_buffer(Q=80))  # ANMF frames holding VP8
     assert _webp_lossless(frames.webpsave_buffer(lossless=True))  # ANMF frames holding VP8L
-

@@ -1,4 +1,5 @@
 """pipeline/ on real corpus files: what a user checks in the rendition files themselves."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,9 +35,12 @@ def test_photo_renders_six_renditions_at_the_right_widths():
     result = render(data, info)
     got = {(r.spec.name, r.spec.format): (r.width, r.height) for r in result.renditions}
     assert got == {
-        ("large", "jpeg"): (1600, 1200), ("large", "webp"): (1600, 1200),
-        ("medium", "jpeg"): (800, 600), ("medium", "webp"): (800, 600),
-        ("thumbnail", "jpeg"): (300, 225), ("thumbnail", "webp"): (300, 225),
+        ("large", "jpeg"): (1600, 1200),
+        ("large", "webp"): (1600, 1200),
+        ("medium", "jpeg"): (800, 600),
+        ("medium", "webp"): (800, 600),
+        ("thumbnail", "jpeg"): (300, 225),
+        ("thumbnail", "webp"): (300, 225),
     }
     for r in result.renditions:
         img = _load(r.data)
@@ -69,7 +73,6 @@ def test_very_tall_pictures_fit_webp_and_keep_their_aspect(width, height):
     assert max(h for sizes in by_name.values() for _, h in sizes) == 16_383
 
 
-
 @pytest.mark.parametrize("name", ["canon-sx60_orient6_2048x1536.jpg", "waterfall_progressive_orient6_308x231.jpg"])
 def test_exif_orientation_6_comes_out_upright(name):
     data = corpus("photos", name).read_bytes()
@@ -82,8 +85,7 @@ def test_exif_orientation_6_comes_out_upright(name):
         assert not img.get_typeof("orientation") or img.get("orientation") == 1
 
 
-@pytest.mark.parametrize("name", ["nikon-p6000_small_640x480.jpg", "canon-sx60_orient6_2048x1536.jpg",
-                                  "iphone6_3264x2448.jpg"])
+@pytest.mark.parametrize("name", ["nikon-p6000_small_640x480.jpg", "canon-sx60_orient6_2048x1536.jpg", "iphone6_3264x2448.jpg"])
 def test_no_rendition_keeps_exif_xmp_or_gps(name):
     data = corpus("photos", name).read_bytes()
     source_fields = pyvips.Image.new_from_buffer(data, "").get_fields()
@@ -118,16 +120,27 @@ def test_cmyk_jpeg_is_rendered_in_srgb():
         assert img.interpretation == "srgb" and img.bands == 3
 
 
-@pytest.mark.parametrize("name", ["libvips-truncated.jpg", "thumbor-BlueSquare_truncated.jpg",
-                                  "pillow-truncated_jpeg.jpg", "pillow-broken_data_stream.png"])
+@pytest.mark.parametrize(
+    "name",
+    ["libvips-truncated.jpg", "thumbor-BlueSquare_truncated.jpg", "pillow-truncated_jpeg.jpg", "pillow-broken_data_stream.png"],
+)
 def test_damaged_data_is_corrupt_not_papered_over(name):
     data = corpus("reject", name).read_bytes()
     with pytest.raises(CorruptImage):
         render(data, probe(data, ImageLimits(min_side_px=1)))
 
 
-@pytest.mark.parametrize("name", ["libvips-logo.svg", "libvips-blankpage.pdf", "libvips-cogs.gif",
-                                  "thumbor-1x1.psd", "pillow-reallybig.bmp", "thumbor-image_invalid.jpg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "libvips-logo.svg",
+        "libvips-blankpage.pdf",
+        "libvips-cogs.gif",
+        "thumbor-1x1.psd",
+        "pillow-reallybig.bmp",
+        "thumbor-image_invalid.jpg",
+    ],
+)
 def test_formats_we_do_not_serve_are_refused_from_their_bytes(name):
     with pytest.raises(UnsupportedMediaType):
         probe(corpus("reject", name).read_bytes())
@@ -146,7 +159,6 @@ def test_limits_are_checked_before_decoding():
         probe(data, ImageLimits(min_side_px=481))
     with pytest.raises(ImageTooLarge):
         probe(data, ImageLimits(max_side_px=639))
-
 
 
 def test_jpeg_layout_is_read_from_the_structure():
@@ -187,7 +199,6 @@ def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
     assert probe(small, ImageLimits(min_side_px=1, max_jpeg_scans=150)).format == "jpeg"
     with pytest.raises(ImageTooComplex):
         probe(small, ImageLimits(min_side_px=1, max_jpeg_scans=149))
-
 
 
 def test_a_flood_of_empty_jpeg_segments_is_refused_without_walking_it_all():
@@ -234,6 +245,7 @@ def test_spec_string_is_part_of_the_key_and_changes_with_the_spec():
 
 
 # --- orientation ------------------------------------------------------------------------
+
 
 def _quadrants(width: int = 120, height: int = 80) -> pyvips.Image:
     """A landscape image whose four quadrants have distinct colours: any flip or turn shows."""
@@ -297,8 +309,13 @@ PATCHES = [[200, 60, 40], [40, 160, 90], [90, 110, 150], [128, 128, 128]]  # ins
 
 def _patches() -> pyvips.Image:
     tiles = [(pyvips.Image.black(64, 64) + c).cast("uchar") for c in PATCHES]
-    return tiles[0].join(tiles[1], "horizontal").join(tiles[2], "horizontal").join(
-        tiles[3], "horizontal").copy(interpretation="srgb")
+    return (
+        tiles[0]
+        .join(tiles[1], "horizontal")
+        .join(tiles[2], "horizontal")
+        .join(tiles[3], "horizontal")
+        .copy(interpretation="srgb")
+    )
 
 
 @pytest.mark.parametrize("profile,tolerance", [("p3", 4), ("cmyk", 10)])  # CMYK greys drift a little
@@ -345,6 +362,7 @@ def test_sixteen_bit_png_becomes_eight_bit():
 
 
 # --- HEIC, AVIF and animation -------------------------------------------------------------
+
 
 def test_heic_is_decoded_with_pi_heif_although_libvips_cannot():
     data = corpus("accept", "thumbor-image.heic").read_bytes()
@@ -406,10 +424,11 @@ def test_avif_output_is_available_behind_a_setting():
 
 # --- encoder settings -------------------------------------------------------------------
 
+
 def _jpeg_sof(data: bytes) -> int:
     i = 2
     while i < len(data):
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
         if 0xC0 <= marker <= 0xC2:
             return marker
         i += 2 + length
@@ -427,7 +446,6 @@ def test_only_large_is_progressive_by_default_and_settings_change_it():
     assert {_load(r.data).get("jpeg-chroma-subsample") for r in jpegs} == {"4:4:4"}
 
 
-
 # JPEG Annex K's standard luminance DC table: its 16 code-length counts. An encoder that does
 # not optimise Huffman coding writes exactly these; an optimised one writes the image's own.
 _ANNEX_K_LUMA_DC_BITS = bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
@@ -436,11 +454,11 @@ _ANNEX_K_LUMA_DC_BITS = bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
 def _luma_dc_bits(data: bytes) -> bytes:
     i = 2
     while i < len(data):
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
         if marker == 0xC4:  # DHT: one or more (class/id, 16 counts, symbols) tables
             j = i + 4
             while j < i + 2 + length:
-                table, bits = data[j], data[j + 1:j + 17]
+                table, bits = data[j], data[j + 1 : j + 17]
                 if table == 0x00:  # DC, table 0
                     return bytes(bits)
                 j += 17 + sum(bits)
@@ -466,16 +484,17 @@ def test_huffman_optimisation_is_a_setting():
 def test_png_compression_is_a_setting_and_lossless():
     data = corpus("photos", "paper_alpha_2048x1536.png").read_bytes()
     info = probe(data)
-    fast = {r.spec.name: r.data for r in render(data, info, EncoderSettings(png_compression=1)).renditions
-            if r.spec.format == "png"}
-    small = {r.spec.name: r.data for r in render(data, info, EncoderSettings(png_compression=9)).renditions
-             if r.spec.format == "png"}
+    fast = {
+        r.spec.name: r.data for r in render(data, info, EncoderSettings(png_compression=1)).renditions if r.spec.format == "png"
+    }
+    small = {
+        r.spec.name: r.data for r in render(data, info, EncoderSettings(png_compression=9)).renditions if r.spec.format == "png"
+    }
     assert set(fast) == {"large", "medium", "thumbnail"}
     for name in fast:
         assert len(small[name]) < len(fast[name])
         a, b = _load(fast[name]), _load(small[name])
         assert a.bands == 4 and (a - b).abs().max() == 0
-
 
 
 def test_an_encoder_failure_is_not_blamed_on_the_upload():
@@ -493,6 +512,7 @@ def test_an_encoder_failure_is_not_blamed_on_the_upload():
 
 # --- placeholders and capture metadata ----------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["flickr-saw_2725x2225.jpg", "tree_1024x772.webp", "canon-300d_cmyk_500x333.jpg"])
 def test_blurhash_matches_the_reference_encoder(name):
     import blurhash as reference
@@ -501,8 +521,9 @@ def test_blurhash_matches_the_reference_encoder(name):
 
     img = pyvips.Image.thumbnail_buffer(corpus("photos", name).read_bytes(), 32, height=32).colourspace("srgb")
     rgb = bytes(img.write_to_memory())
-    rows = [[list(rgb[(y * img.width + x) * 3:(y * img.width + x) * 3 + 3]) for x in range(img.width)]
-            for y in range(img.height)]
+    rows = [
+        [list(rgb[(y * img.width + x) * 3 : (y * img.width + x) * 3 + 3]) for x in range(img.width)] for y in range(img.height)
+    ]
     assert blurhash_encode(rgb, img.width, img.height, 4, 3) == reference.encode(rows, 4, 3)
 
 
@@ -517,14 +538,19 @@ def test_placeholders_describe_the_picture():
     assert len(p.blurhash) == 28  # 4 x 3 components for a landscape picture
     # Transparent pixels do not count: a mostly transparent red image is red.
     alpha = (pyvips.Image.black(100, 100) + 0).cast("uchar").insert((pyvips.Image.black(20, 20) + 255).cast("uchar"), 0, 0)
-    rgba = (pyvips.Image.black(100, 100) + [0, 0, 255]).cast("uchar").insert(
-        (pyvips.Image.black(20, 20) + [255, 0, 0]).cast("uchar"), 0, 0).bandjoin(alpha).copy(interpretation="srgb")
+    rgba = (
+        (pyvips.Image.black(100, 100) + [0, 0, 255])
+        .cast("uchar")
+        .insert((pyvips.Image.black(20, 20) + [255, 0, 0]).cast("uchar"), 0, 0)
+        .bandjoin(alpha)
+        .copy(interpretation="srgb")
+    )
     dominant = placeholders(rgba).dominant_color
     assert int(dominant[1:3], 16) > 240 and int(dominant[3:5], 16) < 16 and int(dominant[5:7], 16) < 16, dominant
     # A faint overlay (no pixel even half opaque) still has its colour, grey + alpha included.
     faint = (pyvips.Image.black(100, 100, bands=2) + [120, 60]).cast("uchar").copy(interpretation="b-w")
     grey = placeholders(faint).dominant_color
-    assert all(abs(int(grey[i:i + 2], 16) - 120) <= 1 for i in (1, 3, 5)), grey  # resizing premultiplies: +-1
+    assert all(abs(int(grey[i : i + 2], 16) - 120) <= 1 for i in (1, 3, 5)), grey  # resizing premultiplies: +-1
     clear = (pyvips.Image.black(100, 100, bands=4) + [200, 10, 10, 0]).cast("uchar").copy(interpretation="srgb")
     assert placeholders(clear).dominant_color == "#000000"  # fully transparent: no colour to speak of
 

@@ -1,4 +1,5 @@
 """The ObjectStore contract, run against the local store, SeaweedFS and moto's S3 server."""
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,13 @@ def any_store(request, tmp_path):
 
 def test_put_head_get_roundtrip_with_metadata(any_store):
     key = f"public/properties/1/{secrets.token_hex(4)}/thumbnail_w300_q82.jpg"
-    info = any_store.put(key, b"\xff\xd8\xffdata", content_type="image/jpeg",
-                         cache_control="public, max-age=60", metadata={"image_id": 7, "user-id": 3})
+    info = any_store.put(
+        key,
+        b"\xff\xd8\xffdata",
+        content_type="image/jpeg",
+        cache_control="public, max-age=60",
+        metadata={"image_id": 7, "user-id": 3},
+    )
     assert info.size == 7
     head = any_store.head(key)
     assert (head.size, head.content_type, head.cache_control) == (7, "image/jpeg", "public, max-age=60")
@@ -57,14 +63,12 @@ def test_copy_keeps_the_headers_or_replaces_them_when_given(any_store):
     any_store.put(source, payload, content_type="image/png", metadata={"upload": "u1"})
     kept, replaced = f"x/{secrets.token_hex(4)}/kept", f"originals/properties/1/{secrets.token_hex(4)}.jpg"
     any_store.copy(source, kept)
-    any_store.copy(source, replaced, content_type="image/jpeg", cache_control="private, max-age=0",
-                   metadata={"image_id": 9})
+    any_store.copy(source, replaced, content_type="image/jpeg", cache_control="private, max-age=0", metadata={"image_id": 9})
     assert any_store.get(kept) == payload and any_store.get(replaced) == payload
     head = any_store.head(kept)
     assert (head.content_type, head.metadata) == ("image/png", {"upload": "u1"})
     head = any_store.head(replaced)
-    assert (head.content_type, head.cache_control, head.metadata) == ("image/jpeg", "private, max-age=0",
-                                                                      {"image-id": "9"})
+    assert (head.content_type, head.cache_control, head.metadata) == ("image/jpeg", "private, max-age=0", {"image-id": "9"})
     assert any_store.head(source).content_type == "image/png"  # the source is untouched
 
 
@@ -135,8 +139,9 @@ def test_local_store_refuses_keys_that_escape_its_root(tmp_path):
 
 def test_transient_errors_are_retried_then_succeed(seaweed, store):
     with FlakyProxy(seaweed.endpoint_url) as proxy:
-        s = _s3(proxy.url, store.bucket, seaweed.credentials.access_key_id, seaweed.credentials.secret_access_key,
-                max_backoff_s=0.05)
+        s = _s3(
+            proxy.url, store.bucket, seaweed.credentials.access_key_id, seaweed.credentials.secret_access_key, max_backoff_s=0.05
+        )
         key = f"staging/{secrets.token_hex(6)}"
         proxy.fail_next = 2
         s.put(key, io.BytesIO(b"retried body"), content_type="image/jpeg")
@@ -147,8 +152,14 @@ def test_transient_errors_are_retried_then_succeed(seaweed, store):
 
 def test_retries_are_bounded_and_errors_normalised(seaweed, store):
     with FlakyProxy(seaweed.endpoint_url) as proxy:
-        s = _s3(proxy.url, store.bucket, seaweed.credentials.access_key_id, seaweed.credentials.secret_access_key,
-                max_attempts=3, max_backoff_s=0.05)
+        s = _s3(
+            proxy.url,
+            store.bucket,
+            seaweed.credentials.access_key_id,
+            seaweed.credentials.secret_access_key,
+            max_attempts=3,
+            max_backoff_s=0.05,
+        )
         proxy.fail_next = 100
         before = proxy.requests
         with pytest.raises(TransientStorageError):

@@ -1,4 +1,5 @@
 """Read container structure (not pixels) to see which metadata blocks a file carries."""
+
 from __future__ import annotations
 
 import struct
@@ -21,8 +22,8 @@ def _jpeg(data: bytes) -> list[str]:
         marker = data[i + 1]
         if marker == 0xDA:  # start of scan: metadata segments all come before it
             break
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
-        payload = data[i + 4:i + 2 + length]
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        payload = data[i + 4 : i + 2 + length]
         if marker == 0xE1:
             out.append("exif" if payload.startswith(b"Exif\x00") else "xmp" if b"xmp" in payload[:40].lower() else "app1")
         elif marker == 0xED:
@@ -36,7 +37,7 @@ def _jpeg(data: bytes) -> list[str]:
 def _png(data: bytes) -> list[str]:
     out, i = [], 8
     while i + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
         if kind in (b"eXIf", b"iTXt", b"tEXt", b"zTXt", b"iCCP"):
             out.append(kind.decode())
         i += 12 + length
@@ -46,7 +47,7 @@ def _png(data: bytes) -> list[str]:
 def _webp(data: bytes) -> list[str]:
     out, i = [], 12
     while i + 8 <= len(data):
-        kind, length = struct.unpack("<4sI", data[i:i + 8])
+        kind, length = struct.unpack("<4sI", data[i : i + 8])
         if kind in (b"EXIF", b"XMP ", b"ICCP"):
             out.append(kind.decode().strip())
         i += 8 + length + (length & 1)

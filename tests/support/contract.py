@@ -1,4 +1,5 @@
 """Check responses against the OpenAPI document as the suite makes them."""
+
 from __future__ import annotations
 
 import re

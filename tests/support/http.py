@@ -1,4 +1,5 @@
 """Talking to the live API the way a client does."""
+
 from __future__ import annotations
 
 import time
@@ -8,12 +9,17 @@ import requests
 
 def upload(base: str, headers: dict, entity: str, entity_id: int, path, name: str | None = None):
     with open(path, "rb") as fh:
-        return requests.post(f"{base}/api/v1/{entity}/{entity_id}/images", headers=headers,
-                             files={"file": (name or path.name, fh, "image/jpeg")}, timeout=30)
+        return requests.post(
+            f"{base}/api/v1/{entity}/{entity_id}/images",
+            headers=headers,
+            files={"file": (name or path.name, fh, "image/jpeg")},
+            timeout=30,
+        )
 
 
-def wait_for_job(base: str, headers: dict, status_url: str, timeout_s: float = 90.0, *, poll_s: float = 0.2,
-                 session=requests) -> dict:
+def wait_for_job(
+    base: str, headers: dict, status_url: str, timeout_s: float = 90.0, *, poll_s: float = 0.2, session=requests
+) -> dict:
     """The job once it has ended, with the statuses seen on the way (`_seen`); the benchmarks
     poll faster, on a session of their own."""
     seen = []

@@ -6,6 +6,7 @@ few bytes to send and a full pass over every 8x8 block to decode. libjpeg decode
 complaint (a repeated band is only a warning); this is the LJT-01-003 issue of libjpeg-turbo's
 report "Two Issues with the JPEG Standard".
 """
+
 from __future__ import annotations
 
 import struct

@@ -1,5 +1,6 @@
 """Task queues for tests of the API alone: one that records what it was asked to send, (the real
 producer, CeleryQueue, is tested against a broker that refuses connections)."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """A webhook receiver on loopback, for job callbacks."""
+
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,7 @@
 """Private, real instances of the services for the fault suite: a Redis server and a PostgreSQL
 cluster of its own (so stopping, freezing and restarting them touches nothing else on the
 machine), each on a free loopback port, with the faults an operator's bad day brings."""
+
 from __future__ import annotations
 
 import os
@@ -61,9 +62,26 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "everysec", "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--dir",
+                str(self.folder),
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _wait_port(self.port, 20, lambda: self.proc.poll() is None)
         return self
 
@@ -102,19 +120,23 @@ class PrivatePostgres:
             self.folder.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 shutil.chown(self.folder, "postgres", "postgres")
-            self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres",
-                              "--no-sync")
-        self._ctl("start", "-w", "-o",
-                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off")
+            self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "--no-sync")
+        self._ctl(
+            "start",
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off",
+        )
         return self
 
     def _ctl(self, *args: str) -> None:
         self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "pg.log"), *args)
 
     def restart(self) -> None:
-        self._ctl("restart", "-m", "fast", "-w", "-o",
-                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off")
+        self._ctl(
+            "restart", "-m", "fast", "-w", "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        )
 
     def stop(self) -> None:
         try:
@@ -138,9 +160,14 @@ class PrivatePostgres:
         engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
-                return len(conn.execute(text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")).all())
+                return len(
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                        )
+                    ).all()
+                )
         finally:
             engine.dispose()
 

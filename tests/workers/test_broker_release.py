@@ -7,6 +7,7 @@ kombu's Redis transport restore them through the released transport, which raise
 the worker exits: a fresh-clone run of the chaos suite's redis-stop scenario lost its worker so.
 workers/broker.py guards the restore; the messages stay in Redis' unacked set, and any worker
 puts them back on the queue once the visibility timeout has passed."""
+
 from __future__ import annotations
 
 import pytest

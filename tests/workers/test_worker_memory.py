@@ -1,6 +1,7 @@
 """workers/memory.py: the worker limits glibc's malloc arenas to two (unless the operator set
 MALLOC_ARENA_MAX) and trims the heap after each task; bench/e2e.py measures the effect on a
 pool process's memory over 1 000 images."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,7 @@ print(limited, open(path).read().count("<heap nr="))
 
 
 def _run(env: dict) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     limited, arenas = out.stdout.split()
     return limited, int(arenas)

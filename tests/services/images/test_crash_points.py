@@ -4,6 +4,7 @@ task, or the sweep, always brings the database and the bucket back into agreemen
 The crash is an exception that nothing of ours catches (a BaseException, as SystemExit is),
 raised by the real store or queue at the chosen step; what was committed before it stays, what
 was not is rolled back, exactly as when the process is killed there."""
+
 from __future__ import annotations
 
 import io
@@ -69,16 +70,29 @@ def units(engine):
 
 def _upload(units, store, settings, queue, data: bytes, entity_id: int) -> list[int]:
     with units() as session:
-        result = ingest_upload(session, store, settings, entity_type="properties", entity_id=entity_id, user_id=5,
-                               files=[IncomingFile(io.BytesIO(data), "p.jpg", "image/jpeg")])
+        result = ingest_upload(
+            session,
+            store,
+            settings,
+            entity_type="properties",
+            entity_id=entity_id,
+            user_id=5,
+            files=[IncomingFile(io.BytesIO(data), "p.jpg", "image/jpeg")],
+        )
         accept(session, queue, result)
         return [i.id for i in result.images]
 
 
 def _sweep(units, store, queue, later_s: float = 3600, hard_limit_s: float = 180):
     with units() as session:
-        return sweep(session, store, queue, grace_s=60, processing_limit_s=2 * hard_limit_s + 60,
-                     now=datetime.now(UTC) + timedelta(seconds=later_s))
+        return sweep(
+            session,
+            store,
+            queue,
+            grace_s=60,
+            processing_limit_s=2 * hard_limit_s + 60,
+            now=datetime.now(UTC) + timedelta(seconds=later_s),
+        )
 
 
 def _consistent(units, store, entity_id: int) -> dict[int, str]:
@@ -94,7 +108,7 @@ def _consistent(units, store, entity_id: int) -> dict[int, str]:
                 assert len(image.renditions) == 6
     present = {o.key for o in store.list(f"public/properties/{entity_id}/")}
     present |= {o.key for o in store.list(f"originals/properties/{entity_id}/")}
-    assert present == expected, (present ^ expected)
+    assert present == expected, present ^ expected
     return statuses
 
 
@@ -172,8 +186,9 @@ def test_crash_mid_delete_is_finished_by_the_retry_or_the_sweep(units, store, se
     assert process.run(units, store, settings, RecordingQueue(), image_id) == "ready"
     with pytest.raises(Crash):
         with units() as session:
-            manage.delete_image(session, CrashingStore(store, "delete_many", partial=True), RecordingQueue(),
-                                session.get(Image, image_id))
+            manage.delete_image(
+                session, CrashingStore(store, "delete_many", partial=True), RecordingQueue(), session.get(Image, image_id)
+            )
     assert _status(units, image_id) == ImageStatus.DELETING  # hidden, half its objects gone
     left = list(store.list(rendition_prefix("properties", entity_id, image_id)))
     assert 0 < len(left) < 6
@@ -196,9 +211,11 @@ def test_the_sweep_command_runs_against_the_configured_services(settings_env):
 
     from tests.conftest import ROOT
 
-    out = subprocess.run([sys.executable, "-m", "cli.main", "sweep"], cwd=ROOT, env=settings_env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "sweep"], cwd=ROOT, env=settings_env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(report) == {"requeued", "failed", "purges", "uploads_expired", "staging_deleted",
-                           "usage_rows_merged"} and all(v >= 0 for v in report.values())
+    assert set(report) == {"requeued", "failed", "purges", "uploads_expired", "staging_deleted", "usage_rows_merged"} and all(
+        v >= 0 for v in report.values()
+    )

@@ -1,4 +1,5 @@
 """services.images.process without a broker: idempotency, deterministic keys, permanent failures."""
+
 from __future__ import annotations
 
 import io
@@ -30,8 +31,15 @@ def run(engine, session, store, settings):
 
 
 def _ingest(session, store, settings, path, entity="properties", entity_id=None):
-    result = ingest_upload(session, store, settings, entity_type=entity, entity_id=entity_id or new_entity_id(),
-                           user_id=7, files=[IncomingFile(io.BytesIO(path.read_bytes()), path.name, "image/jpeg")])
+    result = ingest_upload(
+        session,
+        store,
+        settings,
+        entity_type=entity,
+        entity_id=entity_id or new_entity_id(),
+        user_id=7,
+        files=[IncomingFile(io.BytesIO(path.read_bytes()), path.name, "image/jpeg")],
+    )
     session.commit()
     return result
 
@@ -73,8 +81,15 @@ def test_rerun_after_a_crash_before_commit_reuses_keys_and_rows(session, store, 
 
 def test_unsupported_bytes_are_refused_at_ingest(session, store, settings):
     path = corpus("reject", "libvips-logo.svg")
-    result = ingest_upload(session, store, settings, entity_type="avatars", entity_id=1, user_id=1,
-                           files=[IncomingFile(io.BytesIO(path.read_bytes()), "logo.jpg", "image/jpeg")])
+    result = ingest_upload(
+        session,
+        store,
+        settings,
+        entity_type="avatars",
+        entity_id=1,
+        user_id=1,
+        files=[IncomingFile(io.BytesIO(path.read_bytes()), "logo.jpg", "image/jpeg")],
+    )
     assert result.job is None and result.images == []
     assert result.rejected[0].error.code == "unsupported_media_type"
     assert result.rejected[0].filename == "logo.jpg"
@@ -91,13 +106,19 @@ def test_image_too_small_fails_permanently_without_renditions(session, store, se
     assert list(store.list(f"public/properties/{image.entity_id}/")) == []
 
 
-
 def test_jpeg_scan_bomb_fails_permanently_without_being_decoded(session, store, settings, run):
     from tests.support.jpeg_bombs import scan_bomb
 
     bomb = scan_bomb(8000, 8000, 2000)  # ~30 s of libjpeg CPU in under half a megabyte
-    res = ingest_upload(session, store, settings, entity_type="properties", entity_id=new_entity_id(), user_id=7,
-                        files=[IncomingFile(io.BytesIO(bomb), "listing.jpg", "image/jpeg")])
+    res = ingest_upload(
+        session,
+        store,
+        settings,
+        entity_type="properties",
+        entity_id=new_entity_id(),
+        user_id=7,
+        files=[IncomingFile(io.BytesIO(bomb), "listing.jpg", "image/jpeg")],
+    )
     session.commit()
     image_id = res.images[0].id
     assert run(image_id) == "failed"
@@ -133,7 +154,8 @@ def test_heic_upload_is_processed_and_its_original_kept_as_heic(session, store, 
     image = _processed(session, store, settings, corpus("accept", "thumbor-image.heic"), run)
     assert image.mime_type == "image/heic" and image.s3_key.endswith(".heic")
     assert {(r.name, r.format) for r in image.renditions} == {
-        (n, f) for n in ("thumbnail", "medium", "large") for f in ("jpeg", "webp")}
+        (n, f) for n in ("thumbnail", "medium", "large") for f in ("jpeg", "webp")
+    }
 
 
 def test_avif_renditions_when_enabled(session, store, settings, run):
@@ -172,8 +194,15 @@ def test_a_double_submit_of_the_same_bytes_stores_one_image(engine, store, setti
     data = corpus("photos", "waterfall_progressive_orient6_308x231.jpg").read_bytes()
 
     def ingest(session):
-        return ingest_upload(session, store, settings, entity_type="projects", entity_id=entity_id, user_id=3,
-                             files=[IncomingFile(io.BytesIO(data), "a.jpg", "image/jpeg")])
+        return ingest_upload(
+            session,
+            store,
+            settings,
+            entity_type="projects",
+            entity_id=entity_id,
+            user_id=3,
+            files=[IncomingFile(io.BytesIO(data), "a.jpg", "image/jpeg")],
+        )
 
     first_session, second_session = sessions(), sessions()
     first = ingest(first_session)  # not committed yet: holds the lock
@@ -395,12 +424,12 @@ def _second_delivery_during_render(monkeypatch, run, image_id, *, fail_on=None):
 
 
 def _objects(store, image):
-    return sorted(o.key for o in store.list(f"public/{image.entity_type}/{image.entity_id}/{image.id}/")) + \
-        sorted(o.key for o in store.list(f"originals/{image.entity_type}/{image.entity_id}/"))
+    return sorted(o.key for o in store.list(f"public/{image.entity_type}/{image.entity_id}/{image.id}/")) + sorted(
+        o.key for o in store.list(f"originals/{image.entity_type}/{image.entity_id}/")
+    )
 
 
-def test_a_message_delivered_twice_runs_two_attempts_and_the_later_claim_wins(session, store, settings, run,
-                                                                              monkeypatch):
+def test_a_message_delivered_twice_runs_two_attempts_and_the_later_claim_wins(session, store, settings, run, monkeypatch):
     """Redis puts a running task's message back when the worker's connection drops, so the same
     image runs twice at once. The attempt claimed later records it; the earlier one, finishing
     after it, must not take the image's objects away (they are under the same keys)."""
@@ -415,8 +444,7 @@ def test_a_message_delivered_twice_runs_two_attempts_and_the_later_claim_wins(se
     assert not store.exists(res.images[0].staging_key)
 
 
-def test_a_failed_render_leaves_the_objects_of_the_attempt_that_owns_the_image(session, store, settings, run,
-                                                                               monkeypatch):
+def test_a_failed_render_leaves_the_objects_of_the_attempt_that_owns_the_image(session, store, settings, run, monkeypatch):
     """The earlier attempt's encoder fails after the later attempt has claimed and recorded the
     image: the later one's objects (same keys) stay."""
     res = _ingest(session, store, settings, corpus("photos", "canon-sx60_orient6_2048x1536.jpg"))

@@ -1,4 +1,5 @@
 """Configuration: one object, every problem reported at once, naming the variable."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,14 +22,20 @@ def test_production_requires_its_settings_and_names_each(tmp_path):
 
 
 def test_invalid_values_are_all_reported(tmp_path):
-    env = {"IMAGEPIPE_VAR_DIR": str(tmp_path), "PORT": "eighty", "MAX_UPLOAD_BYTES": "-3",
-           "STORAGE_BACKEND": "ftp", "AWS_S3_ENDPOINT_URL": "localhost:8333", "AWS_ACCESS_KEY_ID": "only-half",
-           "JWT_SECRET": "short", "AWS_S3_BUCKET": "Bad_Bucket"}
+    env = {
+        "IMAGEPIPE_VAR_DIR": str(tmp_path),
+        "PORT": "eighty",
+        "MAX_UPLOAD_BYTES": "-3",
+        "STORAGE_BACKEND": "ftp",
+        "AWS_S3_ENDPOINT_URL": "localhost:8333",
+        "AWS_ACCESS_KEY_ID": "only-half",
+        "JWT_SECRET": "short",
+        "AWS_S3_BUCKET": "Bad_Bucket",
+    }
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
     problems = err.value.problems
-    for var in ("PORT", "MAX_UPLOAD_BYTES", "STORAGE_BACKEND", "AWS_S3_ENDPOINT_URL", "AWS_SECRET_ACCESS_KEY",
-                "JWT_SECRET"):
+    for var in ("PORT", "MAX_UPLOAD_BYTES", "STORAGE_BACKEND", "AWS_S3_ENDPOINT_URL", "AWS_SECRET_ACCESS_KEY", "JWT_SECRET"):
         assert any(var in p for p in problems), var
     assert len(problems) >= 6
 
@@ -43,8 +50,9 @@ def test_development_generates_a_secret_under_var_and_keeps_it(tmp_path):
 
 
 def _cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_config_and_token_commands(tmp_path):
@@ -69,10 +77,23 @@ def test_encoder_settings_from_the_environment(tmp_path):
     base = {"IMAGEPIPE_VAR_DIR": str(tmp_path)}
     s = Settings.from_env(base)
     assert (s.jpeg_progressive, s.jpeg_subsample, s.avif_enabled) == (("large",), "auto", False)
-    s = Settings.from_env({**base, "JPEG_PROGRESSIVE": "medium, large", "JPEG_SUBSAMPLE": "off",
-                           "AVIF_ENABLED": "true", "AVIF_QUALITY": "45", "AVIF_EFFORT": "0"})
+    s = Settings.from_env(
+        {
+            **base,
+            "JPEG_PROGRESSIVE": "medium, large",
+            "JPEG_SUBSAMPLE": "off",
+            "AVIF_ENABLED": "true",
+            "AVIF_QUALITY": "45",
+            "AVIF_EFFORT": "0",
+        }
+    )
     assert (s.jpeg_progressive, s.jpeg_subsample, s.avif_enabled, s.avif_quality, s.avif_effort) == (
-        ("medium", "large"), "off", True, 45, 0)
+        ("medium", "large"),
+        "off",
+        True,
+        45,
+        0,
+    )
     assert Settings.from_env({**base, "JPEG_PROGRESSIVE": "none"}).jpeg_progressive == ()
     assert (s.jpeg_optimize_coding, s.png_compression, s.max_jpeg_scans) == (True, 6, 100)
     s = Settings.from_env({**base, "JPEG_OPTIMIZE_CODING": "false", "PNG_COMPRESSION": "9", "MAX_JPEG_SCANS": "20"})
@@ -83,8 +104,16 @@ def test_encoder_settings_from_the_environment(tmp_path):
     enc = s.encoder
     assert (enc.jpeg_optimize_coding, enc.png_compression) == (False, 9)
     with pytest.raises(ConfigError) as err:
-        Settings.from_env({**base, "JPEG_PROGRESSIVE": "huge", "AVIF_ENABLED": "maybe", "AVIF_EFFORT": "12",
-                           "JPEG_OPTIMIZE_CODING": "sometimes", "PNG_COMPRESSION": "10"})
+        Settings.from_env(
+            {
+                **base,
+                "JPEG_PROGRESSIVE": "huge",
+                "AVIF_ENABLED": "maybe",
+                "AVIF_EFFORT": "12",
+                "JPEG_OPTIMIZE_CODING": "sometimes",
+                "PNG_COMPRESSION": "10",
+            }
+        )
     text = str(err.value)
     for name in ("JPEG_PROGRESSIVE", "AVIF_ENABLED", "AVIF_EFFORT", "JPEG_OPTIMIZE_CODING", "PNG_COMPRESSION"):
         assert name in text
@@ -109,8 +138,10 @@ def test_pipeline_settings_come_from_the_pipeline_declarations(tmp_path):
             assert getattr(getattr(changed, picked), f.name) != f.default, f.name
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"IMAGEPIPE_VAR_DIR": str(tmp_path), "MAX_PIXELS": "0", "WEBP_EFFORT": "7"})
-    assert err.value.problems == ["MAX_PIXELS must be a whole number between 1 and 10000000000, got '0'",
-                                  "WEBP_EFFORT must be a whole number between 0 and 6, got '7'"]
+    assert err.value.problems == [
+        "MAX_PIXELS must be a whole number between 1 and 10000000000, got '0'",
+        "WEBP_EFFORT must be a whole number between 0 and 6, got '7'",
+    ]
 
 
 def test_generated_env_example_and_settings_table_are_up_to_date():
@@ -171,29 +202,45 @@ def test_importing_every_module_reads_no_environment_writes_nothing_connects_now
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     workdir.chmod(0o555)  # read-only for anyone but root; the emptiness check covers root too
-    before = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
-                    and not p.is_relative_to(ROOT / ".venv") and ".git" not in p.parts)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "IMAGEPIPE_ENV": "production",
-           "PORT": "not-a-port", "DATABASE_URL": "postgresql+psycopg2://nobody@127.0.0.1:1/none",
-           "CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "IMAGEPIPE_VAR_DIR": str(workdir / "var")}
-    out = subprocess.run([sys.executable, "-c", IMPORT_ALL, str(ROOT)], cwd=workdir, env=env,
-                         capture_output=True, text=True, timeout=120)
+    before = sorted(
+        p.relative_to(ROOT)
+        for p in ROOT.rglob("*")
+        if "__pycache__" not in p.parts and not p.is_relative_to(ROOT / ".venv") and ".git" not in p.parts
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "IMAGEPIPE_ENV": "production",
+        "PORT": "not-a-port",
+        "DATABASE_URL": "postgresql+psycopg2://nobody@127.0.0.1:1/none",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+        "IMAGEPIPE_VAR_DIR": str(workdir / "var"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL, str(ROOT)], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("connections: []"), out.stdout
     assert int(out.stdout.split()[0]) > 40
     assert list(workdir.iterdir()) == []
-    after = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
-                   and not p.is_relative_to(ROOT / ".venv") and ".git" not in p.parts)
+    after = sorted(
+        p.relative_to(ROOT)
+        for p in ROOT.rglob("*")
+        if "__pycache__" not in p.parts and not p.is_relative_to(ROOT / ".venv") and ".git" not in p.parts
+    )
     assert after == before
 
 
 def test_the_api_process_does_not_load_libvips():
     """Sniffing needs 64 bytes, not an image library: building the API app leaves pyvips unloaded."""
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); import api.app, api.uploads, api.images, api.jobs, "
-              "api.admin, api.openapi; "
-              "print('pyvips' in sys.modules, 'pipeline.render' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin"})
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import api.app, api.uploads, api.images, api.jobs, "
+        "api.admin, api.openapi; "
+        "print('pyvips' in sys.modules, 'pipeline.render' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"}
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
 
@@ -205,8 +252,7 @@ def test_a_task_outlives_a_hung_store_call(tmp_path):
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**base, "TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "30"})
     assert any(p.startswith("TASK_SOFT_TIME_LIMIT_S (20) must exceed") and "28 s" in p for p in err.value.problems)
-    ok = Settings.from_env({**base, "TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "30",
-                            "STORE_MAX_ATTEMPTS": "2"})
+    ok = Settings.from_env({**base, "TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "30", "STORE_MAX_ATTEMPTS": "2"})
     assert ok.store_max_attempts * (ok.store_connect_timeout_s + ok.store_read_timeout_s) < 20
 
 

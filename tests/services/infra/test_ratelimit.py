@@ -1,5 +1,6 @@
 """The upload rate limit as a sliding one-minute window, on a controlled clock: in process
 memory and in Redis (shared by every API process)."""
+
 from __future__ import annotations
 
 import uuid
@@ -27,6 +28,7 @@ def limiter_factory(request):
         limiter = RateLimiter(per_minute, url, prefix=prefix, clock=clock)
         assert limiter.backend == request.param
         return limiter
+
     yield make
     if request.param == "redis":
         import redis

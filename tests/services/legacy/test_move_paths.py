@@ -1,4 +1,5 @@
 """Legacy URLs map onto files strictly inside the migration's source folder."""
+
 from __future__ import annotations
 
 import os
@@ -15,16 +16,21 @@ def test_legacy_urls_resolve_inside_the_source_only(tmp_path):
     (tmp_path / "secret.txt").write_text("no")
     os.symlink(tmp_path / "secret.txt", source / "properties" / "17" / "link.jpg")
 
-    assert legacy_path(source, "/uploads/properties/17/living room.jpg", "/uploads/") == \
-        (source / "properties" / "17" / "living room.jpg").resolve()
+    assert (
+        legacy_path(source, "/uploads/properties/17/living room.jpg", "/uploads/")
+        == (source / "properties" / "17" / "living room.jpg").resolve()
+    )
     assert legacy_path(source, "/uploads/properties/17/living%20room.jpg", "/uploads/").name == "living room.jpg"
-    for url, code in [("/uploads/../secret.txt", "path_outside_source"),
-                      ("/uploads/properties/../../secret.txt", "path_outside_source"),
-                      ("/uploads/%2e%2e/secret.txt", "path_outside_source"),
-                      ("/uploads/properties/17/link.jpg", "path_outside_source"),  # a link leading out
-                      ("/uploads/", "path_outside_source"),
-                      ("/uploads/a%00b.jpg", "path_outside_source"),
-                      ("/static/x.jpg", "not_a_legacy_url"), (None, "not_a_legacy_url")]:
+    for url, code in [
+        ("/uploads/../secret.txt", "path_outside_source"),
+        ("/uploads/properties/../../secret.txt", "path_outside_source"),
+        ("/uploads/%2e%2e/secret.txt", "path_outside_source"),
+        ("/uploads/properties/17/link.jpg", "path_outside_source"),  # a link leading out
+        ("/uploads/", "path_outside_source"),
+        ("/uploads/a%00b.jpg", "path_outside_source"),
+        ("/static/x.jpg", "not_a_legacy_url"),
+        (None, "not_a_legacy_url"),
+    ]:
         with pytest.raises(LegacyFileError) as err:
             legacy_path(source, url, "/uploads/")
         assert err.value.code == code, url

@@ -1,6 +1,7 @@
 """Storage administration on a world of its own (a private PostgreSQL database and bucket, so
 every figure can be asserted exactly): statistics, the orphan scan both ways, the sweeps (two at
 once), and regenerating renditions after a spec change."""
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,14 @@ def world(pg, settings_env):
     store.ensure_bucket()
     engine = make_engine(url)
     sessions = make_session_factory(engine)
-    yield {"settings": settings, "env": env, "store": store, "engine": engine,
-           "units": lambda: unit_of_work(sessions), "url": url}
+    yield {
+        "settings": settings,
+        "env": env,
+        "store": store,
+        "engine": engine,
+        "units": lambda: unit_of_work(sessions),
+        "url": url,
+    }
     engine.dispose()
 
 
@@ -45,8 +52,15 @@ def _ready_image(world, entity_id: int, salt: int, name: str = "nikon-p6000_smal
     data = corpus("photos", name).read_bytes() + bytes([salt]) * 4
     queue = RecordingQueue()
     with units() as session:
-        result = ingest_upload(session, store, settings, entity_type="properties", entity_id=entity_id, user_id=5,
-                               files=[IncomingFile(io.BytesIO(data), "p.jpg", "image/jpeg")])
+        result = ingest_upload(
+            session,
+            store,
+            settings,
+            entity_type="properties",
+            entity_id=entity_id,
+            user_id=5,
+            files=[IncomingFile(io.BytesIO(data), "p.jpg", "image/jpeg")],
+        )
         accept(session, queue, result)
         image_id = result.images[0].id
     assert process.run(units, store, settings, queue, image_id) == "ready"
@@ -124,23 +138,27 @@ def test_stats_on_100k_images_come_from_the_rollup_and_equal_a_full_recount(pg):
     # which applies to every connection of the process, on a loaded CI machine too: the
     # renditions go in ten slices.
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO images (id, entity_type, entity_id, status, file_size, created_at, updated_at, position,
                                 is_primary, requeues)
             SELECT g, (ARRAY['properties','projects','avatars'])[1 + g % 3], g % 5000,
                    CASE WHEN g % 50 = 0 THEN 'failed' ELSE 'ready' END,
                    CASE WHEN g % 50 = 0 THEN NULL ELSE 1000 + g % 1000 END,
                    now() - ((g % 40) || ' days')::interval, now(), 0, false, 0
-            FROM generate_series(1, 100000) g"""))
-        conn.execute(text("""
+            FROM generate_series(1, 100000) g""")
+        )
+        conn.execute(
+            text("""
             INSERT INTO renditions (image_id, entity_type, name, format, spec, key, width, height, bytes, content_type,
                                     created_at)
             SELECT i.id, i.entity_type, n.name, f.format, n.name, 'public/' || i.id || '/' || n.name || '.' || f.format,
                    300, 200, 100 + i.id % 7, 'image/jpeg', i.created_at
             FROM images i CROSS JOIN (VALUES ('thumbnail'), ('medium'), ('large')) n(name)
                           CROSS JOIN (VALUES ('jpeg'), ('webp')) f(format)
-            WHERE i.status = 'ready' AND i.id > :lo AND i.id <= :hi"""), [{"lo": n, "hi": n + 10_000}
-                                                                         for n in range(0, 100_000, 10_000)])
+            WHERE i.status = 'ready' AND i.id > :lo AND i.id <= :hi"""),
+            [{"lo": n, "hi": n + 10_000} for n in range(0, 100_000, 10_000)],
+        )
         # what a day of work does to it: images deleted, failed ones retried, renditions replaced
         conn.execute(text("DELETE FROM images WHERE id % 97 = 0"))
         conn.execute(text("UPDATE images SET status = 'ready', file_size = 5000 WHERE id % 100 = 0"))
@@ -157,8 +175,10 @@ def test_stats_on_100k_images_come_from_the_rollup_and_equal_a_full_recount(pg):
         slow = stats.recount(session)
         slow_ms = (time.perf_counter() - started) * 1000
     engine.dispose()
-    print(f"\nstorage stats, 100 000 images: rollup {fast_ms:.1f} ms ({rollup_rows} rows, {merged} merged), "
-          f"full recount {slow_ms:.0f} ms")
+    print(
+        f"\nstorage stats, 100 000 images: rollup {fast_ms:.1f} ms ({rollup_rows} rows, {merged} merged), "
+        f"full recount {slow_ms:.0f} ms"
+    )
     _same(fast, slow)
     failed_left = len([g for g in range(50, 100_001, 50) if g % 97 and g % 100])
     assert fast["images_by_status"]["failed"] == failed_left
@@ -175,12 +195,22 @@ def test_the_rollup_follows_every_kind_of_change_on_sqlite_too(tmp_path):
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     with sessions() as session:
-        images = [Image(entity_type="avatars", entity_id=n, status=ImageStatus.READY, file_size=100 * n)
-                  for n in range(1, 6)]
+        images = [Image(entity_type="avatars", entity_id=n, status=ImageStatus.READY, file_size=100 * n) for n in range(1, 6)]
         for image in images:
-            image.renditions = [Rendition(name="thumbnail", format=f, spec="t", key=f"k/{image.entity_id}/{f}",
-                                          width=1, height=1, bytes=10, content_type="image/jpeg",
-                                          entity_type="avatars") for f in ("jpeg", "webp")]
+            image.renditions = [
+                Rendition(
+                    name="thumbnail",
+                    format=f,
+                    spec="t",
+                    key=f"k/{image.entity_id}/{f}",
+                    width=1,
+                    height=1,
+                    bytes=10,
+                    content_type="image/jpeg",
+                    entity_type="avatars",
+                )
+                for f in ("jpeg", "webp")
+            ]
         session.add_all(images)
         session.commit()
         images[0].status = ImageStatus.MISSING
@@ -190,7 +220,10 @@ def test_the_rollup_follows_every_kind_of_change_on_sqlite_too(tmp_path):
         session.commit()
         _same(stats.database_stats(session), stats.recount(session))
         assert stats.database_stats(session)["images_by_status"] == {
-            **{s.value: 0 for s in ImageStatus}, "ready": 3, "missing": 1}
+            **{s.value: 0 for s in ImageStatus},
+            "ready": 3,
+            "missing": 1,
+        }
         stats.compact_usage(session)
         session.commit()
         _same(stats.database_stats(session), stats.recount(session))
@@ -207,11 +240,21 @@ def test_orphan_scan_finds_both_ways_acts_only_when_asked_and_spares_young_objec
     store.delete(lost_rendition)
     store.delete(lost_original)
     with units() as session:  # a live direct upload: its staged object is not an orphan
-        session.add(Upload(entity_type="properties", entity_id=entity, content_type="image/jpeg", size=10,
-                           staging_key="staging/live-upload", expires_at=datetime.now(UTC) + timedelta(hours=1)))
-    planted = {"originals/properties/202/987654.jpg": 111,  # no row
-               "public/properties/202/876543/medium_w800_q82.jpg": 222,  # a row that no longer exists
-               "staging/abandoned-upload": 333}  # never completed, no row
+        session.add(
+            Upload(
+                entity_type="properties",
+                entity_id=entity,
+                content_type="image/jpeg",
+                size=10,
+                staging_key="staging/live-upload",
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+    planted = {
+        "originals/properties/202/987654.jpg": 111,  # no row
+        "public/properties/202/876543/medium_w800_q82.jpg": 222,  # a row that no longer exists
+        "staging/abandoned-upload": 333,
+    }  # never completed, no row
     for key, size in planted.items():
         store.put(key, b"o" * size, content_type="image/jpeg")
     store.put("staging/live-upload", b"l" * 10, content_type="image/jpeg")
@@ -231,9 +274,11 @@ def test_orphan_scan_finds_both_ways_acts_only_when_asked_and_spares_young_objec
     done, counts, queue = scan(dry_run=True)
     assert done.status == "succeeded"
     assert counts["orphans"] == {"objects": 3, "bytes": 666}
-    assert counts["orphans_by_kind"] == {"original": {"objects": 1, "bytes": 111},
-                                         "rendition": {"objects": 1, "bytes": 222},
-                                         "staging": {"objects": 1, "bytes": 333}}
+    assert counts["orphans_by_kind"] == {
+        "original": {"objects": 1, "bytes": 111},
+        "rendition": {"objects": 1, "bytes": 222},
+        "staging": {"objects": 1, "bytes": 333},
+    }
     assert counts["young_unreferenced"] == {"objects": 1, "bytes": 50}
     assert counts["missing"] == {"originals": 1, "renditions": 1}
     assert counts["deleted"]["objects"] == 0 and counts["marked_missing"] == 0 and queue.regenerations == []
@@ -242,7 +287,9 @@ def test_orphan_scan_finds_both_ways_acts_only_when_asked_and_spares_young_objec
     report = [json.loads(line) for line in store.get(done.report_key).splitlines()]
     assert {r["key"] for r in report if r["finding"] == "orphan"} == set(planted)
     assert {(r["finding"], r["image_id"]) for r in report if r["finding"] != "orphan"} == {
-        ("missing_original", lost_original_image), ("missing_rendition", lost_rendition_image)}
+        ("missing_original", lost_original_image),
+        ("missing_rendition", lost_rendition_image),
+    }
     assert {s["key"] for s in json.loads(done.samples)["orphan"]} == set(planted)
 
     done, counts, queue = scan(dry_run=False)
@@ -270,15 +317,25 @@ def test_each_sweep_and_two_sweeps_at_once_claim_each_row_exactly_once(world):
     now = datetime.now(UTC)
     long_ago = now - timedelta(hours=3)
     with units() as session:
-        stuck = [Image(entity_type="projects", entity_id=303, status=ImageStatus.PROCESSING, updated_at=long_ago)
-                 for _ in range(40)]
-        spent = Image(entity_type="projects", entity_id=303, status=ImageStatus.PROCESSING, updated_at=long_ago,
-                      requeues=3)
+        stuck = [
+            Image(entity_type="projects", entity_id=303, status=ImageStatus.PROCESSING, updated_at=long_ago) for _ in range(40)
+        ]
+        spent = Image(entity_type="projects", entity_id=303, status=ImageStatus.PROCESSING, updated_at=long_ago, requeues=3)
         running = Image(entity_type="projects", entity_id=303, status=ImageStatus.PROCESSING, updated_at=now)
-        deleting = [Image(entity_type="projects", entity_id=303, status=ImageStatus.DELETING, updated_at=long_ago)
-                    for _ in range(20)]
-        expired = [Upload(entity_type="projects", entity_id=303, content_type="image/jpeg", size=1,
-                          staging_key=f"staging/expired-{n}", expires_at=long_ago) for n in range(10)]
+        deleting = [
+            Image(entity_type="projects", entity_id=303, status=ImageStatus.DELETING, updated_at=long_ago) for _ in range(20)
+        ]
+        expired = [
+            Upload(
+                entity_type="projects",
+                entity_id=303,
+                content_type="image/jpeg",
+                size=1,
+                staging_key=f"staging/expired-{n}",
+                expires_at=long_ago,
+            )
+            for n in range(10)
+        ]
         session.add_all([*stuck, spent, running, *deleting, *expired])
         session.flush()
         stuck_ids, deleting_ids = {i.id for i in stuck}, {i.id for i in deleting}
@@ -295,8 +352,9 @@ def test_each_sweep_and_two_sweeps_at_once_claim_each_row_exactly_once(world):
             with units() as session:
                 report = sweeps.SweepReport()
                 barrier.wait()
-                sweeps.requeue_stuck(session, queue, grace_s=900, processing_limit_s=3600, max_requeues=3,
-                                     now=datetime.now(UTC), report=report)
+                sweeps.requeue_stuck(
+                    session, queue, grace_s=900, processing_limit_s=3600, max_requeues=3, now=datetime.now(UTC), report=report
+                )
                 sweeps.retry_deleting(session, queue, grace_s=900, now=datetime.now(UTC), report=report)
                 sweeps.expire_uploads(session, store, grace_s=60, now=datetime.now(UTC), report=report)
                 report.usage_rows_merged = stats.compact_usage(session)
@@ -355,8 +413,7 @@ def test_a_spec_change_is_rolled_out_without_a_moment_without_renditions(world):
     def reader() -> None:  # what an API reader sees while the rollout runs
         while not stop.is_set():
             with units() as session:
-                rows = session.execute(text("SELECT name, format FROM renditions WHERE image_id = :i"),
-                                       {"i": image_id}).all()
+                rows = session.execute(text("SELECT name, format FROM renditions WHERE image_id = :i"), {"i": image_id}).all()
             seen.append({(n, f) for n, f in rows})
 
     thread = threading.Thread(target=reader)
@@ -383,14 +440,26 @@ def test_stats_command_agrees_with_the_api_figures_and_its_recount(world):
 
     from tests.conftest import ROOT
 
-    out = subprocess.run([sys.executable, "-m", "cli.main", "stats", "--json", "--recount"], cwd=ROOT, env=world["env"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "stats", "--json", "--recount"],
+        cwd=ROOT,
+        env=world["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "the rollup agrees" in out.stderr
     body = json.loads(out.stdout)
     _same(body, _stats(world))
-    human = subprocess.run([sys.executable, "-m", "cli.main", "stats", "--source", "bucket"], cwd=ROOT,
-                           env=world["env"], capture_output=True, text=True, timeout=120)
+    human = subprocess.run(
+        [sys.executable, "-m", "cli.main", "stats", "--source", "bucket"],
+        cwd=ROOT,
+        env=world["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert human.returncode == 0, human.stderr[-2000:]
     assert "source: bucket" in human.stdout and "egress: unknown here" in human.stdout
     assert "difference (bucket - database)" in human.stdout
