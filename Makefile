@@ -38,9 +38,11 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/renditions.py
 	$(BIN)/python bench/e2e.py
 
+# What .ci/run checks before the suite: lint, format (ruff, pinned in the test extras) and types.
 lint: $(VENV)/.installed-test
-	$(PIP) install --quiet ruff
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -50,8 +50,10 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
 
     app = Flask(__name__, static_folder=None)
     app.request_class = UploadRequest
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes * settings.max_files_per_request + _MULTIPART_OVERHEAD_BYTES
-    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = (
+        settings.limits.max_upload_bytes * settings.max_files_per_request + _MULTIPART_OVERHEAD_BYTES
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     app.extensions["imagepipe"] = Components(
         runtime=build_runtime(settings, queue=queue, in_request=True),
         limiter=RateLimiter(settings.rate_limit_uploads_per_minute, settings.rate_limit_redis_url),
@@ -69,7 +71,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     register_request_ids(app)
     caps = {
         "uploads.upload": app.config["MAX_CONTENT_LENGTH"],
-        "media.upload": settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES,
+        "media.upload": settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES,
     }
 
     @app.before_request

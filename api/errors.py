@@ -57,7 +57,7 @@ def register_request_ids(app: Flask) -> None:
 
 def _entity_context() -> dict:
     args = request.view_args or {}
-    out = {k: args[k] for k in ("entity_id", "image_id", "job_id", "upload_id") if k in args}
+    out: dict[str, object] = {k: args[k] for k in ("entity_id", "image_id", "job_id", "upload_id") if k in args}
     if "entity" in args:
         out["entity_type"] = args["entity"]
     return out

@@ -6,6 +6,8 @@ response it receives against them, so the document cannot drift from the code un
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify, send_from_directory
 
 from db.models import CallbackState, ImageStatus, JobStatus, ScanStatus
@@ -54,7 +56,7 @@ CALLBACK_STATE = {"type": "string", "enum": [s.value for s in CallbackState]}
 def _schemas() -> dict:
     """The components, built when the document is: the entity types and rendition sizes are read
     from their declarations (services/entities.py, pipeline/specs.py) at that moment."""
-    schemas = {
+    schemas: dict[str, Any] = {
         "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
         "ErrorDetail": _nullable(_obj({"code": STR, "message": STR})),
         "Rendition": _obj({"url": STR, "width": INT, "height": INT, "bytes": INT, "content_type": STR}),
@@ -295,10 +297,13 @@ def _query(name: str, schema: dict, description: str) -> dict:
 SCAN_ID = _path_param("scan_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
 ENTITY_ID = _path_param("entity_id", {"type": "integer", "minimum": 0, "maximum": MAX_ENTITY_ID})
 IMAGE_ID = _path_param("image_id", {"type": "integer"})
-AUTH = [{"bearer": []}]
+AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 # The default prefix; a deployment that changes LEGACY_URL_PREFIX serves the same operation there.
 LEGACY_PATH = Settings.model_fields["legacy_url_prefix"].default.rstrip("/") + "/{legacy_path}"
-PUBLIC = [{"bearer": []}, {}]  # a token is optional: without one (or without a grant), the public view
+PUBLIC: list[dict[str, list[str]]] = [
+    {"bearer": []},
+    {},
+]  # a token is optional: without one (or without a grant), the public view
 ALWAYS = (401, 503)
 
 

@@ -33,6 +33,10 @@ def _entity_enum(schema: dict[str, Any]) -> None:
     schema["enum"] = list(entity_types())  # the declared kinds when the document is built
 
 
+def _declarable_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = sorted(DECLARABLE_TYPES)
+
+
 def _rendition_enum(schema: dict[str, Any]) -> None:
     schema["enum"] = ["original", *(size.name for size in rendition_sizes())]
 
@@ -49,9 +53,7 @@ class Query(BaseModel):
 class DirectUploadRequest(Body):
     entity: str = Field(json_schema_extra=_entity_enum)
     entity_id: int = Field(ge=1, le=MAX_ENTITY_ID)
-    content_type: str = Field(
-        json_schema_extra={"enum": sorted(DECLARABLE_TYPES)}, description="the file's type; anything else is 415"
-    )
+    content_type: str = Field(json_schema_extra=_declarable_enum, description="the file's type; anything else is 415")
     size: int = Field(ge=1, description="the file's length in bytes")
     filename: str | None = None
     callback_url: str | None = Field(

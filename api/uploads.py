@@ -84,7 +84,7 @@ def new_direct_upload():
             "method": "POST",
             "url": new.post.url,
             "fields": dict(new.post.fields),
-            "max_bytes": c.settings.max_upload_bytes,
+            "max_bytes": c.settings.limits.max_upload_bytes,
             "expires_at": iso(up.expires_at),
             "complete_url": url_for("uploads.complete_direct_upload", upload_id=up.id),
         }

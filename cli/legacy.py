@@ -93,7 +93,7 @@ def run(
             page_end = svc.enqueue_page(
                 session,
                 rt.queue,
-                session.get(MigrationRun, run_id),
+                session.get_one(MigrationRun, run_id),
                 after_id=last,
                 batch_size=batch_size,
                 retry_failed=retry_failed,
@@ -103,7 +103,7 @@ def run(
         last = page_end
         click.echo(f"\rqueued up to image {last}", nl=False)
     with rt.unit_of_work() as session:
-        session.get(MigrationRun, run_id).enqueued_at = datetime.now(UTC)
+        session.get_one(MigrationRun, run_id).enqueued_at = datetime.now(UTC)
     click.echo(f"\rrun {run_id}: queued; workers on the '{rt.settings.migration_queue}' queue move the files")
     if no_wait:
         return

@@ -96,7 +96,7 @@ def bucket_policy(print_iam: bool, for_setup: bool) -> None:
 
 
 # -- stats ---------------------------------------------------------------------------------------
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -189,10 +189,15 @@ def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path |
     from services.storage_admin import orphans as svc
 
     scope = _entity(entity, id_required=True)
+    assert scope is None or scope[1] is not None  # id_required
     rt = _runtime()
     with rt.unit_of_work() as session:
         scan = svc.create_scan(
-            session, dry_run=not do_delete, grace_s=rt.settings.orphan_grace_s, requested_by="cli", entity=scope
+            session,
+            dry_run=not do_delete,
+            grace_s=rt.settings.orphan_grace_s,
+            requested_by="cli",
+            entity=(scope[0], scope[1]) if scope and scope[1] is not None else None,
         )
         scan_id = scan.id
     click.echo(
@@ -214,15 +219,18 @@ def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path |
 
         def on_page(n: int) -> None:
             with rt.unit_of_work() as session:
-                show(session.get(StorageScan, scan_id))
+                show(session.get_one(StorageScan, scan_id))
 
-        scan = svc.run_scan(rt.unit_of_work, rt.store, rt.queue, scan_id, now=datetime.now(UTC), on_page=on_page)
+        ran = svc.run_scan(rt.unit_of_work, rt.store, rt.queue, scan_id, now=datetime.now(UTC), on_page=on_page)
+        if ran is None:
+            raise click.ClickException(f"scan {scan_id} is gone (removed while it ran)")
+        scan = ran
     else:
         with rt.unit_of_work() as session:
-            svc.start_scan(session, rt.queue, session.get(StorageScan, scan_id))
+            svc.start_scan(session, rt.queue, session.get_one(StorageScan, scan_id))
         while True:
             with rt.unit_of_work() as session:
-                scan = session.get(StorageScan, scan_id)
+                scan = session.get_one(StorageScan, scan_id)
                 session.expunge(scan)
             show(scan)
             if scan.status in (ScanStatus.SUCCEEDED, ScanStatus.FAILED):

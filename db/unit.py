@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any, cast
 
+from sqlalchemy import CursorResult, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 _ACTIONS = "imagepipe.after_commit"
@@ -56,3 +58,8 @@ def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 # What services that run in several phases are given: a factory of unit-of-work scopes.
 Units = Callable[[], AbstractContextManager[Session]]
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed (its result is a cursor result; the type says only Result)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 # Renditions never change once written (a changed spec makes a new key), so caches may keep
 # them for a year; originals and staging objects are private and must not be cached.
@@ -65,16 +65,20 @@ class ObjectStore(Protocol):
     """Everything a caller may use; both backends implement all of it."""
 
     name: str
-    bucket: str | None  # recorded on each image (None for the local backend)
+
+    @property
+    def bucket(self) -> str | None:
+        """Recorded on each image (None for the local backend)."""
+        ...
 
     def put(
         self,
         key: str,
-        body: bytes | BinaryIO,
+        body: bytes | IO[bytes],
         *,
         content_type: str,
         cache_control: str | None = None,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> ObjectInfo: ...
 
     def get(self, key: str) -> bytes: ...
@@ -88,7 +92,7 @@ class ObjectStore(Protocol):
         *,
         content_type: str | None = None,
         cache_control: str | None = None,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> None:
         """Copy an object (server-side on S3) with its content type, cache control and metadata,
         or, when `content_type` is given, with these instead."""

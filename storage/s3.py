@@ -11,7 +11,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import BinaryIO, TypeVar
+from functools import partial
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -278,7 +279,8 @@ class S3ObjectStore:
             chunk = unique[i : i + DELETE_BATCH_SIZE]
             r = self._call(
                 "delete_many",
-                lambda chunk=chunk: self.client.delete_objects(
+                partial(
+                    self.client.delete_objects,
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False},
                 ),
@@ -294,7 +296,7 @@ class S3ObjectStore:
             kwargs = {"Bucket": self.bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call("list", lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
+            page = self._call("list", partial(self.client.list_objects_v2, **kwargs))
             for obj in page.get("Contents", []):
                 yield ObjectInfo(
                     key=obj["Key"],
@@ -336,7 +338,7 @@ class S3ObjectStore:
         try:
             self.ping()
         except (ObjectNotFound, PermanentStorageError):
-            kwargs = {"Bucket": self.bucket}
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
             if self.region != "us-east-1" and not self.endpoint_url:
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             self._call("create_bucket", lambda: self.client.create_bucket(**kwargs))

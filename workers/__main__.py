@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from .memory import limit_arenas
 
-        use_multiprocess_dir(settings.metrics_dir, "worker")
+        use_multiprocess_dir(settings.metrics_root, "worker")
         limit_arenas()  # before the pool forks and any thread starts (workers/memory.py)
     if args[:1] == ["flower"]:
         # Flower only behind basic auth, its history kept across restarts. Given through Flower's

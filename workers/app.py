@@ -64,7 +64,7 @@ def _bind_task(sender=None, args=None, **_kwargs) -> None:
     from services.infra.logs import bind, clear
 
     clear()
-    position = _IMAGE_ARG.get(getattr(sender, "name", None))
+    position = _IMAGE_ARG.get(str(getattr(sender, "name", "")))
     if position is not None and args and len(args) > position:
         bind(image_id=args[position])
     if getattr(sender, "name", None) == celeryconfig.DELIVER_CALLBACK_TASK and args:

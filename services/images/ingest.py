@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 @dataclass
 class IncomingFile:
-    stream: BinaryIO
+    stream: IO[bytes]
     filename: str | None = None
     content_type: str | None = None
 
@@ -108,7 +108,7 @@ def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: s
     ).first()
 
 
-def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[str, BinaryIO | bytes]:
+def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[str, IO[bytes] | bytes]:
     """sha256 of the whole file and a body to stage (the stream rewound, or the bytes read)."""
     h = hashlib.sha256()
     if incoming.stream.seekable():
@@ -119,12 +119,12 @@ def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[st
             h.update(chunk)
         incoming.stream.seek(0)
         return h.hexdigest(), incoming.stream
-    data = _read_bounded(head, incoming.stream, settings.max_upload_bytes)
+    data = _read_bounded(head, incoming.stream, settings.limits.max_upload_bytes)
     h.update(data)
     return h.hexdigest(), data
 
 
-def _read_bounded(head: bytes, stream: BinaryIO, max_bytes: int) -> bytes:
+def _read_bounded(head: bytes, stream: IO[bytes], max_bytes: int) -> bytes:
     """For streams that cannot seek: read at most one byte past the limit, then judge."""
     data = head + stream.read(max_bytes + 1 - len(head))
     if len(data) > max_bytes:
@@ -140,7 +140,7 @@ def safe_filename(name: str | None) -> str | None:
     return name[:255] or None
 
 
-def _stage(store: ObjectStore, key: str, body: BinaryIO | bytes, fmt: str, meta: dict[str, object]) -> None:
+def _stage(store: ObjectStore, key: str, body: IO[bytes] | bytes, fmt: str, meta: dict[str, object]) -> None:
     # Spooled uploads are seekable: the store gets the file itself, streamed (multipart when
     # large) and rewound if a call is retried.
     store.put(key, body, content_type=FORMAT_MIME[fmt], cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)

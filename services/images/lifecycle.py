@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from db.models import UNFINISHED, Image, ImageStatus
-from db.unit import after_commit
+from db.unit import affected, after_commit
 from services.infra.metrics import metrics
 from services.infra.queue import TaskQueue
 from services.jobs.status import notify_when_ended
@@ -46,9 +46,9 @@ def mark_failed(session: Session, image_id: int, code: str, message: str | None 
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
+    if affected(result) == 1:
         after_commit(session, lambda: metrics().images_finished.labels("failed", code).inc())
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def mark_missing(session: Session, image_ids: list[int]) -> int:
@@ -57,17 +57,19 @@ def mark_missing(session: Session, image_ids: list[int]) -> int:
     conditional UPDATE: an image that is no longer ready meanwhile is left alone."""
     if not image_ids:
         return 0
-    return session.execute(
-        update(Image)
-        .where(Image.id.in_(image_ids), Image.status == ImageStatus.READY)
-        .values(
-            status=ImageStatus.MISSING,
-            error_code="original_missing",
-            error_message=FAILURE_MESSAGES["original_missing"],
-            updated_at=datetime.now(UTC),
+    return affected(
+        session.execute(
+            update(Image)
+            .where(Image.id.in_(image_ids), Image.status == ImageStatus.READY)
+            .values(
+                status=ImageStatus.MISSING,
+                error_code="original_missing",
+                error_message=FAILURE_MESSAGES["original_missing"],
+                updated_at=datetime.now(UTC),
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
 
 
 def fail_unfinished(session: Session, queue: TaskQueue, image_id: int, code: str, message: str | None = None) -> bool:

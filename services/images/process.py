@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import wait
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -108,7 +110,7 @@ class Prefetch:
     def __init__(self, store: ObjectStore, keys: list[str], settings: Settings):
         self._keys = keys
         self.key: str | None = None  # the key that held them
-        self._future = submit(settings, self._read, store)
+        self._future: Future[bytes] | None = submit(settings, self._read, store)
 
     def _read(self, store: ObjectStore) -> bytes:
         for key in self._keys:
@@ -121,11 +123,13 @@ class Prefetch:
         raise ObjectNotFound(self._keys[0] if self._keys else "no key")
 
     def result(self) -> bytes:
+        assert self._future is not None, "read once"
         return self._future.result()
 
     def discard(self) -> None:
         """Wait for the read to end and drop its bytes (a 25 MiB source must not outlive its task)."""
-        wait([self._future])
+        if self._future is not None:
+            wait([self._future])
         self._future = None
 
 
@@ -157,7 +161,7 @@ def finish(
             raise
         outcome = _failed(session, queue, claimed, exc.code, exc.message, owner=owner)
         if outcome == Outcome.FAILED:
-            after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
+            after_commit(session, partial(discard_staging, store, image.staging_key))
         return outcome
 
     # The record step's one ownership check: a DELETE, or another attempt, may have come while we
@@ -174,7 +178,7 @@ def finish(
     record(image, store, stored)
     log.info("image ready: %d renditions, %d bytes written", len(stored.result.renditions), stored.bytes_written)
     after_commit(session, lambda: metrics().images_finished.labels(Outcome.READY.value, "").inc())
-    after_commit(session, lambda key=image.staging_key: discard_staging(store, key))
+    after_commit(session, partial(discard_staging, store, image.staging_key))
     notify_when_ended(session, queue, image_id=image.id)
     return Outcome.READY
 
@@ -288,7 +292,7 @@ class Writes:
 
 
 def put_all(
-    store: ObjectStore, settings: Settings, writes: list[tuple[str, bytes | CopyFrom, str, str]], meta: dict[str, object]
+    store: ObjectStore, settings: Settings, writes: Sequence[tuple[str, bytes | CopyFrom, str, str]], meta: dict[str, object]
 ) -> None:
     """Write (key, body, content type, cache control) objects, overlapped; a failure of any is
     raised once the others have ended, and a retry writes the same keys again."""

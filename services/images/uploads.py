@@ -77,7 +77,10 @@ def create_upload(
     session.add(upload)
     session.flush()
     post = store.presigned_post(
-        upload.staging_key, content_type=declared, max_bytes=settings.max_upload_bytes, expires_in_s=settings.upload_url_expires_s
+        upload.staging_key,
+        content_type=declared,
+        max_bytes=settings.limits.max_upload_bytes,
+        expires_in_s=settings.upload_url_expires_s,
     )
     return NewUpload(upload, post)
 
@@ -100,8 +103,8 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         check_size(info.size, settings.limits)
         store.copy(upload.staging_key, private_key)
         data = store.get(private_key)
-        if len(data) > settings.max_upload_bytes:  # replaced after the HEAD: judge what we copied
-            raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
+        if len(data) > settings.limits.max_upload_bytes:  # replaced after the HEAD: judge what we copied
+            raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.limits.max_upload_bytes} bytes")
         fmt = require_supported(data[:SNIFF_BYTES])
     except ImageError:
         for key in (upload.staging_key, private_key):
@@ -135,6 +138,7 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         user_id=upload.user_id,
         callback_url=upload.callback_url,
     )
+    assert result.job is not None  # one file, accepted or a duplicate
     upload.job_id = result.job.id
     upload.image_id = (result.images or [d.image for d in result.duplicates])[0].id
     upload.completed_at = datetime.now(UTC)

@@ -50,8 +50,8 @@ def setting(
     env: str,
     group: str,
     aliases: tuple[str, ...] = (),
-    lo: int | None = None,
-    hi: int | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
     secret: bool = False,
     shown: str | None = None,
     example: str | None = None,
@@ -605,8 +605,15 @@ def pipeline_fields(declared: type, group: str) -> dict[str, tuple[Any, FieldInf
     return out
 
 
+def extra(field: FieldInfo) -> dict[str, Any]:
+    """What `setting(...)` declared beside pydantic's own: env, aliases, group, secret, shown, example."""
+    declared = field.json_schema_extra
+    assert isinstance(declared, dict), "every setting is declared with setting(...)"
+    return typing.cast(dict[str, Any], declared)
+
+
 def env_name(field: FieldInfo) -> str:
-    return field.json_schema_extra["env"]
+    return str(extra(field)["env"])
 
 
 def kind_of(annotation: Any) -> str:

@@ -42,7 +42,7 @@ class Batch:
         if not self.inline:
             self.futures.append(submit(self.settings, fn, *args))
             return self.futures[-1]
-        future = Future()
+        future: Future = Future()
         self.futures.append(future)
         try:
             future.set_result(fn(*args))

@@ -93,6 +93,7 @@ class RateLimiter:
 
     def _redis_hit(self, key: str, window: int, cost: int, elapsed: float) -> tuple[int, int, bool] | None:
         name = f"{self.prefix}:{key}:{window}"
+        assert self._redis is not None
         try:
             pipe = self._redis.pipeline()
             pipe.incrby(name, cost)

@@ -24,7 +24,7 @@ from pydantic.fields import FieldInfo
 
 from pipeline.limits import ImageLimits
 from pipeline.specs import EncoderSettings
-from services.infra.declarations import _ENVIRON, GROUPS, ConfigError, Declared, describe, env_name, pipeline_fields
+from services.infra.declarations import _ENVIRON, GROUPS, ConfigError, Declared, describe, env_name, extra, pipeline_fields
 
 __all__ = ["GROUPS", "ConfigError", "Settings", "available_cpus", "declarations", "derive_secret", "mask_url", "project_home"]
 
@@ -84,6 +84,18 @@ class _Settings(Declared):
         return self.worker_concurrency or available_cpus()
 
     @property
+    def metrics_root(self) -> Path:
+        """METRICS_DIR, resolved (var/metrics unless set)."""
+        assert self.metrics_dir is not None, "resolved by from_env"
+        return self.metrics_dir
+
+    @property
+    def local_storage_root(self) -> Path:
+        """LOCAL_STORAGE_DIR, resolved (var/storage unless set)."""
+        assert self.local_storage_dir is not None, "resolved by from_env"
+        return self.local_storage_dir
+
+    @property
     def limits(self) -> ImageLimits:
         return _subset(ImageLimits, self)
 
@@ -114,7 +126,7 @@ class _Settings(Declared):
         """Secrets and URL passwords never reach a repr (a log line, a test failure)."""
         for name, value in super().__repr_args__():
             field = type(self).model_fields.get(name)
-            if field is not None and field.json_schema_extra["secret"] and value:
+            if field is not None and extra(field)["secret"] and value:
                 yield name, "***"
             elif isinstance(value, str) and "://" in value:
                 yield name, mask_url(value)
@@ -145,14 +157,16 @@ def declarations() -> Iterator[tuple[str, FieldInfo]]:
     yield from Settings.model_fields.items()
 
 
-def _problem(error: dict) -> tuple[str, str]:
+def _problem(error: Any) -> tuple[str, str]:
     name = str(error["loc"][0]) if error["loc"] else ""
     field = Settings.model_fields.get(name)
     if field is None:  # located by its variable name
-        field = next((f for _, f in declarations() if env_name(f) == name or name in f.json_schema_extra["aliases"]), None)
+        field = next((f for _, f in declarations() if env_name(f) == name or name in extra(f)["aliases"]), None)
     variable = env_name(field) if field is not None else name
     if error["type"] == "value_error":
-        return variable, f"{variable} {error['ctx']['error']}"
+        return variable, f"{variable} {error.get('ctx', {}).get('error')}"
+    if field is None:
+        return variable, f"{variable}: {error['msg']}"
     return variable, f"{variable} must be {describe(field)}, got {error.get('input')!r}"
 
 

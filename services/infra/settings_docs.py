@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from services.infra.declarations import GROUPS, describe, env_name
+from services.infra.declarations import GROUPS, describe, env_name, extra
 from services.infra.settings import declarations, mask_url
 
 
 def _default_text(field: FieldInfo) -> str:
-    extra = field.json_schema_extra
-    if extra["shown"]:
-        return extra["shown"]
+    declared = extra(field)
+    if declared["shown"]:
+        return declared["shown"]
     value = field.default
     if value is None or value == "" or value == ():
         return ""
@@ -37,18 +37,18 @@ def env_example() -> str:
     for group, title in GROUPS.items():
         lines += ["", f"# --- {title}"]
         for _, field in declarations():
-            extra = field.json_schema_extra
-            if extra["group"] != group:
+            declared = extra(field)
+            if declared["group"] != group:
                 continue
-            notes = [field.description.split(";")[0]]
-            if extra["shown"]:
-                notes.append(f"default: {extra['shown']}")
-            if extra["aliases"]:
-                notes.append(f"also read from {', '.join(extra['aliases'])}")
+            notes = [(field.description or "").split(";")[0]]
+            if declared["shown"]:
+                notes.append(f"default: {declared['shown']}")
+            if declared["aliases"]:
+                notes.append(f"also read from {', '.join(declared['aliases'])}")
             required = "[prod] " if env_name(field) in _REQUIRED_IN_PRODUCTION else ""
             lines.append(f"# {required}{'; '.join(notes)}")
-            if extra["secret"] or extra["shown"] or _default_text(field) == "":
-                lines.append(f"# {env_name(field)}={'' if extra['secret'] else (extra['example'] or '')}")
+            if declared["secret"] or declared["shown"] or _default_text(field) == "":
+                lines.append(f"# {env_name(field)}={'' if declared['secret'] else (declared['example'] or '')}")
             else:
                 lines.append(f"{env_name(field)}={_default_text(field)}")
     return "\n".join(lines) + "\n"
@@ -64,14 +64,14 @@ def docs_table() -> str:
     for group, title in GROUPS.items():
         rows.append(f"| **{title}** | | | |")
         for _, field in declarations():
-            extra = field.json_schema_extra
-            if extra["group"] != group:
+            declared = extra(field)
+            if declared["group"] != group:
                 continue
-            names = " or ".join(f"`{n}`" for n in (env_name(field), *extra["aliases"]))
+            names = " or ".join(f"`{n}`" for n in (env_name(field), *declared["aliases"]))
             default = _default_text(field)
-            accepts = describe(field) if describe(field) != "text" else ("secret" if extra["secret"] else "")
-            notes = field.description.replace("|", "\\|")
-            if extra["secret"]:
+            accepts = describe(field) if describe(field) != "text" else ("secret" if declared["secret"] else "")
+            notes = (field.description or "").replace("|", "\\|")
+            if declared["secret"]:
                 notes += " (secret: never printed)"
             rows.append(f"| {names} | {('`' + default + '`') if default else '—'} | {accepts} | {notes} |")
     rows += ["", DOCS_END]
@@ -89,11 +89,11 @@ def redacted(settings: Any) -> list[tuple[str, str, str]]:
     out = []
     for name, field in declarations():
         value = getattr(settings, name)
-        if field.json_schema_extra["secret"]:
+        if extra(field)["secret"]:
             value = "(set)" if value else "(not set)"
         elif isinstance(value, str) and "://" in value:
             value = mask_url(value)
         elif isinstance(value, tuple):
             value = ",".join(value) or "none"
-        out.append((env_name(field), str(value if value is not None else ""), field.json_schema_extra["group"]))
+        out.append((env_name(field), str(value if value is not None else ""), extra(field)["group"]))
     return out

@@ -29,7 +29,7 @@ def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
     budget; workers retry more (STORE_MAX_ATTEMPTS), then the task retries with backoff."""
     if settings.storage_backend == "local":
         base = f"{settings.public_api_url}/media" if settings.public_api_url else "/media"
-        return LocalObjectStore(settings.local_storage_dir, public_base_url=base, signing_secret=settings.signing_secret)
+        return LocalObjectStore(settings.local_storage_root, public_base_url=base, signing_secret=settings.signing_secret)
     return S3ObjectStore(
         settings.aws_s3_bucket,
         region=settings.aws_region,

@@ -16,6 +16,7 @@ import json
 import os
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -142,7 +143,7 @@ def enqueue_page(
             )
         )
     session.flush()
-    after_commit(session, lambda run_id=run.id, page=list(ids): queue.migrate_images(run_id, page))
+    after_commit(session, partial(queue.migrate_images, run.id, list(ids)))
     return ids[-1]
 
 
@@ -188,13 +189,13 @@ def migrate_one(session: Session, store: ObjectStore, settings: Settings, run_id
     if item is None or item.status != MigrationItemStatus.QUEUED:
         return MigrationItemStatus.SKIPPED  # done, failed or rolled back already: a redelivery
     image = session.get(Image, image_id)
-    run = session.get(MigrationRun, run_id)
+    run = session.get_one(MigrationRun, run_id)
     if image is None or image.status != ImageStatus.LEGACY:
         return _finish(item, MigrationItemStatus.SKIPPED)
     try:
         path = legacy_path(Path(run.source_dir), image.url, settings.legacy_url_prefix)
         item.source_path = str(path.relative_to(Path(run.source_dir)))
-        data = _read(path, settings.max_upload_bytes)
+        data = _read(path, settings.limits.max_upload_bytes)
     except LegacyFileError as exc:
         return _finish(item, MigrationItemStatus.FAILED, exc.code, exc.message)
     item.source_bytes, item.source_sha256 = len(data), hashlib.sha256(data).hexdigest()
@@ -277,7 +278,7 @@ def progress(session: Session, run_id: str) -> dict:
 
 
 def report(session: Session, run_id: str) -> dict:
-    run = session.get(MigrationRun, run_id)
+    run = session.get_one(MigrationRun, run_id)
     out = {
         **progress(session, run_id),
         "source_dir": run.source_dir,
@@ -351,6 +352,9 @@ def verify(session: Session, store: ObjectStore, settings: Settings, run_id: str
         if len(image.renditions) < 6:
             problems.append({**where, "problem": "renditions_missing", "renditions": len(image.renditions)})
         for key, size in expected:
+            if key is None:
+                problems.append({**where, "problem": "object_missing", "key": None})
+                continue
             try:
                 info = store.head(key)
             except ObjectNotFound:
@@ -359,7 +363,7 @@ def verify(session: Session, store: ObjectStore, settings: Settings, run_id: str
             if size is not None and info.size != size:
                 problems.append({**where, "problem": "size_differs", "key": key, "recorded": size, "stored": info.size})
         try:
-            stored_sha = hashlib.sha256(store.get(image.s3_key)).hexdigest()
+            stored_sha = hashlib.sha256(store.get(image.s3_key or "")).hexdigest()
         except (ObjectNotFound, StorageError):
             continue  # reported above
         if stored_sha != item.source_sha256:
@@ -425,7 +429,7 @@ def rollback(session: Session, store: ObjectStore, run_id: str, *, delete_object
             setattr(image, name, datetime.fromisoformat(value) if value and name in _DATETIMES else value)
         item.status = MigrationItemStatus.ROLLED_BACK
         restored += 1
-    run = session.get(MigrationRun, run_id)
+    run = session.get_one(MigrationRun, run_id)
     run.status, run.rolled_back_at = MigrationRunStatus.ROLLED_BACK, datetime.now(UTC)
     session.flush()
     if delete_objects and keys:

@@ -137,7 +137,7 @@ def run_scan(
             key = scan_report_key(scan_id)
             store.put(key, report.file, content_type="application/x-ndjson", cache_control="private, no-store")
             report.file.close()
-            scan = session.get(StorageScan, scan_id)
+            scan = session.get_one(StorageScan, scan_id)
             scan.counts, scan.samples, scan.report_key = json.dumps(counts), json.dumps(report.samples), key
             scan.status, scan.finished_at = ScanStatus.SUCCEEDED, datetime.now(UTC)
             session.execute(delete(StorageScanObject).where(StorageScanObject.scan_id == scan_id))

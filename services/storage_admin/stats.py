@@ -14,6 +14,7 @@ import json
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select
 from sqlalchemy.orm import Session
@@ -210,7 +211,7 @@ def _shape(source: str, entities, renditions, extra, per_day, started: float) ->
             _add(both, e[part]["objects"], e[part]["bytes"])
         _add(total, both["objects"], both["bytes"])
         out_entities[name] = {**e, **both}
-    out = {
+    out: dict[str, Any] = {
         "source": source,
         "totals": total,
         "entities": out_entities,

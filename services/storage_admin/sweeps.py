@@ -118,7 +118,12 @@ def retry_deleting(session: Session, queue: TaskQueue, *, grace_s: float, now: d
     )
     if report.purges:
         ids = list(report.purges)
-        after_commit(session, lambda: [queue.delete_image(i) for i in ids])
+
+        def purge() -> None:
+            for image_id in ids:
+                queue.delete_image(image_id)
+
+        after_commit(session, purge)
 
 
 def expire_uploads(session: Session, store: ObjectStore, *, grace_s: float, now: datetime, report: SweepReport) -> None:
