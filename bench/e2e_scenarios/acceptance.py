@@ -1,0 +1,97 @@
+"""2. Upload acceptance: uploads to the 202 against plain PUTs of the same bytes, no worker running."""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+from measure.inputs import five_mb_photo
+from measure.profile import Profile, api_decoding, api_rules, print_profile
+from stack import post_photo
+
+from .run import Run, new_entity
+
+CLIENTS = 16
+
+
+def _hammer(call: Callable[[requests.Session], None], seconds: float) -> list[float]:
+    times: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def loop() -> None:
+        session = requests.Session()
+        while time.monotonic() < stop_at:
+            t0 = time.perf_counter()
+            call(session)
+            with lock:
+                times.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=loop) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+def _quantile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] if p < 100 else max(values)
+
+
+def measure(run: Run, seconds: float) -> None:
+    import boto3
+    from botocore.config import Config
+
+    photo, token, s = five_mb_photo(), run.stack.token(), run.stack.settings
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s.aws_s3_endpoint_url,
+        aws_access_key_id=s.aws_access_key_id,
+        aws_secret_access_key=s.aws_secret_access_key,
+        region_name=s.aws_region,
+        config=Config(max_pool_connections=CLIENTS, s3={"addressing_style": "path"}),
+    )
+
+    def put(_session: requests.Session | None) -> None:
+        s3.put_object(
+            Bucket=s.aws_s3_bucket, Key=f"staging/bench-put-{secrets.token_hex(8)}", Body=photo, ContentType="image/jpeg"
+        )
+
+    def post(session: requests.Session) -> None:
+        post_photo(session, run.base, token, new_entity(), photo)
+
+    put(None)
+    post(requests.Session())  # both paths warm
+    profile = Profile(run.api_pid, run.work / "api-profile.txt")
+    posts = _hammer(post, seconds)
+    stacks = profile.stop()
+    puts = _hammer(put, seconds)
+    run.stack.purge_queues()  # nothing will process these uploads
+
+    p50, p99 = _quantile(posts, 50), _quantile(posts, 99)
+    b50, b99 = _quantile(puts, 50), _quantile(puts, 99)
+    run.results.report(
+        "acceptance",
+        "2. upload p99 to 202 / plain PUT p99",
+        p99 / b99,
+        "<= 1.3",
+        p99 / b99 <= 1.3,
+        f"POST p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms ({len(posts)} uploads); "
+        f"PUT p50 {b50 * 1000:.0f} ms p99 {b99 * 1000:.0f} ms ({len(puts)}); p50 ratio {p50 / b50:.2f}",
+        post_ms=[round(p50 * 1000), round(p99 * 1000)],
+        put_ms=[round(b50 * 1000), round(b99 * 1000)],
+        uploads=len(posts),
+        puts=len(puts),
+        photo_bytes=len(photo),
+    )
+    shares = print_profile("   API profile during the uploads", stacks, api_rules())
+    if stacks is not None:
+        decoding_rule = api_decoding()
+        decoding = sum(n for st, n in stacks.items() if decoding_rule.matches(st))
+        print(f"    samples in pixel decoding (pyvips, Pillow, pipeline.render/probe): {decoding}")
+        run.results.data["acceptance"]["api_profile"] = shares | {"decoding_samples": decoding}
