@@ -12,7 +12,7 @@ from services.storage_admin import orphans, stats
 from .auth import admin_required
 from .common import API_PREFIX, entity_in_path
 from .context import AfterCommit, components, db_session
-from .errors import ApiError
+from .errors import ApiError, queue_unavailable
 from .requests import AdminImagesQuery, ScanRequest, StatsQuery, json_body, query
 
 bp = Blueprint("admin", __name__, url_prefix=API_PREFIX + "/admin")
@@ -59,13 +59,7 @@ def admin_cleanup_orphaned():
     def present():
         session.refresh(scan)
         if scan.status == ScanStatus.FAILED and scan.error == orphans.QUEUE_REFUSED:
-            raise ApiError(
-                503,
-                "queue_unavailable",
-                "the task queue is not answering; try again shortly",
-                {"Retry-After": "10"},
-                category="broker",
-            )
+            raise queue_unavailable()
         return jsonify(orphans.scan_json(scan)), 202, {"Location": url_for("admin.admin_storage_scan", scan_id=scan.id)}
 
     return AfterCommit(present)

@@ -21,7 +21,7 @@ from services.infra.settings import Settings
 
 from . import admin, health, images, jobs, legacy, local_media, openapi, uploads
 from .context import WEB_DIR, AfterCommit, Components
-from .errors import ApiError, register_error_handlers, register_request_ids
+from .errors import ApiError, queue_unavailable, register_error_handlers, register_request_ids
 
 # multipart framing per file on top of the file bytes themselves
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -29,6 +29,12 @@ IN_MEMORY_BODY_BYTES = 8 * 1024 * 1024  # a form upload up to this size is parse
 # every route but the two that take files receives a small JSON body, if any
 JSON_BODY_BYTES = 64 * 1024
 log = logging.getLogger("imagepipe.api")
+# Label values come from fixed sets only: a client inventing methods must not invent series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
 
 
 class UploadRequest(Request):
@@ -84,10 +90,19 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
             try:
-                metrics().http_seconds.labels(route, request.method, str(resp.status_code)).observe(time.perf_counter() - started)
+                metrics().http_seconds.labels(route, method_label(request.method), str(resp.status_code)).observe(
+                    time.perf_counter() - started
+                )
             except Exception:  # noqa: BLE001 - a metric never fails a request
                 log.exception("could not record the request's metric")
         return resp
+
+    @app.before_request
+    def _no_nul_in_path():
+        """An id with a NUL character names nothing the store or the database could hold: 404
+        (PostgreSQL would refuse the query with an error)."""
+        if any(isinstance(v, str) and "\x00" in v for v in (request.view_args or {}).values()):
+            raise ApiError(404, "not_found", "no such resource")
 
     @app.before_request
     def _body_cap():
@@ -169,13 +184,7 @@ def _in_unit_of_work(view):
                 log.error("broker unavailable, %d images not queued: %s", len(exc.image_ids), exc)
                 fail_unqueued(session, exc)
                 commit(session)
-                raise ApiError(
-                    503,
-                    "queue_unavailable",
-                    "the task queue is not answering; try again shortly",
-                    {"Retry-After": "10"},
-                    category="broker",
-                ) from exc
+                raise queue_unavailable() from exc
         return answer.present() if isinstance(answer, AfterCommit) else answer
 
     return run

@@ -25,7 +25,8 @@ def current_principal(*, optional: bool = False) -> Principal | None:
             {"WWW-Authenticate": 'Bearer realm="imagepipe"'},
         )
     try:
-        return decode_token(components().settings.jwt_secret, token.strip())
+        settings = components().settings
+        return decode_token(settings.jwt_secret, token.strip(), settings.token_policy)
     except InvalidToken as exc:
         raise ApiError(
             401, "invalid_token", str(exc), {"WWW-Authenticate": 'Bearer realm="imagepipe", error="invalid_token"'}

@@ -37,6 +37,12 @@ class ApiError(Exception):
         self.category = category or {401: "auth", 403: "auth", 429: "rate_limit"}.get(status, "validation")
 
 
+def queue_unavailable() -> ApiError:
+    """503 when the broker refused what a request queued (the request's work is rolled back or failed)."""
+    return ApiError(503, "queue_unavailable", "the task queue is not answering; try again shortly",
+                    {"Retry-After": "10"}, category="broker")  # fmt: skip
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 

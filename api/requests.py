@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from db.models import ImageStatus
 from pipeline.specs import rendition_sizes
@@ -43,6 +43,14 @@ def _rendition_enum(schema: dict[str, Any]) -> None:
 
 class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No text the database could refuse: PostgreSQL takes no NUL character in a string."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class Query(BaseModel):

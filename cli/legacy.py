@@ -228,15 +228,21 @@ def rollback(run_id: str, delete_objects: bool) -> None:
 @migrate.command("redirects")
 @click.option("--format", "fmt", type=click.Choice(["csv", "nginx"]), default="csv", show_default=True)
 def redirects(fmt: str) -> None:
-    """Print the map from every migrated legacy URL to its new URL."""
+    """Print the map from every migrated legacy URL to its new URL: CSV, or nginx exact-match
+    locations with every path quoted. A URL nginx could not take literally is left out and named
+    on stderr (exit 1), never written."""
+    from services.legacy.redirects import as_csv, as_nginx
     from services.legacy.redirects import redirects as redirects_of
 
     rt = _runtime()
     with rt.unit_of_work() as session:
-        if fmt == "csv":
-            click.echo("legacy_url,new_url")
-        for old, new in redirects_of(session, rt.store):
-            click.echo(f"{old},{new}" if fmt == "csv" else f"location = {old} {{ return 301 {new}; }}")
+        pairs = list(redirects_of(session, rt.store))
+    made = as_csv(pairs) if fmt == "csv" else as_nginx(pairs)
+    click.echo(made.text, nl=False)
+    for old, why in made.refused:
+        click.echo(f"refused: {old!r}: {why}", err=True)
+    if made.refused:
+        sys.exit(1)
 
 
 @click.group()

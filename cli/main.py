@@ -101,7 +101,10 @@ def token(user_id: int, admin: bool, entities: tuple[str, ...], ttl_s: int) -> N
     s = _settings()
     if s.jwt_secret_generated:  # on stderr: `T=$(imagepipe token ...)` keeps only the token
         click.echo(f"signed with the development secret {s.var_dir / 'secrets' / 'jwt_secret'}", err=True)
-    click.echo(issue_token(s.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=grants))
+    try:
+        click.echo(issue_token(s.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=grants, policy=s.token_policy))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ttl") from None
 
 
 @main.group()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -109,6 +110,15 @@ class Image(Base):
         Index("ix_images_entity_position", "entity_type", "entity_id", "position", "id"),
         Index("ix_images_url", "url"),
         Index("ix_images_staging_key", "staging_key"),
+        # One cover per listing (migration 0010); services/images/manage.py locks the listing first.
+        Index(
+            "uq_images_one_cover",
+            "entity_type",
+            "entity_id",
+            unique=True,
+            postgresql_where=text("is_primary"),
+            sqlite_where=text("is_primary"),
+        ),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

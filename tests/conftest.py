@@ -263,7 +263,8 @@ def make_token(settings):
     from services.infra.tokens import issue_token
 
     def _make(user_id: int = 42, admin: bool = False, ttl_s: int = 3600, entities: tuple[str, ...] = ()) -> str:
-        return issue_token(settings.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=entities)
+        return issue_token(settings.jwt_secret, user_id, admin=admin, ttl_s=ttl_s, entities=entities,
+                           policy=settings.token_policy)  # fmt: skip
 
     return _make
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus
@@ -42,6 +42,18 @@ class Unset:
 UNSET = Unset()
 
 
+def lock_listing(session: Session, entity_type: str, entity_id: int) -> None:
+    """Serialise changes of one listing's cover until the transaction ends: a second "make cover"
+    waits for the first to commit, then demotes its cover (the partial unique index
+    uq_images_one_cover would refuse two). PostgreSQL: a transaction-level advisory lock per
+    listing; SQLite takes one writer at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:listing, 0))"),
+            {"listing": f"cover:{entity_type}:{entity_id}"},
+        )
+
+
 def update_image(
     session: Session,
     image: Image,
@@ -58,6 +70,7 @@ def update_image(
         image.alt_text = (alt_text or "").strip()[:MAX_ALT_TEXT] or None
     if not isinstance(is_primary, Unset):
         if is_primary:
+            lock_listing(session, image.entity_type, image.entity_id)
             session.execute(
                 update(Image)
                 .where(

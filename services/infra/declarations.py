@@ -233,6 +233,23 @@ class Declared(BaseSettings):
         secret=True,
         shown="generated under var/secrets (development)",
     )
+    jwt_audience: str = setting(
+        "imagepipe",
+        "the `aud` every token must carry (the platform mints tokens for this service only)",
+        env="JWT_AUDIENCE",
+        group="secrets",
+    )
+    jwt_issuer: str = setting(
+        "",
+        "when set, the `iss` every token must carry (the platform's backend)",
+        env="JWT_ISSUER",
+        group="secrets",
+        example="https://platform.example.com",
+    )
+    jwt_max_lifetime_s: int = setting(
+        7 * 24 * 3600, "the longest a token may live (`exp - iat`); tokens without `iat` are refused",
+        env="JWT_MAX_LIFETIME_S", group="secrets", lo=60, hi=366 * 24 * 3600,
+    )  # fmt: skip
     signing_secret: str = setting(
         "",
         "signs local-store URLs and upload policies",

@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pipeline.limits import ImageLimits
 from pipeline.specs import EncoderSettings
 from services.infra.declarations import _ENVIRON, GROUPS, ConfigError, Declared, describe, env_name, extra, pipeline_fields
+from services.infra.tokens import TokenPolicy
 
 __all__ = ["GROUPS", "ConfigError", "Settings", "available_cpus", "declarations", "derive_secret", "mask_url", "project_home"]
 
@@ -82,6 +83,10 @@ class _Settings(Declared):
     def worker_processes(self) -> int:
         """WORKER_CONCURRENCY, or one process per CPU this process may use."""
         return self.worker_concurrency or available_cpus()
+
+    @property
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(self.jwt_audience, self.jwt_issuer or None, self.jwt_max_lifetime_s)
 
     @property
     def metrics_root(self) -> Path:

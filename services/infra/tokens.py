@@ -52,11 +52,35 @@ def check_grant(grant: str) -> str:
     return grant
 
 
+DEFAULT_AUDIENCE = "imagepipe"
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What binds a token to this service (JWT_AUDIENCE, JWT_ISSUER) and how long it may live at
+    most (JWT_MAX_LIFETIME_S: `exp - iat`, so a token minted for a century is refused)."""
+
+    audience: str = DEFAULT_AUDIENCE
+    issuer: str | None = None
+    max_lifetime_s: int = 7 * 24 * 3600
+
+
 def issue_token(
-    secret: str, user_id: int, *, admin: bool = False, ttl_s: int = 24 * 3600, entities: list[str] | tuple[str, ...] = ()
+    secret: str,
+    user_id: int,
+    *,
+    admin: bool = False,
+    ttl_s: int = 24 * 3600,
+    entities: list[str] | tuple[str, ...] = (),
+    policy: TokenPolicy = TokenPolicy(),
 ) -> str:
+    """A token as `decode_token` accepts it under `policy` (what `imagepipe token` prints)."""
+    if ttl_s > policy.max_lifetime_s:
+        raise ValueError(f"a token may live at most {policy.max_lifetime_s} s (JWT_MAX_LIFETIME_S)")
     now = int(time.time())
-    claims: dict = {"sub": str(user_id), "iat": now, "exp": now + ttl_s}
+    claims: dict = {"sub": str(user_id), "iat": now, "exp": now + ttl_s, "aud": policy.audience}
+    if policy.issuer:
+        claims["iss"] = policy.issuer
     if admin:
         claims["role"] = "admin"
     if entities:
@@ -64,14 +88,22 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_token(secret: str, token: str) -> Principal:
+def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -> Principal:
+    required = ["sub", "exp", "iat", "aud"] + (["iss"] if policy.issuer else [])
     try:
-        # Pinning the algorithm list is what rejects `alg: none` and algorithm confusion.
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+        # Pinning the algorithm list is what rejects `alg: none` and algorithm confusion; the
+        # audience (and issuer, when configured) bind the token to this service.
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=policy.audience, issuer=policy.issuer,
+                            options={"require": required})  # fmt: skip
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token has expired") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise InvalidToken(f"token is not for this service (its aud must be {policy.audience!r})") from exc
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"token is not valid: {exc}") from exc
+    lifetime = claims["exp"] - claims["iat"] if all(isinstance(claims[c], int) for c in ("exp", "iat")) else None
+    if lifetime is None or lifetime > policy.max_lifetime_s:
+        raise InvalidToken(f"token lives longer than this service accepts (exp - iat at most {policy.max_lifetime_s} s)")
     try:
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:

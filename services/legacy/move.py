@@ -396,13 +396,16 @@ def _files_against_rows(session: Session, source: Path, settings: Settings, enti
         folder = source / kind
         if not folder.is_dir():
             continue
+        root = source.resolve()
         for dirpath, _dirs, files in os.walk(folder):
             for name in files:
-                path = Path(dirpath, name).resolve()
-                if str(path) not in known:
-                    problems.append(
-                        {"entity_type": kind, "problem": "file_without_row", "file": str(path.relative_to(source.resolve()))}
-                    )
+                found = Path(dirpath, name)
+                path = found.resolve()
+                if not path.is_relative_to(root):  # a link leading out of the source folder
+                    problems.append({"entity_type": kind, "problem": "link_outside_source",
+                                     "file": str(found.relative_to(source)), "target": str(path)})  # fmt: skip
+                elif str(path) not in known:
+                    problems.append({"entity_type": kind, "problem": "file_without_row", "file": str(path.relative_to(root))})
     return problems
 
 

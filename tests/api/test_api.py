@@ -51,7 +51,12 @@ def test_bad_tokens_are_401(client, settings):
     wrong_key = jwt.encode({"sub": "42", "exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256")
     other_alg = jwt.encode({"sub": "42", "exp": int(time.time()) + 60}, settings.jwt_secret, algorithm="HS512")
     no_exp = jwt.encode({"sub": "42"}, settings.jwt_secret, algorithm="HS256")
-    for token in (none_alg, expired, wrong_key, other_alg, no_exp, "garbage"):
+    now = int(time.time())
+    # valid but for another service, or for a century (issue 22, L4)
+    no_aud = jwt.encode({"sub": "42", "iat": now, "exp": now + 60}, settings.jwt_secret, algorithm="HS256")
+    century = jwt.encode({"sub": "42", "iat": now, "exp": now + 100 * 365 * 86400, "aud": "imagepipe"},
+                         settings.jwt_secret, algorithm="HS256")  # fmt: skip
+    for token in (none_alg, expired, wrong_key, other_alg, no_exp, no_aud, century, "garbage"):
         _error(client.get("/api/v1/images/1", headers={"Authorization": f"Bearer {token}"}), 401, "invalid_token")
 
 

@@ -13,6 +13,7 @@ import sys
 import threading
 
 import pytest
+import requests
 
 from api.app import create_app
 from services.infra.logs import redact_query
@@ -236,3 +237,40 @@ def test_an_unsigned_local_upload_is_refused_before_its_file_is_read(settings, s
         f"Content-Length: {len(head) + 20_000_000}\r\n\r\n{head}{first}",
     )
     assert reply.startswith(b"HTTP/1.1 403") and b"upload_refused" in reply
+
+
+def test_a_nul_character_in_any_path_id_or_body_string_is_a_clear_4xx(live_server, auth):
+    """PostgreSQL refuses NUL in a string (issue 22, L1): every string path parameter of the
+    contract, the legacy URLs, and JSON body strings answer 404/400, never 500."""
+    from api.openapi import spec
+
+    document = spec()
+    tried = 0
+    for path, item in document["paths"].items():
+        params = [p for p in item.get("parameters", []) if p["in"] == "path"]
+        if not any(p["schema"].get("type") == "string" for p in params):
+            continue
+        url = path
+        for p in params:
+            value = "a%00b" if p["schema"].get("type") == "string" else "1"
+            url = url.replace("{" + p["name"] + "}", value)
+        for method in [m for m in item if m in ("get", "post", "patch", "delete")]:
+            for headers in (auth, {}):
+                r = requests.request(method, live_server + url, headers=headers, timeout=10)
+                assert r.status_code in (401, 404), (method, url, r.status_code, r.text[:200])
+                tried += 1
+    assert tried >= 8
+    for url in ("/uploads/a%00b.jpg", "/api/v1/jobs/abc%00", "/api/v1/uploads/x%00y/complete"):
+        r = (
+            requests.post(live_server + url, headers=auth, timeout=10)
+            if url.endswith("complete")
+            else requests.get(live_server + url, headers=auth, timeout=10)
+        )
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (url, r.text)
+    r = requests.post(
+        f"{live_server}/api/v1/uploads",
+        headers=auth,
+        timeout=10,
+        json={"entity": "properties", "entity_id": 5, "content_type": "image/jpeg", "size": 10, "filename": "a\u0000b.jpg"},
+    )
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"]

@@ -235,3 +235,28 @@ def test_two_workers_on_one_host_keep_their_own_metrics_folders(tmp_path):
     mine = Path(out.stdout.strip())
     assert mine.parent == base and mine.name.startswith("worker-") and mine != alive
     assert (alive / "counter_1.db").exists() and not dead.exists()
+
+
+def test_made_up_methods_and_paths_add_no_series(settings):
+    """Labels take values from fixed sets (issue 22, M1): a client sending 1 000 invented methods to
+    1 000 invented paths, without a token, leaves the number of series where it was."""
+    from api.app import create_app
+    from tests.support.queues import RecordingQueue
+
+    client = create_app(settings, queue=RecordingQueue()).test_client()
+
+    def series() -> set[tuple]:
+        text = client.get("/metrics").get_data(as_text=True)
+        return {key for key in _samples(text) if key[0].startswith("imagepipe_http_request_seconds")}
+
+    for method, path in (("FOO", "/nope"), ("FOO", "/healthz"), ("GET", "/nope"), ("PUT", "/healthz")):
+        client.open(path, method=method)  # the fixed set's 'other' and 'unmatched' seen once
+    series()  # the scrape's own series
+    before = series()
+    for n in range(1000):
+        assert client.open(f"/x{n}/{os.urandom(4).hex()}", method=f"M{n}X").status_code in (404, 405)
+        assert client.open("/healthz", method=f"Q{n}").status_code == 405
+    after = series()
+    assert after == before
+    methods = {dict(labels).get("method") for _, labels in after}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}

@@ -67,9 +67,9 @@ def test_check_config_and_token_commands(tmp_path):
 
     out = _cli("token", "--user", "42", "--admin", env=env)
     assert out.returncode == 0, out.stderr
-    claims = jwt.decode(out.stdout.strip(), secret, algorithms=["HS256"])
+    claims = jwt.decode(out.stdout.strip(), secret, algorithms=["HS256"], audience="imagepipe")
     assert claims["sub"] == "42" and claims["role"] == "admin" and claims["exp"] > claims["iat"]
-    plain = jwt.decode(_cli("token", "--user", "7", env=env).stdout.strip(), secret, algorithms=["HS256"])
+    plain = jwt.decode(_cli("token", "--user", "7", env=env).stdout.strip(), secret, algorithms=["HS256"], audience="imagepipe")
     assert plain["sub"] == "7" and "role" not in plain
 
 

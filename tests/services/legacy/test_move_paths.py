@@ -34,3 +34,23 @@ def test_legacy_urls_resolve_inside_the_source_only(tmp_path):
         with pytest.raises(LegacyFileError) as err:
             legacy_path(source, url, "/uploads/")
         assert err.value.code == code, url
+
+
+def test_verify_reports_a_link_leading_out_of_the_source_and_goes_on(tmp_path, session, store, settings):
+    """Issue 22, L6: verify used to crash (ValueError, no report) on such a link."""
+    from services.legacy.move import start_run, verify
+
+    source = tmp_path / "uploads"
+    (source / "properties" / "17").mkdir(parents=True)
+    (tmp_path / "elsewhere.jpg").write_bytes(b"x")
+    os.symlink(tmp_path / "elsewhere.jpg", source / "properties" / "17" / "link.jpg")
+    (source / "properties" / "17" / "stray.jpg").write_bytes(b"y")
+    run = start_run(session, source, "properties")
+    session.flush()
+    result = verify(session, store, settings, run.id)
+    mine = [p for p in result["problems"] if p.get("file", "").startswith("properties/17/")]
+    assert {"entity_type": "properties", "problem": "link_outside_source", "file": "properties/17/link.jpg",
+            "target": str((tmp_path / "elsewhere.jpg").resolve())} in mine  # fmt: skip
+    assert {"entity_type": "properties", "problem": "file_without_row", "file": "properties/17/stray.jpg"} in mine
+    assert not result["ok"]
+    session.rollback()
