@@ -5,6 +5,7 @@ messages by name and never imports the worker's code."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,8 +26,9 @@ SWEEP_TASKS = {
     "imagepipe.sweep_staging": "staging objects no live upload refers to, removed",
     "imagepipe.sweep_usage": "the storage usage rollup's delta rows merged",
 }
-TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK, *SWEEP_TASKS)
-MAINTENANCE_TASKS = (REGENERATE_TASK, SCAN_ORPHANS_TASK, SCHEDULED_SCAN_TASK)
+TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
+# Maintenance work: never on the uploads queue, whose depth the autoscaler scales on.
+MAINTENANCE_TASKS = (REGENERATE_TASK, SCAN_ORPHANS_TASK, SCHEDULED_SCAN_TASK, *SWEEP_TASKS)
 
 
 def beat_schedule(settings: Settings) -> dict:
@@ -77,6 +79,8 @@ def build(settings: Settings) -> dict:
             MIGRATE_IMAGE_TASK: {"queue": settings.migration_queue},
         },
         "beat_schedule": beat_schedule(settings),
+        # A sweep is not sent again while its last one waits unstarted (workers/schedule.py).
+        "beat_scheduler": "workers.schedule:SweepScheduler",
         "beat_schedule_filename": str(settings.var_dir / "celerybeat-schedule"),
         "timezone": "UTC",
         "worker_send_task_events": True,
@@ -91,8 +95,8 @@ def build(settings: Settings) -> dict:
     if settings.broker_url.startswith("filesystem"):
         base = settings.var_dir / "broker"
         conf["broker_transport_options"] = {
-            "data_folder_in": str(base / "queue"),
-            "data_folder_out": str(base / "queue"),
+            "data_folder_in": str(filesystem_queue_folder(settings)),
+            "data_folder_out": str(filesystem_queue_folder(settings)),
             "processed_folder": str(base / "processed"),
             "store_processed": False,
             "control_folder": str(base / "control"),
@@ -115,6 +119,11 @@ def build(settings: Settings) -> dict:
             "retry_on_timeout": False,
         }
     return conf
+
+
+def filesystem_queue_folder(settings: Settings) -> Path:
+    """Where kombu's filesystem transport keeps waiting messages (development's broker)."""
+    return settings.var_dir / "broker" / "queue"
 
 
 def prepare_broker(settings: Settings) -> None:

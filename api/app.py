@@ -19,7 +19,7 @@ from services.infra.ratelimit import RateLimiter
 from services.infra.runtime import build_runtime
 from services.infra.settings import Settings
 
-from . import admin, health, images, jobs, legacy, local_media, openapi, uploads
+from . import admin, cors, health, images, jobs, legacy, local_media, openapi, uploads
 from .context import WEB_DIR, AfterCommit, Components
 from .errors import ApiError, queue_unavailable, register_error_handlers, register_request_ids
 
@@ -52,7 +52,7 @@ class UploadRequest(Request):
 def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: TaskQueue | None = None) -> Flask:
     """`config`: a Settings object, a mapping of environment-style variables, or None for the
     process environment. `queue` replaces the Celery producer (tests of the API alone)."""
-    settings = config if isinstance(config, Settings) else Settings.from_env(config)
+    settings = config if isinstance(config, Settings) else Settings.from_env(config, role="api")
 
     app = Flask(__name__, static_folder=None)
     app.request_class = UploadRequest
@@ -79,6 +79,15 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         "uploads.upload": app.config["MAX_CONTENT_LENGTH"],
         "media.upload": settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES,
     }
+
+    if not settings.broker_url.startswith(("redis://", "rediss://", "filesystem")):
+        log.warning(
+            "queue metrics (imagepipe_queue_depth, imagepipe_queue_oldest_message_age_seconds, imagepipe_broker_up)"
+            " are read from Redis or the filesystem broker only: with %s they are absent, and the alerts"
+            " ImagepipeQueueStale and ImagepipeQueueGrowing cannot fire",
+            settings.broker_url.split("://", 1)[0] + "://",
+        )
+    cors.install(app, settings.cors_allowed_origins)  # first: a preflight is answered before anything else
 
     @app.before_request
     def _started():

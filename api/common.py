@@ -3,11 +3,15 @@ limit, the callback URL check, the image a writer may change, the 202 of an acce
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import g, jsonify, url_for
 from sqlalchemy.orm import Session
 
 from db.models import Image
 from db.unit import after_commit
+from pipeline.errors import ImageError
 from services.entities import entity_types
 from services.images import access
 from services.images.ingest import IngestResult
@@ -99,6 +103,18 @@ def accepted(result: IngestResult, rejected: list | None = None):
     resp.status_code = 202
     resp.headers["Location"] = body["job"]["status_url"]
     return resp
+
+
+@contextmanager
+def counting_refusals(entity: str) -> Iterator[None]:
+    """A refused file on the direct path (its declared type or size at `POST /uploads`, its bytes
+    at `/complete`) counts in imagepipe_uploads_total as a refused form upload does: once per
+    request, under the refusal's code."""
+    try:
+        yield
+    except ImageError as exc:
+        metrics().uploads.labels(entity, exc.code).inc()
+        raise
 
 
 def count_uploads(session: Session, entity: str, result: IngestResult) -> None:

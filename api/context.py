@@ -41,13 +41,17 @@ class Components:
     @cached_property
     def collectors(self) -> list:
         """Read at scrape time by GET /metrics."""
+        from celeryconfig import filesystem_queue_folder
         from services.infra.metrics import QueueCollector
         from services.storage_admin.gauges import DatabaseCollector
 
         s = self.runtime.settings
         return [
             QueueCollector(
-                s.broker_url, [s.task_queue, s.migration_queue, s.maintenance_queue], timeout_s=min(1.0, s.broker_timeout_s)
+                s.broker_url,
+                [s.task_queue, s.migration_queue, s.maintenance_queue],
+                timeout_s=min(1.0, s.broker_timeout_s),
+                folder=filesystem_queue_folder(s),
             ),
             DatabaseCollector(self.runtime.sessions),
         ]

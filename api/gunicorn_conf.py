@@ -10,7 +10,7 @@ def on_starting(server) -> None:
     from services.infra.metrics import use_multiprocess_dir
     from services.infra.settings import Settings
 
-    use_multiprocess_dir(Settings.from_env().metrics_root, "api")
+    use_multiprocess_dir(Settings.from_env(role="api").metrics_root, "api")
 
 
 def child_exit(server, worker) -> None:

@@ -65,7 +65,7 @@ def upload():
                 raise ApiError(
                     400,
                     "upload_size_out_of_range" if part[0] == "file" else "bad_request",
-                    f"the file must be 1 to {limit} bytes (the upload policy's range)"
+                    f"the file must be {policy.get('min_bytes', 1)} to {limit} bytes (the upload policy's range)"
                     if part[0] == "file"
                     else "a form field is too long",
                 )
@@ -79,9 +79,12 @@ def upload():
     if policy is None:
         _checked_policy(store, fields)  # refuse a bad policy before saying the file is missing
         raise ApiError(400, "missing_file", "send the bytes as the form field 'file', after the policy fields")
-    if not buffer:
+    low = policy.get("min_bytes", 1)
+    if len(buffer) < low:
         raise ApiError(
-            400, "upload_size_out_of_range", f"the file must be 1 to {policy['max_bytes']} bytes (the upload policy's range)"
+            400,
+            "upload_size_out_of_range",
+            f"the file must be {low} to {policy['max_bytes']} bytes (the upload policy's range)",
         )
     store.put(policy["key"], bytes(buffer), content_type=policy["content_type"], cache_control="private, no-store")
     return "", 204

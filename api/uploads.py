@@ -11,7 +11,17 @@ from services.images.serialisers import iso
 from services.images.uploads import UploadNotReceived, complete_upload, create_upload
 
 from .auth import login_required
-from .common import API_PREFIX, accepted, callback_url, count_uploads, entity_id_in_path, entity_in_path, rate_limit, writable
+from .common import (
+    API_PREFIX,
+    accepted,
+    callback_url,
+    count_uploads,
+    counting_refusals,
+    entity_id_in_path,
+    entity_in_path,
+    rate_limit,
+    writable,
+)
 from .context import components, db_session
 from .errors import ApiError
 from .requests import DirectUploadRequest, json_body
@@ -65,18 +75,19 @@ def new_direct_upload():
     callback = callback_url(body.callback_url)
     rate_limit(1)
     c, session = components(), db_session()
-    new = create_upload(
-        session,
-        c.store,
-        c.settings,
-        entity_type=entity,
-        entity_id=body.entity_id,
-        user_id=g.principal.user_id,
-        filename=body.filename,
-        content_type=body.content_type,
-        size=body.size,
-        callback_url=callback,
-    )
+    with counting_refusals(entity):
+        new = create_upload(
+            session,
+            c.store,
+            c.settings,
+            entity_type=entity,
+            entity_id=body.entity_id,
+            user_id=g.principal.user_id,
+            filename=body.filename,
+            content_type=body.content_type,
+            size=body.size,
+            callback_url=callback,
+        )
     up = new.upload
     resp = jsonify(
         {
@@ -84,7 +95,7 @@ def new_direct_upload():
             "method": "POST",
             "url": new.post.url,
             "fields": dict(new.post.fields),
-            "max_bytes": c.settings.limits.max_upload_bytes,
+            "max_bytes": up.size,  # the store takes exactly the declared size
             "expires_at": iso(up.expires_at),
             "complete_url": url_for("uploads.complete_direct_upload", upload_id=up.id),
         }
@@ -101,7 +112,8 @@ def complete_direct_upload(upload_id: str):
     if up is None:
         raise ApiError(404, "upload_not_found", f"no upload {upload_id}")
     try:
-        result = complete_upload(session, c.store, c.settings, c.queue, up)
+        with counting_refusals(up.entity_type):
+            result = complete_upload(session, c.store, c.settings, c.queue, up)
     except UploadNotReceived as exc:
         raise ApiError(409, "upload_not_received", f"{exc}; POST the file to the upload URL first") from None
     count_uploads(session, up.entity_type, result)

@@ -14,9 +14,11 @@ from services.infra.settings import ConfigError, Settings
 from .failures import EXIT_USAGE, SETTINGS_KEY
 
 
-def settings() -> Settings:
+def settings(role: str = "cli") -> Settings:
+    """The settings a command of `role` needs (services/infra/settings.py ROLES: in production a
+    command requires only what it uses)."""
     try:
-        read = Settings.from_env()
+        read = Settings.from_env(role=role)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_USAGE)

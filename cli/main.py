@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from services.infra.declarations import GROUPS
+from services.infra.settings import ROLES
 from services.infra.settings_docs import docs_table, env_example, redacted, render_docs
 
 from .context import runtime as _runtime
@@ -37,9 +38,16 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command("check-config")
-def check_config() -> None:
+@click.option(
+    "--role",
+    type=click.Choice(list(ROLES)),
+    default="all",
+    show_default=True,
+    help="check only what this process needs (a pod's own secrets: docs/deploy.md)",
+)
+def check_config(role: str) -> None:
     """Validate the configuration from the environment and print it (secrets hidden)."""
-    s = _settings()
+    s = _settings(role)
     for group, title in GROUPS.items():
         click.echo(f"# {title}")
         for variable, value, in_group in redacted(s):
@@ -98,7 +106,7 @@ def token(user_id: int, admin: bool, entities: tuple[str, ...], ttl_s: int) -> N
         grants = [check_grant(e) for e in entities]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--entity") from None
-    s = _settings()
+    s = _settings("token")
     if s.jwt_secret_generated:  # on stderr: `T=$(imagepipe token ...)` keeps only the token
         click.echo(f"signed with the development secret {s.var_dir / 'secrets' / 'jwt_secret'}", err=True)
     try:
@@ -134,7 +142,7 @@ def serve(workers: int | None) -> None:
     """Run the API with gunicorn on HOST:PORT (127.0.0.1:8000 by default)."""
     from .commands import api_command
 
-    cmd = api_command(_settings(), workers=workers)
+    cmd = api_command(_settings("api"), workers=workers)
     os.execvp(cmd[0], cmd)
 
 
@@ -158,7 +166,7 @@ def worker(concurrency: int | None, queues: str | None) -> None:
     """Run a Celery worker: uploads first, then the migration, then maintenance."""
     from .commands import worker_command
 
-    cmd = worker_command(_settings(), concurrency=concurrency, queue=queues)
+    cmd = worker_command(_settings("worker"), concurrency=concurrency, queue=queues)
     os.execvp(cmd[0], cmd)
 
 
@@ -168,7 +176,7 @@ def flower() -> None:
     under var/secrets in development), its history kept in var/flower.db."""
     from .commands import flower_command
 
-    cmd = flower_command(_settings())
+    cmd = flower_command(_settings("flower"))
     os.execvp(cmd[0], cmd)
 
 
@@ -178,7 +186,7 @@ def beat() -> None:
     deployment (a second one makes each sweep run twice, which they survive)."""
     from .commands import beat_command
 
-    cmd = beat_command(_settings())
+    cmd = beat_command(_settings("beat"))
     os.execvp(cmd[0], cmd)
 
 

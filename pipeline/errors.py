@@ -22,6 +22,14 @@ class FileTooLarge(ImageError):
     http_status = 413
 
 
+class SizeMismatch(ImageError):
+    """A direct upload's bytes are not the size its client declared (the presigned POST is bound
+    to it; a store that does not enforce the range is caught at completion)."""
+
+    code = "size_mismatch"
+    http_status = 400
+
+
 class ImageTooLarge(ImageError):
     code = "image_too_large"
     http_status = 422

@@ -110,9 +110,11 @@ class ObjectStore(Protocol):
 
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str: ...
 
-    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
-        """A browser upload of exactly `key`, of this content type, 1..max_bytes long, until expiry;
-        the store itself refuses anything else."""
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int, min_bytes: int = 1
+    ) -> PresignedPost:
+        """A browser upload of exactly `key`, of this content type, min_bytes..max_bytes long,
+        until expiry; the store itself refuses anything else."""
         ...
 
     def ping(self) -> None: ...

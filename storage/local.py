@@ -178,6 +178,8 @@ class LocalObjectStore:
         return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str:
+        if not self._secret:
+            raise PermanentStorageError("no signing secret configured: cannot sign a URL")
         expires = int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S))
         return f"{self.public_base_url}/{key}?" + urlencode({"expires": expires, "signature": self._signature(key, expires)})
 
@@ -188,14 +190,19 @@ class LocalObjectStore:
             return False
         return hmac.compare_digest(self._signature(key, int(expires)), signature)
 
-    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int, min_bytes: int = 1
+    ) -> PresignedPost:
         """The same contract as S3's: a signed policy the /media/upload route enforces."""
         self._path(key)
+        if not self._secret:
+            raise PermanentStorageError("no signing secret configured: cannot sign an upload policy")
         policy = base64.urlsafe_b64encode(
             json.dumps(
                 {
                     "key": key,
                     "content_type": content_type,
+                    "min_bytes": max(1, int(min_bytes)),
                     "max_bytes": int(max_bytes),
                     "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S)),
                 },

@@ -319,13 +319,15 @@ class S3ObjectStore:
         expires = max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S))
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires)
 
-    def presigned_post(self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int) -> PresignedPost:
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int, min_bytes: int = 1
+    ) -> PresignedPost:
         # boto3 adds the bucket and exact-key conditions itself.
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
             Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", max(1, min_bytes), max_bytes]],
             ExpiresIn=expires_in_s,
         )
         return PresignedPost(url=post["url"], fields=dict(post["fields"]))

@@ -5,7 +5,9 @@ built or started here), the Kubernetes manifests validate against the Kubernetes
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -77,6 +79,43 @@ def test_kubernetes_manifests_validate_against_the_schemas():
     assert ("HorizontalPodAutoscaler", "imagepipe-worker") in kinds
 
 
+def test_kubernetes_pods_hold_only_their_roles_secrets_and_start_with_them(tmp_path):
+    """One Secret per role (issue 22, L3): each workload's environment (the ConfigMap and its own
+    Secret, filled in) is what its process needs in production, and no more."""
+    import yaml
+
+    from services.infra.settings import ConfigError, Settings
+
+    k8s = ROOT / "deploy" / "k8s"
+    config = yaml.safe_load((k8s / "configmap.yaml").read_text())["data"]
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in yaml.safe_load_all((k8s / "secret.example.yaml").read_text())}
+    filled = {"DATABASE_URL": "postgresql+psycopg2://imagepipe:pw@db:5432/imagepipe"}
+    roles = {"api": "api", "worker": "worker", "beat": "beat", "flower": "flower", "migrate-job": "cli"}
+    seen = set()
+    for name, role in roles.items():
+        doc = next(d for d in yaml.safe_load_all((k8s / f"{name}.yaml").read_text()) if d["kind"] in ("Deployment", "Job"))
+        [container] = doc["spec"]["template"]["spec"]["containers"]
+        refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+        env = dict(config, IMAGEPIPE_VAR_DIR=str(tmp_path / name))
+        for ref in refs:
+            seen.add(ref)
+            env.update({k: filled.get(k, "v" * 40) for k in secrets[ref]})
+
+        def start(env, role=role):  # what the process checks before it serves
+            settings = Settings.from_env(env, role=role)
+            if role == "flower":
+                settings.flower_credentials()
+
+        start(env)  # every variable it needs is there
+        for key in {k for ref in refs for k in secrets[ref]} - {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}:
+            # every secret the pod holds is one its process refuses to start without
+            with pytest.raises(ConfigError, match=key):
+                start({k: v for k, v in env.items() if k != key})
+    assert seen == set(secrets)
+    assert [n for n, s in secrets.items() if "JWT_SECRET" in s] == ["imagepipe-api"]
+    assert [n for n, s in secrets.items() if "FLOWER_PASSWORD" in s] == ["imagepipe-flower"]
+
+
 def test_kubernetes_workers_scale_on_queue_depth_and_outlive_a_task():
     import yaml
 
@@ -98,3 +137,45 @@ def test_dockerfile_runs_as_a_user_from_a_slim_base_with_nothing_from_apt():
     assert "\nUSER imagepipe" in final and "useradd" in final
     assert "apt-get" not in text and "gcc" not in text and "build-essential" not in text
     assert 'ENTRYPOINT ["imagepipe"]' in final
+
+
+def test_compose_store_puts_only_its_s3_port_on_the_network(tmp_path):
+    """Issue 22, M3: SeaweedFS's master, volume and filer HTTP APIs take no credentials (the filer
+    lists and serves originals, accepts writes under public/). The compose file's own command,
+    run here on free ports, answers on a non-loopback address only on its S3 port, which refuses
+    anonymous reads of originals."""
+    import time
+
+    import yaml
+
+    from cli.seaweed import free_port_block, weed_binary
+    from tests.support.services import answers, host_addresses
+
+    addresses = host_addresses()
+    if not addresses:
+        pytest.skip("this machine has no non-loopback address to connect from")
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["seaweedfs"]
+    assert service["entrypoint"] == ["weed"]
+    b = free_port_block(count=4)
+    ports = {"master": b, "volume": b + 1, "filer": b + 2, "s3": b + 3}
+    # the compose command, its fixed ports moved to free ones (the last of a repeated flag wins)
+    cmd = [weed_binary(), *service["command"], f"-dir={tmp_path}"]
+    cmd += [f"-{name}.port={port}" for name, port in ports.items()]
+    cmd += [f"-{name}.port.grpc={port + 10_000}" for name, port in ports.items()]
+    env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "composekey", "AWS_SECRET_ACCESS_KEY": "c" * 32}
+    log = open(tmp_path / "weed.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while answers("127.0.0.1", ports["s3"]) is None or answers("127.0.0.1", ports["filer"]) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "weed.log").read_text()[-2000:]
+            time.sleep(0.5)
+        for address in addresses:
+            assert answers(address, ports["s3"]) == 403  # S3: anonymous requests refused
+            for name in ("master", "volume", "filer"):
+                assert answers(address, ports[name]) is None, f"{name} answers on {address}"
+        assert answers("127.0.0.1", ports["filer"]) == 200  # there, for the S3 gateway beside it
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()

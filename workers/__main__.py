@@ -16,12 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     from services.infra.settings import ConfigError, Settings
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    # What the process needs in production (services/infra/settings.py ROLES); other Celery
+    # commands (inspect, purge ...) talk to the broker as a worker would.
+    role = {"beat": "beat", "flower": "flower"}.get(args[0] if args else "", "worker")
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(role=role)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["worker"]:
         # Before prometheus-client is imported: the pool's processes keep their values in files
         # that the main process serves on WORKER_METRICS_PORT (services/infra/metrics.py).
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
+        _flower_metrics_behind_auth()
         os.environ.update(
             {
                 "FLOWER_BASIC_AUTH": f"{user}:{password}",
@@ -51,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_worker_app(settings)
     return app.start(args) or 0
+
+
+def _flower_metrics_behind_auth() -> None:
+    """Flower serves its /metrics without asking for the basic auth its pages need: the same
+    check as its pages (tornado's `authenticated`, Flower's get_current_user: 401 without the
+    user and password). Prometheus sends them with `basic_auth` in its scrape config."""
+    import tornado.web
+    from flower.views import monitor
+
+    if not getattr(monitor.Metrics.get, "_imagepipe_guarded", False):
+        guarded = tornado.web.authenticated(monitor.Metrics.get)
+        guarded._imagepipe_guarded = True  # type: ignore[attr-defined]
+        monitor.Metrics.get = guarded
 
 
 if __name__ == "__main__":

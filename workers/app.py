@@ -87,8 +87,10 @@ def _count_retry(sender=None, **_kwargs) -> None:
 def _count_failure(sender=None, exception=None, **_kwargs) -> None:
     from services.infra.metrics import metrics
 
-    from .tasks import failure_code
+    from .tasks import ImageFailed, failure_code
 
+    if isinstance(exception, ImageFailed):  # a refused image: imagepipe_images_finished_total counts it
+        return
     metrics().task_failures.labels(getattr(sender, "name", "unknown"), failure_code(exception)).inc()
 
 
@@ -107,18 +109,58 @@ def _serve_metrics(sender=None, **_kwargs) -> None:
     settings = runtime.settings()
     if not settings or not settings.worker_metrics_port or not m.multiprocess():
         return
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
     from prometheus_client import multiprocess as mp
 
     registry = CollectorRegistry()
     mp.MultiProcessCollector(registry)
     log = logging.getLogger(__name__)
     try:
-        start_http_server(settings.worker_metrics_port, addr=settings.host, registry=registry)
+        serve_metrics(registry, settings.host, settings.worker_metrics_port, settings.metrics_token)
     except OSError as exc:  # the port is taken: the worker still works, unscraped (ImagepipeNoWorker says so)
         log.error("metrics endpoint not started on %s:%s: %s", settings.host, settings.worker_metrics_port, exc)
         return
     log.info("metrics on http://%s:%s/metrics", settings.host, settings.worker_metrics_port)
+
+
+def serve_metrics(registry, host: str, port: int, token: str):
+    """/metrics for `registry` on host:port in a daemon thread; with `token`, only for
+    `Authorization: Bearer <token>` (as the API's /metrics). /healthz answers without it (the
+    container's liveness probe). Returns the server (its `server_address` has the port)."""
+    import hmac
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    metrics_app = make_wsgi_app(registry)
+    expected = f"Bearer {token}".encode()
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        if path != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: /metrics and /healthz only\n"]
+        sent = environ.get("HTTP_AUTHORIZATION", "").encode()
+        if token and not hmac.compare_digest(sent, expected):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="imagepipe-metrics"')],
+            )
+            return [b"send the metrics token: Authorization: Bearer <METRICS_TOKEN>\n"]
+        return metrics_app(environ, start_response)
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+            pass
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
 
 
 def _after_fork(**_kwargs) -> None:

@@ -11,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
+from db.models import Image
 from services.images import manage, process, renditions
 from services.images.lifecycle import FAILURE_MESSAGES, fail_unfinished
 from services.infra.metrics import metrics
@@ -21,13 +22,29 @@ from services.storage_admin import orphans, sweeps
 from storage import StorageError, TransientStorageError
 
 from . import runtime
+from .schedule import QueuedMarks
 
 log = logging.getLogger(__name__)
 SCAN_TIME_LIMIT_S = 6 * 3600
 
 
+class ImageFailed(Exception):
+    """The image was refused (corrupt, too large ...) and recorded as failed: raised so that
+    Celery reports the task as FAILURE (Flower's failed list is the list of failed images),
+    declared in the task's `throws`: logged without a traceback, never retried, acked as before."""
+
+    def __init__(self, image_id: int, code: str, message: str):
+        super().__init__(f"image {image_id} failed: {code}: {message}")
+        self.image_id, self.code, self.message = image_id, code, message
+
+    def __reduce__(self):  # crosses from the pool process to the main one pickled
+        return type(self), (self.image_id, self.code, self.message)
+
+
 class ProcessImageTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, ImageFailed):  # already recorded
+            return
         # Retries are exhausted (or the error was not transient): never leave an image spinning.
         # Celery also calls this in the worker's main process when the hard time limit killed
         # the child (libvips busy in C code cannot see the soft limit's signal).
@@ -40,6 +57,8 @@ def failure_code(exc: BaseException) -> str:
         return "processing_timeout"
     if isinstance(exc, TransientStorageError):
         return "storage_unavailable"
+    if isinstance(exc, ImageFailed):
+        return exc.code
     return "processing_error"
 
 
@@ -66,7 +85,13 @@ def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, 
 
 def process_image(image_id: int) -> str:
     rt = runtime.get()
-    return process.run(rt.unit_of_work, rt.store, rt.settings, rt.queue, image_id)
+    outcome = process.run(rt.unit_of_work, rt.store, rt.settings, rt.queue, image_id)
+    if outcome == process.Outcome.FAILED:
+        with rt.unit_of_work() as session:
+            image = session.get(Image, image_id)
+            code, message = (image.error_code, image.error_message) if image else (None, None)
+        raise ImageFailed(image_id, code or "processing_error", message or "")
+    return outcome
 
 
 def delete_image(image_id: int) -> str:
@@ -129,6 +154,7 @@ def sweep_task(self: Task) -> dict:
     """One sweep, named by the task (imagepipe.sweep_<step>), in its own unit of work; see
     services/storage_admin/sweeps.py for why two at once are safe."""
     rt = runtime.get()
+    QueuedMarks.for_settings(rt.settings).release(self.name)  # started: beat may send the next one
     with rt.unit_of_work() as session:
         report = sweeps.sweep(session, rt.store, rt.queue, **sweeps.options(rt.settings), only=self.name.rsplit("_", 1)[1])
     return {k: v for k, v in report.as_dict().items() if v}
@@ -149,6 +175,7 @@ def register(app: Celery, settings: Settings) -> None:
         process_image,
         name=celeryconfig.PROCESS_IMAGE_TASK,
         base=ProcessImageTask,
+        throws=(ImageFailed,),  # an expected failure: FAILURE in Flower, no traceback in the log
         default_retry_delay=5,  # after a lost worker process (transient errors back off on their own)
         **image_work,
     )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Job, Upload
 from db.unit import after_commit
-from pipeline.errors import FileTooLarge, ImageError, UnsupportedMediaType
+from pipeline.errors import FileTooLarge, ImageError, SizeMismatch, UnsupportedMediaType
 from pipeline.limits import check_size
 from pipeline.sniff import SNIFF_BYTES, require_supported
 from services.images.ingest import Duplicate, IngestResult, accept, find_duplicate, new_job, new_pending_image, safe_filename
@@ -76,10 +76,13 @@ def create_upload(
     )
     session.add(upload)
     session.flush()
+    # The store takes exactly the size the client declared (every browser knows File.size):
+    # declaring 100 kB and sending 2.9 MB is refused by the store itself.
     post = store.presigned_post(
         upload.staging_key,
         content_type=declared,
-        max_bytes=settings.limits.max_upload_bytes,
+        min_bytes=size,
+        max_bytes=size,
         expires_in_s=settings.upload_url_expires_s,
     )
     return NewUpload(upload, post)
@@ -101,6 +104,8 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
     private_key = staging_key(uuid.uuid4().hex)
     try:
         check_size(info.size, settings.limits)
+        if info.size != upload.size:  # a store that does not enforce the policy's range
+            raise SizeMismatch(f"the file is {info.size} bytes; the upload declared {upload.size}")
         store.copy(upload.staging_key, private_key)
         data = store.get(private_key)
         if len(data) > settings.limits.max_upload_bytes:  # replaced after the HEAD: judge what we copied

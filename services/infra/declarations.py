@@ -213,8 +213,8 @@ class Declared(BaseSettings):
     )
     cors_allowed_origins: Hosts = setting(
         (),
-        "comma-separated origins whose pages may upload straight to the bucket (presigned POST) and read it;"
-        " applied by `imagepipe bucket setup`",
+        "comma-separated origins whose pages may call the API (CORS, exact origins, no credentials) and upload"
+        " straight to the bucket (presigned POST; applied by `imagepipe bucket setup` and `make run`)",
         env="CORS_ALLOWED_ORIGINS",
         group="storage",
         shown="the API's own origin (embedded store)",
@@ -377,8 +377,8 @@ class Declared(BaseSettings):
     )
     metrics_token: str = setting(
         "",
-        "when set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus' `authorization` in its scrape"
-        " config); unset, keep /metrics off the public proxy",
+        "GET /metrics (the API's, the worker's port) needs `Authorization: Bearer <this>` (Prometheus'"
+        " `authorization` in its scrape config); required in production, optional in development",
         env="METRICS_TOKEN",
         group="secrets",
         secret=True,

@@ -184,30 +184,52 @@ def mark_process_dead(pid: int) -> None:
 
 
 class QueueCollector:
-    """Queue depth and the oldest message's age, read from Redis at scrape time (kombu keeps a
-    queue as a list, a priority level as a list of its own: `name`, `name\\x06\\x163`, ...).
-    The age comes from the `sent_at` header our producer puts on every message."""
+    """Queue depth and the oldest message's age, read from the broker at scrape time, on every
+    broker `make run` or a deployment uses: Redis (kombu keeps a queue as a list, a priority
+    level as a list of its own: `name`, `name\\x06\\x163`, ...) and kombu's filesystem transport
+    (a file `<ms>_<uuid>.<queue>.msg` per message in its folder). The age comes from the
+    `sent_at` header our producer puts on every message."""
 
     PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
-    def __init__(self, broker_url: str, queues: list[str], timeout_s: float = 1.0):
-        self.broker_url, self.queues, self.timeout_s = broker_url, queues, timeout_s
+    def __init__(self, broker_url: str, queues: list[str], timeout_s: float = 1.0, *, folder: Path | None = None):
+        self.broker_url, self.queues, self.timeout_s, self.folder = broker_url, queues, timeout_s, folder
+
+    @property
+    def supported(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://")) or (
+            self.broker_url.startswith("filesystem") and self.folder is not None
+        )
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        if not self.broker_url.startswith(("redis://", "rediss://")):
+        if not self.supported:
             return
-        import redis
-
         depth = GaugeMetricFamily("imagepipe_queue_depth", "Messages waiting in each queue (from the broker)", labels=["queue"])
         age = GaugeMetricFamily(
             "imagepipe_queue_oldest_message_age_seconds", "Age of the oldest waiting message", labels=["queue"]
         )
         up = GaugeMetricFamily("imagepipe_broker_up", "1 when the broker answered this scrape")
         try:
+            read = self._filesystem() if self.broker_url.startswith("filesystem") else self._redis()
+        except BrokerUnreadable:
+            up.add_metric([], 0)
+            yield up
+            return
+        now = time.time()
+        for queue, (total, oldest) in read.items():
+            depth.add_metric([queue], total)
+            age.add_metric([queue], max(0.0, now - oldest) if oldest else 0.0)
+        up.add_metric([], 1)
+        yield from (depth, age, up)
+
+    def _redis(self) -> dict[str, tuple[int, float | None]]:
+        import redis
+
+        found: dict[str, tuple[int, float | None]] = {}
+        try:
             client = redis.Redis.from_url(self.broker_url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
-            now = time.time()
             for queue in self.queues:
                 total, oldest = 0, None
                 for suffix in self.PRIORITY_SUFFIXES:
@@ -215,19 +237,40 @@ class QueueCollector:
                     n = client.llen(key)
                     total += n
                     if n:  # kombu pushes on the left and pops on the right: the oldest is last
-                        raw = client.lindex(key, -1)
-                        try:
-                            sent = float(json.loads(raw)["headers"].get("sent_at") or 0)
-                        except (ValueError, KeyError, TypeError, AttributeError):
-                            sent = 0
+                        sent = _sent_at(client.lindex(key, -1))
                         if sent and (oldest is None or sent < oldest):
                             oldest = sent
-                depth.add_metric([queue], total)
-                age.add_metric([queue], max(0.0, now - oldest) if oldest else 0.0)
+                found[queue] = (total, oldest)
             client.close()
-            up.add_metric([], 1)
-        except redis.RedisError:
-            up.add_metric([], 0)
-            yield up
-            return
-        yield from (depth, age, up)
+        except redis.RedisError as exc:
+            raise BrokerUnreadable(str(exc)) from exc
+        return found
+
+    def _filesystem(self) -> dict[str, tuple[int, float | None]]:
+        assert self.folder is not None
+        try:
+            names = sorted(os.listdir(self.folder))  # <ms>_...: oldest first
+        except OSError as exc:
+            raise BrokerUnreadable(str(exc)) from exc
+        found: dict[str, tuple[int, float | None]] = {}
+        for queue in self.queues:
+            mine = [n for n in names if n.partition(".")[2] == f"{queue}.msg"]
+            oldest = None
+            if mine:
+                try:
+                    oldest = _sent_at((self.folder / mine[0]).read_bytes()) or None
+                except OSError:  # taken by a worker between the listing and the read
+                    oldest = None
+            found[queue] = (len(mine), oldest)
+        return found
+
+
+class BrokerUnreadable(Exception):
+    pass
+
+
+def _sent_at(raw) -> float:
+    try:
+        return float(json.loads(raw)["headers"].get("sent_at") or 0)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return 0.0

@@ -115,14 +115,18 @@ class _Settings(Declared):
         return copy
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate `environ` (default: the process environment), reporting every problem."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str = "all") -> Settings:
+        """Read and validate `environ` (default: the process environment), reporting every problem.
+        In production a process needs only what its role uses (ROLES): a Flower pod holds no JWT
+        secret, a worker no token key."""
         import os
 
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         env = dict(os.environ if environ is None else environ)
         problems: list[str] = []
         raw, reported = _validate(cls, env, problems)
-        settings = _resolve(raw, problems, reported)
+        settings = _resolve(raw, problems, reported, ROLES[role])
         if problems:
             raise ConfigError(problems)
         return settings
@@ -194,9 +198,24 @@ def _validate(cls, env: dict[str, str], problems: list[str]) -> tuple[Declared, 
         _ENVIRON.reset(token)
 
 
-def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
+# What each process uses, so what production requires of it (docs/deploy.md "One secret per
+# role"): the database, the broker, the store, the token key (JWT_SECRET), the callbacks' key
+# (CALLBACK_SECRET, or derived from JWT_SECRET), the metrics token, Flower's password.
+NEEDS = ("database", "broker", "store", "jwt", "callback", "metrics", "flower")
+ROLES: dict[str, frozenset[str]] = {
+    "api": frozenset({"database", "broker", "store", "jwt", "metrics"}),
+    "worker": frozenset({"database", "broker", "store", "callback", "metrics"}),
+    "beat": frozenset({"broker"}),
+    "flower": frozenset({"broker", "flower"}),
+    "cli": frozenset({"database", "broker", "store"}),  # the operator's commands
+    "token": frozenset({"jwt"}),  # `imagepipe token`
+    "all": frozenset(NEEDS),  # `imagepipe run`, check-config: every process's settings
+}
+
+
+def _resolve(s: Any, problems: list[str], reported: set[str], needs: frozenset[str] = ROLES["all"]) -> Any:
     """Checks across settings, and the defaults derived from others. A variable already reported
-    as invalid is not reported again as missing."""
+    as invalid is not reported again as missing; in production only what the role needs is required."""
     production = s.is_production and "IMAGEPIPE_ENV" not in reported
     changes: dict[str, Any] = {}
     home = (s.home or project_home()).resolve()
@@ -204,18 +223,18 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
     changes.update(home=home, var_dir=var_dir)
     s = s.model_copy(update={"var_dir": var_dir})
     if not s.database_url:
-        if production and "DATABASE_URL" not in reported:
+        if production and "database" in needs and "DATABASE_URL" not in reported:
             problems.append("DATABASE_URL is required in production (e.g. postgresql+psycopg2://user:pass@host:5432/imagepipe)")
         changes["database_url"] = f"sqlite:///{s.var_dir / 'imagepipe.db'}"
     if not s.broker_url:
-        if production and "CELERY_BROKER_URL" not in reported:
+        if production and "broker" in needs and "CELERY_BROKER_URL" not in reported:
             problems.append("CELERY_BROKER_URL (or REDIS_URL) is required in production (e.g. redis://host:6379/0)")
         changes["broker_url"] = "filesystem://"
     broker = changes.get("broker_url", s.broker_url)
     if not s.rate_limit_redis_url and broker.startswith(("redis://", "rediss://")):
         changes["rate_limit_redis_url"] = broker
     if s.storage_backend == "s3" and not s.aws_s3_bucket:
-        if production and "AWS_S3_BUCKET" not in reported:
+        if production and "store" in needs and "AWS_S3_BUCKET" not in reported:
             problems.append("AWS_S3_BUCKET is required when STORAGE_BACKEND=s3 (a bucket name like listing-images)")
         changes["aws_s3_bucket"] = "imagepipe"
     if bool(s.aws_access_key_id) != bool(s.aws_secret_access_key):
@@ -259,11 +278,25 @@ def _resolve(s: Any, problems: list[str], reported: set[str]) -> Any:
     if s.task_time_limit_s <= s.task_soft_time_limit_s:
         problems.append("TASK_TIME_LIMIT_S must be greater than TASK_SOFT_TIME_LIMIT_S (the hard limit backs up the soft one)")
 
+    if production and "metrics" in needs and not s.metrics_token and "METRICS_TOKEN" not in reported:
+        if needs != ROLES["worker"] or s.worker_metrics_port:
+            problems.append(
+                "METRICS_TOKEN is required in production: /metrics (the API's and the worker's port) answers only"
+                " `Authorization: Bearer <METRICS_TOKEN>` (at least 32 random characters)"
+            )
     jwt_secret, generated = s.jwt_secret, False
     if not jwt_secret:
-        if production and "JWT_SECRET" not in reported:
+        if production and "jwt" in needs and "JWT_SECRET" not in reported:
             problems.append("JWT_SECRET is required in production (at least 32 random characters)")
-        elif not problems:  # never write a file for a configuration that is refused anyway
+        elif (
+            production
+            and "callback" in needs
+            and not s.callback_secret
+            and "CALLBACK_SECRET" not in reported
+            and "JWT_SECRET" not in reported
+        ):
+            problems.append("CALLBACK_SECRET is required in production for the worker (it signs callbacks)")
+        elif not problems and not production:  # never write a file for a configuration that is refused anyway
             jwt_secret, generated = _dev_secret(s.var_dir / "secrets" / "jwt_secret"), True
     if jwt_secret:
         changes["jwt_secret"] = jwt_secret

@@ -90,6 +90,8 @@ def issue_token(
 
 def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -> Principal:
     required = ["sub", "exp", "iat", "aud"] + (["iss"] if policy.issuer else [])
+    if not secret:  # a process whose role holds no JWT_SECRET accepts no token, rather than any
+        raise InvalidToken("this process has no JWT_SECRET: it accepts no token")
     try:
         # Pinning the algorithm list is what rejects `alg: none` and algorithm confusion; the
         # audience (and issuer, when configured) bind the token to this service.

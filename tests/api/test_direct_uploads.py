@@ -60,7 +60,7 @@ def test_direct_upload_end_to_end_and_completing_twice(live_server, celery_worke
     assert done.status_code == 202, done.text
     # The presigned POST is still valid (it cannot be revoked), but what is processed is a copy
     # under a key the client never had: a second POST changes nothing.
-    swapped = _post_to_store(up, corpus("photos", "tree_1024x772.webp").read_bytes())
+    swapped = _post_to_store(up, b"\xff\xd8\xff" + b"\0" * (len(data) - 3))  # the declared size, other bytes
     assert swapped.status_code in (200, 201, 204)
     job = wait_for_job(live_server, auth, done.json()["job"]["status_url"])
     assert job["status"] == "succeeded" and job["images"][0]["filename"] == "IMG_0001.JPG"
@@ -124,9 +124,44 @@ def test_create_refuses_bad_requests(live_server, auth, settings):
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
 
+def test_the_store_takes_exactly_the_declared_size(live_server, auth, store):
+    """Issue 27: declaring 100 kB and sending 2.9 MB was accepted and processed. The presigned
+    POST's content-length-range is the declared size: SeaweedFS refuses more and less."""
+    data = corpus("photos", PHOTO).read_bytes()
+    up = _create(live_server, auth, size=len(data) - 1000).json()
+    assert up["max_bytes"] == len(data) - 1000
+    bigger = _post_to_store(up, data)
+    assert bigger.status_code in (400, 403) and b"EntityTooLarge" in bigger.content, bigger.text
+    smaller = _post_to_store(up, data[: len(data) - 2000])
+    assert smaller.status_code in (400, 403) and b"EntityTooSmall" in smaller.content, smaller.text
+    assert not store.exists(up["fields"]["key"])
+    r = requests.post(live_server + up["complete_url"], headers=auth, timeout=10)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "upload_not_received"
+    exact = _post_to_store(up, data[: len(data) - 1000])
+    assert exact.status_code in (200, 201, 204), exact.text
+
+
+def test_completion_refuses_a_size_the_store_let_through(settings, tmp_path, auth):
+    """A store that does not enforce the range (a replaced object, a lenient S3 clone): the size
+    is checked again at completion, and the staged bytes are not kept."""
+    from storage.local import LocalObjectStore
+
+    local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "store")
+    client = create_app(local, queue=RecordingQueue()).test_client()
+    data = corpus("photos", PHOTO).read_bytes()
+    body = {"entity": "avatars", "entity_id": 5, "filename": "me.jpg", "content_type": "image/jpeg", "size": 1000}
+    up = client.post("/api/v1/uploads", headers=auth, json=body).get_json()
+    LocalObjectStore(tmp_path / "store").put(up["fields"]["key"], data, content_type="image/jpeg")  # behind its back
+    r = client.post(up["complete_url"], headers=auth)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "size_mismatch", r.get_data(as_text=True)
+    assert str(len(data)) in r.get_json()["error"]["message"]
+    assert not (tmp_path / "store" / up["fields"]["key"]).exists()
+
+
 def test_complete_checks_what_arrived(live_server, auth, make_token, store):
-    up = _create(live_server, auth).json()
-    _post_to_store(up, b"<html>not a photo</html>" * 10)
+    html = b"<html>not a photo</html>" * 10
+    up = _create(live_server, auth, size=len(html)).json()
+    _post_to_store(up, html)
     r = requests.post(live_server + up["complete_url"], headers=auth, timeout=10)
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
     assert not store.exists(up["fields"]["key"])  # refused bytes are not kept
@@ -165,6 +200,8 @@ def test_local_store_offers_the_same_direct_upload(settings, tmp_path, auth):
     assert post({**up["fields"], "key": "public/x.html"}, data).status_code == 403
     assert post({**up["fields"], "signature": "0" * 64}, data).status_code == 403
     assert post(up["fields"], b"\xff" * (local.max_upload_bytes + 1)).status_code == 400
+    assert post(up["fields"], data + b"\0").status_code == 400  # not the declared size
+    assert post(up["fields"], data[:-1]).status_code == 400
     assert post(up["fields"], data).status_code == 204
 
     done = client.post(up["complete_url"], headers=auth)

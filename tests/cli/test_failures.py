@@ -102,6 +102,7 @@ def test_embedded_store_is_everyones_in_development(tmp_path):
             "DATABASE_URL": "postgresql://db/x",
             "CELERY_BROKER_URL": "redis://r:6379/0",
             "AWS_S3_BUCKET": "listing-images",
-        }
+        },
+        role="cli",
     )
     assert not production.store_embedded and production.aws_s3_endpoint_url is None  # AWS, instance role

@@ -63,7 +63,14 @@ def _upload(api: str, headers: dict, entity_id: int, salt: int) -> dict:
 
 def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_env, store, make_token, tmp_path):
     worker_port = free_port()
-    env = {**settings_env, "WORKER_METRICS_PORT": str(worker_port), "METRICS_DIR": str(tmp_path / "metrics")}
+    metrics_token = "worker-and-api-metrics-" + "t" * 16
+    env = {
+        **settings_env,
+        "WORKER_METRICS_PORT": str(worker_port),
+        "METRICS_DIR": str(tmp_path / "metrics"),
+        "METRICS_TOKEN": metrics_token,
+    }
+    scrape = {"Authorization": f"Bearer {metrics_token}"}
     headers = {"Authorization": f"Bearer {make_token(42, entities=('properties:*',))}"}
     with running_worker(env, tmp_path / "worker.log") as worker:
         api_env = {**env, "CELERY_QUEUE": worker.queue}
@@ -90,8 +97,15 @@ def test_metrics_of_two_api_processes_and_a_worker_equal_what_was_done(settings_
             for job in jobs:
                 assert wait_for_job(api, headers, job["status_url"], timeout_s=120)["status"] == "succeeded"
 
-            api_text = requests.get(f"{api}/metrics", timeout=10).text
-            worker_text = requests.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10).text
+            api_text = requests.get(f"{api}/metrics", headers=scrape, timeout=10).text
+            worker_metrics = f"http://127.0.0.1:{worker_port}/metrics"
+            worker_text = requests.get(worker_metrics, headers=scrape, timeout=10).text
+            # the worker's port as the API's /metrics: nothing without the token, liveness without
+            refused = requests.get(worker_metrics, timeout=10)
+            assert refused.status_code == 401 and "imagepipe_" not in refused.text
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+            assert requests.get(worker_metrics, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+            assert requests.get(f"http://127.0.0.1:{worker_port}/healthz", timeout=10).status_code == 200
             [api_dir] = (tmp_path / "metrics").glob("api-*")  # this master's own folder
             pids = {p.name.rsplit("_", 1)[-1] for p in api_dir.glob("*.db")}
         finally:
@@ -260,3 +274,40 @@ def test_made_up_methods_and_paths_add_no_series(settings):
     assert after == before
     methods = {dict(labels).get("method") for _, labels in after}
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
+def test_refusals_count_the_same_on_the_form_and_the_direct_path(settings, make_token, tmp_path):
+    """Issue 27: a 415 at `POST /uploads` (declared type), a 413 there (declared size) and a 415
+    at `/complete` (the bytes) count in imagepipe_uploads_total as a form upload's refusals do,
+    once per request."""
+    from prometheus_client import REGISTRY
+
+    from api.app import create_app
+    from tests.support.queues import RecordingQueue
+
+    local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "store")
+    client = create_app(local, queue=RecordingQueue()).test_client()
+    auth = {"Authorization": f"Bearer {make_token(42, entities=('properties:*',))}"}
+
+    def count(code: str) -> float:
+        return REGISTRY.get_sample_value("imagepipe_uploads_total", {"entity_type": "properties", "outcome": code}) or 0
+
+    before = {code: count(code) for code in ("unsupported_media_type", "file_too_large")}
+    html = b"<html>not a photo</html>" * 10
+    form = client.post(
+        f"/api/v1/properties/{new_entity_id()}/images",
+        data={"file": (io.BytesIO(html), "a.jpg")},
+        headers=auth,
+    )
+    assert form.status_code == 415
+    body = {"entity": "properties", "entity_id": new_entity_id(), "filename": "a.jpg", "content_type": "image/jpeg"}
+    assert client.post("/api/v1/uploads", json={**body, "size": 10, "content_type": "text/html"}, headers=auth).status_code == 415
+    too_big = {**body, "size": local.limits.max_upload_bytes + 1}
+    assert client.post("/api/v1/uploads", json=too_big, headers=auth).status_code == 413
+    up = client.post("/api/v1/uploads", json={**body, "size": len(html)}, headers=auth).get_json()
+    posted = client.post("/media/upload", data={**up["fields"], "file": (io.BytesIO(html), "f", "image/jpeg")})
+    assert posted.status_code == 204
+    assert client.post(up["complete_url"], headers=auth).status_code == 415
+    assert client.post(up["complete_url"], headers=auth).status_code == 409  # nothing kept: not counted again
+    assert count("unsupported_media_type") - before["unsupported_media_type"] == 3  # form, declared, bytes
+    assert count("file_too_large") - before["file_too_large"] == 1

@@ -139,10 +139,13 @@ def test_sweeps_run_as_tasks_on_the_worker(settings, celery_worker, store, sessi
     upload_id, staged, image_id = upload.id, upload.staging_key, deleting.id
 
     import celeryconfig
+    from workers.schedule import QueuedMarks
 
     app = celery_worker.app
+    marks = QueuedMarks.for_settings(settings)
     for name in celeryconfig.SWEEP_TASKS:
-        app.send_task(name, queue=settings.task_queue)
+        assert marks.claim(name)  # as beat does when it sends
+        app.send_task(name)  # routed as beat's are: the maintenance queue
 
     def gone() -> bool:
         session.expire_all()
@@ -150,6 +153,10 @@ def test_sweeps_run_as_tasks_on_the_worker(settings, celery_worker, store, sessi
 
     _until(gone, 60, "the expired upload and the deleting image to be swept")
     assert not store.exists(staged)
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    _until(lambda: not any(client.exists(marks._key(n)) for n in celeryconfig.SWEEP_TASKS), 30, "the sweeps' marks to clear")
     schedule = celeryconfig.build(settings)["beat_schedule"]
     assert {entry["task"] for entry in schedule.values()} == {*celeryconfig.SWEEP_TASKS, celeryconfig.SCHEDULED_SCAN_TASK}
     assert all(entry["task"] in app.tasks for entry in schedule.values())  # each one the worker can run

@@ -206,3 +206,19 @@ class BlackHole:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+def host_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (what another host would connect to)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"], capture_output=True, text=True)
+    return [line.split()[3].split("/")[0] for line in out.stdout.splitlines() if len(line.split()) > 3]
+
+
+def answers(host: str, port: int, timeout_s: float = 2.0) -> int | None:
+    """The HTTP status `host:port` answers GET / with, or None when nothing listens there."""
+    import requests
+
+    try:
+        return requests.get(f"http://{host}:{port}/", timeout=timeout_s).status_code
+    except requests.ConnectionError:
+        return None

@@ -21,6 +21,53 @@ def test_production_requires_its_settings_and_names_each(tmp_path):
     assert not (tmp_path / "secrets").exists()  # production never invents a secret
 
 
+_SERVICES = {
+    "IMAGEPIPE_ENV": "production",
+    "DATABASE_URL": "postgresql+psycopg2://app@db:5432/imagepipe",
+    "CELERY_BROKER_URL": "redis://redis:6379/0",
+    "AWS_S3_BUCKET": "listing-images",
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "given", "required"),
+    [
+        # each process requires only what it uses; the variables listed are all it needs
+        ("api", {**_SERVICES}, {"JWT_SECRET", "METRICS_TOKEN"}),
+        ("worker", {**_SERVICES}, {"CALLBACK_SECRET", "METRICS_TOKEN"}),
+        ("worker", {**_SERVICES, "WORKER_METRICS_PORT": "0"}, {"CALLBACK_SECRET"}),  # no port to guard
+        ("beat", {"IMAGEPIPE_ENV": "production"}, {"CELERY_BROKER_URL"}),
+        ("flower", {"IMAGEPIPE_ENV": "production"}, {"CELERY_BROKER_URL"}),  # + FLOWER_PASSWORD at start
+        ("cli", {"IMAGEPIPE_ENV": "production"}, {"DATABASE_URL", "CELERY_BROKER_URL", "AWS_S3_BUCKET"}),
+        ("token", {"IMAGEPIPE_ENV": "production"}, {"JWT_SECRET"}),
+    ],
+)
+def test_production_requires_of_each_role_only_what_it_uses(tmp_path, role, given, required):
+    every = {"DATABASE_URL", "CELERY_BROKER_URL", "AWS_S3_BUCKET", "JWT_SECRET", "CALLBACK_SECRET", "METRICS_TOKEN"}
+    env = {**given, "IMAGEPIPE_VAR_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env, role=role)
+    named = {var for var in every if any(p.startswith(var) for p in err.value.problems)}
+    assert named == required, err.value.problems
+    # given exactly those, the process starts, holding no secret it was not given
+    fill = {var: ("s" * 40 if "SECRET" in var or "TOKEN" in var else _SERVICES.get(var, "x")) for var in required}
+    fill["CELERY_BROKER_URL"] = _SERVICES["CELERY_BROKER_URL"]
+    fill["DATABASE_URL"] = _SERVICES["DATABASE_URL"]
+    s = Settings.from_env({**env, **{k: v for k, v in fill.items() if k in required}}, role=role)
+    if "JWT_SECRET" not in required:
+        assert s.jwt_secret == "" and not s.jwt_secret_generated
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_a_process_without_the_jwt_secret_accepts_no_token(tmp_path):
+    from services.infra.tokens import InvalidToken, decode_token, issue_token
+
+    some = issue_token("k" * 40, 1, admin=True)
+    with pytest.raises(InvalidToken, match="no JWT_SECRET"):
+        decode_token("", some)
+    assert issue_token("k" * 40, 1)  # a configured secret still signs
+
+
 def test_invalid_values_are_all_reported(tmp_path):
     env = {
         "IMAGEPIPE_VAR_DIR": str(tmp_path),
