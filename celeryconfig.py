@@ -26,9 +26,13 @@ SWEEP_TASKS = {
     "imagepipe.sweep_staging": "staging objects no live upload refers to, removed",
     "imagepipe.sweep_usage": "the storage usage rollup's delta rows merged",
 }
+# The CDN invalidation outbox's sender (services/infra/cdn.py), when a distribution is set.
+CDN_INVALIDATE_TASK = "imagepipe.send_cdn_invalidations"
+# Beat sends these only when the last one sent has started (workers/schedule.py).
+SINGLE_QUEUED_TASKS = (*SWEEP_TASKS, CDN_INVALIDATE_TASK)
 TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
 # Maintenance work: never on the uploads queue, whose depth the autoscaler scales on.
-MAINTENANCE_TASKS = (REGENERATE_TASK, SCAN_ORPHANS_TASK, SCHEDULED_SCAN_TASK, *SWEEP_TASKS)
+MAINTENANCE_TASKS = (REGENERATE_TASK, SCAN_ORPHANS_TASK, SCHEDULED_SCAN_TASK, *SWEEP_TASKS, CDN_INVALIDATE_TASK)
 
 
 def beat_schedule(settings: Settings) -> dict:
@@ -37,6 +41,8 @@ def beat_schedule(settings: Settings) -> dict:
     from celery.schedules import crontab
 
     schedule = {name.split(".", 1)[1]: {"task": name, "schedule": float(settings.sweep_interval_s)} for name in SWEEP_TASKS}
+    if settings.aws_cloudfront_distribution_id:
+        schedule["cdn_invalidations"] = {"task": CDN_INVALIDATE_TASK, "schedule": float(settings.cdn_invalidation_interval_s)}
     if settings.orphan_scan_hour >= 0:
         schedule["orphan_scan_daily"] = {
             "task": SCHEDULED_SCAN_TASK,

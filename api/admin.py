@@ -1,19 +1,34 @@
-"""/api/v1/admin: images in one status across listings, storage statistics, orphan scans."""
+"""/api/v1/admin: images in one status across listings, storage statistics, orphan scans, reuse
+findings, takedowns and the blocklist, the audit trail."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, url_for
 
 from db.models import ScanStatus, StorageScan
+from services.images import access
 from services.images.queries import images_in_status
 from services.images.serialisers import image_json
+from services.infra import audit
+from services.moderation import blocklist, reuse
+from services.moderation.takedown import takedown
 from services.storage_admin import orphans, stats
 
 from .auth import admin_required
-from .common import API_PREFIX, entity_in_path
+from .common import API_PREFIX, actor, entity_in_path
 from .context import AfterCommit, components, db_session
 from .errors import ApiError, queue_unavailable
-from .requests import AdminImagesQuery, ScanRequest, StatsQuery, json_body, query
+from .requests import (
+    AdminImagesQuery,
+    AuditQuery,
+    BlocklistQuery,
+    ReuseQuery,
+    ScanRequest,
+    StatsQuery,
+    TakedownRequest,
+    json_body,
+    query,
+)
 
 bp = Blueprint("admin", __name__, url_prefix=API_PREFIX + "/admin")
 
@@ -52,7 +67,12 @@ def admin_cleanup_orphaned():
     session = db_session()
     settings, queue = components().settings, components().queue
     scan = orphans.create_scan(
-        session, dry_run=body.dry_run, grace_s=settings.orphan_grace_s, requested_by=f"user:{g.principal.user_id}", entity=scope
+        session,
+        dry_run=body.dry_run,
+        grace_s=settings.orphan_grace_s,
+        requested_by=f"user:{g.principal.user_id}",
+        entity=scope,
+        actor=actor(),
     )
     orphans.start_scan(session, queue, scan)
 
@@ -91,4 +111,85 @@ def admin_storage_scan_report(scan_id: str):
         data,
         mimetype="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="orphan-scan-{scan.id}.jsonl"'},
+    )
+
+
+# -- lifted photos and takedowns (services/moderation/) ------------------------------------------
+@bp.get("/reuse")
+@admin_required
+def admin_reuse():
+    """Reuse findings, oldest first: photos matching a photo of another listing their uploader
+    could not write."""
+    params = query(ReuseQuery)
+    rows = reuse.findings(db_session(), since=params.since, after_id=params.after_id, limit=params.limit)
+    return jsonify({"findings": rows, "next_after_id": rows[-1]["id"] if len(rows) == params.limit else None})
+
+
+@bp.post("/images/<int:image_id>/takedown")
+@admin_required
+def admin_takedown(image_id: int):
+    """Delete the image everywhere (objects, CDN), put its picture on the blocklist, audit it."""
+    body = json_body(TakedownRequest)
+    session, c = db_session(), components()
+    image = access.image_for(session, image_id, g.principal)
+    if image is None:
+        raise ApiError(404, "image_not_found", f"no image {image_id}")
+    done = takedown(session, c.store, c.queue, c.settings, image, actor(), body.reason)
+
+    def present():
+        return jsonify(
+            {
+                "image_id": done.image_id,
+                "status": "deleted" if done.deletion.done else "deleting",
+                "blocklist_entry": blocklist.entry_json(done.entry) if done.entry else None,
+                "not_blocklisted": done.why_not_blocklisted,
+                "copies": [{"image_id": n.image_id, "distance": n.distance, "mirrored": n.mirrored} for n in done.copies],
+            }
+        )
+
+    return AfterCommit(present)
+
+
+@bp.get("/blocklist")
+@admin_required
+def admin_blocklist():
+    params = query(BlocklistQuery)
+    rows = blocklist.entries(db_session(), after_id=params.after_id, limit=params.limit)
+    return jsonify(
+        {
+            "entries": [blocklist.entry_json(e) for e in rows],
+            "next_after_id": rows[-1].id if len(rows) == params.limit else None,
+        }
+    )
+
+
+@bp.delete("/blocklist/<int:entry_id>")
+@admin_required
+def admin_blocklist_remove(entry_id: int):
+    """The picture may be uploaded again; the audit row keeps what the entry said."""
+    if not 1 <= entry_id <= access.MAX_IMAGE_ID or blocklist.remove(db_session(), actor(), entry_id) is None:
+        raise ApiError(404, "blocklist_entry_not_found", f"no blocklist entry {entry_id}")
+    return "", 204
+
+
+@bp.get("/audit")
+@admin_required
+def admin_audit():
+    """The audit trail, newest first, filtered."""
+    p = query(AuditQuery)
+    if p.entity_id is not None and p.entity is None:
+        raise ApiError(400, "invalid_parameter", "send entity with entity_id")
+    rows = audit.entries(
+        db_session(),
+        since=p.since,
+        until=p.until,
+        action=p.action,
+        actor=p.actor,
+        image_id=p.image_id,
+        entity=(entity_in_path(p.entity), p.entity_id) if p.entity else None,
+        before_id=p.before_id,
+        limit=p.limit,
+    )
+    return jsonify(
+        {"entries": [audit.entry_json(r) for r in rows], "next_before_id": rows[-1].id if len(rows) == p.limit else None}
     )

@@ -15,14 +15,29 @@ from pipeline.errors import ImageError
 from services.entities import entity_types
 from services.images import access
 from services.images.ingest import IngestResult
+from services.infra.audit import Actor
 from services.infra.metrics import metrics
 from services.jobs.callbacks import CallbackRejected, check_callback_url
 from services.jobs.status import job_status
+from services.moderation.reuse import grants_json
 
 from .context import components, db_session
 from .errors import ApiError
 
 API_PREFIX = "/api/v1"
+
+
+def actor() -> Actor:
+    """Who acts in this request, for the audit trail: the token's subject and the request's id."""
+    return Actor.user(g.principal.user_id, g.get("request_id"))
+
+
+def stamp_grants(result: IngestResult) -> None:
+    """Record on each new image who uploaded it and what they could write then: a perceptual
+    match to another listing is judged against it (services/moderation/reuse.py)."""
+    grants = grants_json(g.principal)
+    for image in result.images:
+        image.uploader_grants = grants
 
 
 def entity_in_path(entity: str) -> str:

@@ -10,7 +10,7 @@ from services.images.queries import list_images
 from services.images.serialisers import image_json, iso
 
 from .auth import login_required, optional_login
-from .common import API_PREFIX, entity_in_path, owned
+from .common import API_PREFIX, actor, entity_in_path, owned
 from .context import AfterCommit, components, db_session
 from .errors import ApiError
 from .requests import GalleryQuery, ImagePatch, SignedUrlQuery, json_body, query
@@ -32,7 +32,8 @@ def image(image_id: int):
 @login_required
 def patch_image(image_id: int):
     changes = json_body(ImagePatch).model_dump(exclude_unset=True)
-    img = manage.update_image(db_session(), owned(image_id), **changes)
+    admin = actor() if g.principal.is_admin else None
+    img = manage.update_image(db_session(), owned(image_id), **changes, admin=admin)
     return jsonify(image_json(img, components().store, full=True))
 
 
@@ -43,7 +44,7 @@ def delete_image(image_id: int):
     image = owned(image_id, deleting_too=True)
     if image.status == ImageStatus.DELETING:
         return _deleting(image_id)  # already being deleted: still pending
-    deletion = manage.delete_image(db_session(), c.store, c.queue, image)
+    deletion = manage.delete_image(db_session(), c.store, c.queue, image, settings=c.settings, actor=actor())
     return AfterCommit(lambda: ("", 204) if deletion.done else _deleting(image_id))
 
 

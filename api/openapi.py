@@ -15,17 +15,22 @@ from pipeline.specs import rendition_sizes
 from services.entities import entity_types
 from services.images.access import MAX_ENTITY_ID
 from services.images.serialisers import PUBLIC_FIELDS
+from services.infra.audit import Action
 from services.infra.settings import Settings
 
 from .context import WEB_DIR
 from .requests import (
     AdminImagesQuery,
+    AuditQuery,
+    BlocklistQuery,
     DirectUploadRequest,
     GalleryQuery,
     ImagePatch,
+    ReuseQuery,
     ScanRequest,
     SignedUrlQuery,
     StatsQuery,
+    TakedownRequest,
     body_schema,
     query_parameters,
 )
@@ -47,6 +52,7 @@ def _nullable(schema: dict) -> dict:
 
 
 STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+DISTANCE = {"type": "integer", "minimum": 0, "maximum": 256, "description": "PDQ Hamming distance (of 256 bits)"}
 TIME = {"type": "string", "format": "date-time"}
 IMAGE_STATUS = {"type": "string", "enum": [s.value for s in ImageStatus]}
 JOB_STATUS = {"type": "string", "enum": [s.value for s in JobStatus]}
@@ -96,8 +102,83 @@ def _schemas() -> dict:
                 "created_at": _nullable(TIME),
                 "processed_at": _nullable(TIME),
                 "error": _ref("ErrorDetail"),
+                "reuse": {
+                    "type": "array",
+                    "description": "photos of other listings this one matches (a possibly lifted photo; docs/operations.md)",
+                    "items": _ref("ReuseMatch"),
+                },
             },
             {"legacy_url": STR},
+        ),
+        # any kind a row holds (a kind declared since, or one retired, may still be on an old row)
+        "EntityRef": _obj({"type": STR, "id": INT}),
+        "ReuseMatch": _obj({"image_id": INT, "entity": _ref("EntityRef"), "distance": DISTANCE}),
+        "ReuseFindings": _obj(
+            {
+                "findings": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "id": INT,
+                            "image_id": INT,
+                            "entity": _ref("EntityRef"),
+                            "uploader_id": _nullable(INT),
+                            "other_image_id": INT,
+                            "other_entity": _ref("EntityRef"),
+                            "distance": DISTANCE,
+                            "created_at": _nullable(TIME),
+                        }
+                    ),
+                },
+                "next_after_id": _nullable(INT),
+            }
+        ),
+        "TakedownRequest": body_schema(TakedownRequest),
+        "BlocklistEntry": _obj(
+            {
+                "id": INT,
+                "pdq": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "quality": INT,
+                "reason": STR,
+                "source_image_id": _nullable(INT),
+                "entity": _nullable(_ref("EntityRef")),
+                "created_by": STR,
+                "created_at": _nullable(TIME),
+            }
+        ),
+        "Takedown": _obj(
+            {
+                "image_id": INT,
+                "status": {"type": "string", "enum": ["deleted", "deleting"]},
+                "blocklist_entry": _nullable(_ref("BlocklistEntry")),
+                "not_blocklisted": _nullable({"type": "string", "description": "why no entry was made, or why it cannot match"}),
+                "copies": {
+                    "type": "array",
+                    "description": "other images within the blocklist distance (not deleted: each is its own decision)",
+                    "items": _obj({"image_id": INT, "distance": DISTANCE, "mirrored": BOOL}),
+                },
+            }
+        ),
+        "Blocklist": _obj({"entries": {"type": "array", "items": _ref("BlocklistEntry")}, "next_after_id": _nullable(INT)}),
+        "AuditLog": _obj(
+            {
+                "entries": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "id": INT,
+                            "at": _nullable(TIME),
+                            "actor": STR,
+                            "action": {"type": "string", "enum": [a.value for a in Action]},
+                            "image_id": _nullable(INT),
+                            "entity": _nullable(_obj({"type": STR, "id": _nullable(INT)})),
+                            "request_id": _nullable(STR),
+                            "detail": _nullable({"type": "object"}),
+                        }
+                    ),
+                },
+                "next_before_id": _nullable(INT),
+            }
         ),
         "PublicImage": None,  # filled in below: the public fields of Image, status always ready
         "ImageView": {
@@ -470,6 +551,54 @@ def spec() -> dict:
                     **_errors(403, 404, 409, *ALWAYS),
                 },
             },
+        },
+        "/api/v1/admin/reuse": {
+            "get": {
+                "summary": "Reuse findings, oldest first (admin): photos matching a photo of another listing their uploader"
+                " could not write",
+                "operationId": "adminReuse",
+                "security": AUTH,
+                "parameters": query_parameters(ReuseQuery),
+                "responses": {"200": _json("ReuseFindings", "the findings"), **_errors(400, 403, *ALWAYS)},
+            }
+        },
+        "/api/v1/admin/images/{image_id}/takedown": {
+            "parameters": [IMAGE_ID],
+            "post": {
+                "summary": "Take an image down (admin): original and renditions deleted, CDN invalidated, its picture"
+                " blocklisted, audited",
+                "operationId": "adminTakedown",
+                "security": AUTH,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TakedownRequest")}}},
+                "responses": {"200": _json("Takedown", "taken down"), **_errors(400, 403, 404, 413, *ALWAYS)},
+            },
+        },
+        "/api/v1/admin/blocklist": {
+            "get": {
+                "summary": "The takedown blocklist (admin)",
+                "operationId": "adminBlocklist",
+                "security": AUTH,
+                "parameters": query_parameters(BlocklistQuery),
+                "responses": {"200": _json("Blocklist", "the entries"), **_errors(400, 403, *ALWAYS)},
+            }
+        },
+        "/api/v1/admin/blocklist/{entry_id}": {
+            "parameters": [_path_param("entry_id", INT, "a blocklist entry")],
+            "delete": {
+                "summary": "Remove a blocklist entry (admin): the picture may be uploaded again",
+                "operationId": "adminBlocklistRemove",
+                "security": AUTH,
+                "responses": {"204": {"description": "removed"}, **_errors(403, 404, *ALWAYS)},
+            },
+        },
+        "/api/v1/admin/audit": {
+            "get": {
+                "summary": "The audit trail, newest first (admin): destructive and admin actions",
+                "operationId": "adminAudit",
+                "security": AUTH,
+                "parameters": query_parameters(AuditQuery),
+                "responses": {"200": _json("AuditLog", "the rows"), **_errors(400, 403, 404, *ALWAYS)},
+            }
         },
         "/api/v1/openapi.json": {
             "get": {

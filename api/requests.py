@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from flask import request
@@ -17,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from db.models import ImageStatus
 from pipeline.specs import rendition_sizes
 from services.entities import entity_types
-from services.images.access import MAX_ENTITY_ID
+from services.images.access import MAX_ENTITY_ID, MAX_IMAGE_ID
 from services.images.manage import MAX_ALT_TEXT, MAX_POSITION
 from services.images.uploads import DECLARABLE_TYPES
+from services.infra.audit import Action
 from storage import MAX_PRESIGNED_URL_S
 
 from .errors import ApiError
@@ -56,6 +58,21 @@ class Body(BaseModel):
 class Query(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        """A time without an offset is UTC."""
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 # -- bodies ------------------------------------------------------------------------------------
 class DirectUploadRequest(Body):
@@ -81,6 +98,10 @@ class ScanRequest(Body):
     entity_id: int = Field(None, ge=1, le=MAX_ENTITY_ID)  # type: ignore[assignment]
 
 
+class TakedownRequest(Body):
+    reason: str = Field(..., min_length=1, max_length=1000, description="why (kept with the blocklist entry and the audit row)")
+
+
 # -- query parameters --------------------------------------------------------------------------
 class GalleryQuery(Query):
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="page size")
@@ -96,6 +117,29 @@ class SignedUrlQuery(Query):
 class AdminImagesQuery(Query):
     status: ImageStatus = Field(ImageStatus.FAILED, description="default failed")
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="page size")
+
+
+class ReuseQuery(Query):
+    since: datetime | None = Field(None, description="findings recorded at or after this time (RFC 3339)")
+    after_id: int | None = Field(None, ge=0, description="page on: the last id of the previous page")
+    limit: int = Field(100, ge=1, le=1000, description="page size")
+
+
+class BlocklistQuery(Query):
+    after_id: int | None = Field(None, ge=0, description="page on: the last id of the previous page")
+    limit: int = Field(100, ge=1, le=1000, description="page size")
+
+
+class AuditQuery(Query):
+    since: datetime | None = Field(None, description="rows at or after this time (RFC 3339)")
+    until: datetime | None = Field(None, description="rows before this time")
+    action: Action | None = Field(None, description="one action")
+    actor: str | None = Field(None, max_length=100, description="user:<id> or cli:<login>")
+    image_id: int | None = Field(None, ge=1, le=MAX_IMAGE_ID)
+    entity: str | None = Field(None, json_schema_extra=_entity_enum)
+    entity_id: int | None = Field(None, ge=1, le=MAX_ENTITY_ID)
+    before_id: int | None = Field(None, ge=1, description="page on: the last id of the previous page (newest first)")
+    limit: int = Field(100, ge=1, le=1000, description="page size")
 
 
 class StatsQuery(Query):

@@ -20,6 +20,7 @@ from .common import (
     entity_id_in_path,
     entity_in_path,
     rate_limit,
+    stamp_grants,
     writable,
 )
 from .context import components, db_session
@@ -59,6 +60,7 @@ def upload(entity: str, entity_id: int):
         callback_url=callback,
     )
     count_uploads(session, entity, result)
+    stamp_grants(result)
     if result.job is None:
         # Nothing acceptable: answer with the (first) file's own error, 413 or 415.
         first = result.rejected[0].error
@@ -117,4 +119,5 @@ def complete_direct_upload(upload_id: str):
     except UploadNotReceived as exc:
         raise ApiError(409, "upload_not_received", f"{exc}; POST the file to the upload URL first") from None
     count_uploads(session, up.entity_type, result)
+    stamp_grants(result)
     return accepted(result)

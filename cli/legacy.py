@@ -217,11 +217,12 @@ def verify(run_id: str | None, output: Path | None) -> None:
 @click.option("--delete-objects", is_flag=True, help="also delete the run's objects (kept as a backup otherwise)")
 def rollback(run_id: str, delete_objects: bool) -> None:
     """Put the run's images back exactly as they were (status legacy, local URL, order, cover)."""
+    from services.infra.audit import Actor
     from services.legacy import move as svc
 
     rt = _runtime()
     with rt.unit_of_work() as session:
-        result = svc.rollback(session, rt.store, run_id, delete_objects=delete_objects)
+        result = svc.rollback(session, rt.store, run_id, delete_objects=delete_objects, actor=Actor.cli())
     click.echo(json.dumps(result))
 
 

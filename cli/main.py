@@ -17,6 +17,7 @@ from .context import runtime as _runtime
 from .context import settings as _settings
 from .failures import Group
 from .legacy import legacy, migrate
+from .moderation import audit, blocklist, reuse, takedown
 from .storage import bucket, orphans, renditions, stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +214,7 @@ def run() -> None:
     sys.exit(run_all())
 
 
-for _command in (migrate, legacy, bucket, stats, orphans, renditions):
+for _command in (migrate, legacy, bucket, stats, orphans, renditions, reuse, takedown, blocklist, audit):
     main.add_command(_command)
 
 if __name__ == "__main__":

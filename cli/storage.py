@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from services.entities import entity_types
+from services.infra.audit import Action, Actor, record
 
 from .context import runtime as _runtime
 from .context import settings as _settings
@@ -198,6 +199,7 @@ def orphans(do_delete: bool, entity: str | None, here: bool, report_path: Path |
             grace_s=rt.settings.orphan_grace_s,
             requested_by="cli",
             entity=(scope[0], scope[1]) if scope and scope[1] is not None else None,
+            actor=Actor.cli(),
         )
         scan_id = scan.id
     click.echo(
@@ -281,4 +283,7 @@ def renditions_regenerate(entity: str | None, limit: int | None) -> None:
             break
         rt.queue.regenerate_renditions(page)
         queued, after = queued + len(page), page[-1]
+    if queued:
+        with rt.unit_of_work() as session:
+            record(session, Actor.cli(), Action.REGENERATE, entity=scope, detail={"queued": queued})
     click.echo(json.dumps({"queued": queued, "queue": rt.settings.maintenance_queue}))

@@ -162,9 +162,16 @@ class Image(Base):
     requeues: Mapped[int] = mapped_column(Integer, default=0)  # by the stuck-image sweep; past a bound it fails
     # How many times a worker has claimed it; the latest claim owns its processing (services/images/process.py).
     claims: Mapped[int] = mapped_column(Integer, default=0)
+    # Who could write what when it was uploaded: the token's entity grants (JSON list; "*" for an
+    # admin), so a perceptual match to another listing is judged against them (services/images/reuse.py).
+    uploader_grants: Mapped[str | None] = mapped_column(Text)
 
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="Rendition.id"
+    )
+    perceptual_hash: Mapped[ImageHash | None] = relationship(cascade="all, delete-orphan")
+    reuse_findings: Mapped[list[ReuseFinding]] = relationship(
+        foreign_keys="ReuseFinding.image_id", order_by="ReuseFinding.id", viewonly=True
     )
 
 
@@ -344,3 +351,121 @@ class StorageScanObject(Base):
     key: Mapped[str] = mapped_column(String(1024), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     last_modified: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# -- Perceptual hashes: lifted photos and the takedown blocklist --------------------------------
+# PDQ's 256 bits kept whole (hex) and as 16 slots of 16 bits, each indexed: two hashes within
+# Hamming distance 15 agree on at least one slot (pigeonhole), so a lookup ORs the 16 slot
+# equalities and checks the exact distance of the few candidates (multi-index hashing).
+PDQ_SLOTS = 16
+
+
+class ImageHash(Base):
+    __tablename__ = "image_hashes"
+    __table_args__ = tuple(Index(f"ix_image_hashes_s{i}", f"s{i}") for i in range(PDQ_SLOTS))
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    pdq: Mapped[str] = mapped_column(String(64))  # hex
+    quality: Mapped[int] = mapped_column(Integer)  # PDQ's 0..100; below PDQ_MIN_QUALITY never matched
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    s0: Mapped[int] = mapped_column(Integer)
+    s1: Mapped[int] = mapped_column(Integer)
+    s2: Mapped[int] = mapped_column(Integer)
+    s3: Mapped[int] = mapped_column(Integer)
+    s4: Mapped[int] = mapped_column(Integer)
+    s5: Mapped[int] = mapped_column(Integer)
+    s6: Mapped[int] = mapped_column(Integer)
+    s7: Mapped[int] = mapped_column(Integer)
+    s8: Mapped[int] = mapped_column(Integer)
+    s9: Mapped[int] = mapped_column(Integer)
+    s10: Mapped[int] = mapped_column(Integer)
+    s11: Mapped[int] = mapped_column(Integer)
+    s12: Mapped[int] = mapped_column(Integer)
+    s13: Mapped[int] = mapped_column(Integer)
+    s14: Mapped[int] = mapped_column(Integer)
+    s15: Mapped[int] = mapped_column(Integer)
+
+
+class ReuseFinding(Base):
+    """An image that matches (perceptually) an image of another listing its uploader could not
+    write: a possibly lifted photo. Recorded, never blocking (the platform decides)."""
+
+    __tablename__ = "reuse_findings"
+    __table_args__ = (
+        Index("ix_reuse_findings_created_at", "created_at"),
+        Index("ix_reuse_findings_image_id", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    other_image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    other_entity_type: Mapped[str] = mapped_column(String(20))
+    other_entity_id: Mapped[int] = mapped_column(BigInteger)
+    distance: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class BlocklistEntry(Base):
+    """A picture taken down: an upload within BLOCKLIST_MAX_DISTANCE of its hash (or its mirror's)
+    fails `blocked_image` before a rendition is written. The image it came from is gone; its
+    listing and the reason stay."""
+
+    __tablename__ = "blocklist"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pdq: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    source_image_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: the image is deleted
+    entity_type: Mapped[str | None] = mapped_column(String(20))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CdnInvalidation(Base):
+    """The outbox of CDN invalidations: a public path whose cached copy must go (an image deleted,
+    taken down or rendered anew), queued in the transaction that changed it and sent by the beat
+    task (services/infra/cdn.py) in batches, each batch one CreateInvalidation whose
+    CallerReference is the batch id (a retried send is the same invalidation)."""
+
+    __tablename__ = "cdn_invalidations"
+    __table_args__ = (
+        Index(
+            "ix_cdn_invalidations_pending",
+            "queued_at",
+            sqlite_where=text("sent_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL"),
+        ),
+        Index("ix_cdn_invalidations_batch_id", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1100))
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    batch_id: Mapped[str | None] = mapped_column(String(36))  # given when a send starts; kept for a retry
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    invalidation_id: Mapped[str | None] = mapped_column(String(64))  # CloudFront's
+
+
+class AuditEntry(Base):
+    """Who did what to which image or listing, when, in which request. Written in the same
+    transaction as the action; never updated or deleted by the application (PostgreSQL refuses
+    both with a trigger, migration 0011)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_entity", "entity_type", "entity_id"),
+        Index("ix_audit_log_image_id", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # user:<token subject>, or cli:<login>
+    action: Mapped[str] = mapped_column(String(40))
+    image_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: the row outlives the image
+    entity_type: Mapped[str | None] = mapped_column(String(20))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON

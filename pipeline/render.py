@@ -22,6 +22,7 @@ import pyvips
 
 from . import encoders
 from .errors import CorruptImage
+from .perceptual import PerceptualHash, pdq
 from .placeholders import Placeholders, placeholders
 from .probe import ProbeResult, apply_loader_policy, vips_reason
 from .specs import DEFAULT_ENCODER, EncoderSettings, RenditionSpec, specs_for
@@ -52,6 +53,7 @@ class RenderResult:
     has_alpha: bool
     renditions: list[Rendition]
     placeholders: Placeholders
+    pdq: PerceptualHash | None = None  # of the decoded, oriented image (pipeline/perceptual.py)
     # Seconds spent in each step (decode, resize, encode_<format>, placeholders): the worker
     # reports them as processing stages, the benchmark plots them.
     timings: dict[str, float] = field(default_factory=dict)
@@ -114,6 +116,12 @@ def jpeg_shrink(display_width: int, target: int) -> int:
     return 1
 
 
+def fingerprint(data: bytes, probe: ProbeResult) -> PerceptualHash:
+    """The perceptual hash of an encoded image, decoded as `render` decodes it (so the same file
+    gets the same hash either way): for images processed before hashes were kept."""
+    return pdq(decode_for_renditions(data, probe, max(s.width for s in specs_for(False, DEFAULT_ENCODER))))
+
+
 def decode_for_renditions(data: bytes, probe: ProbeResult, max_width: int) -> pyvips.Image:
     apply_loader_policy()
     target = min(max_width, probe.width)
@@ -150,11 +158,14 @@ def render(
     enc: EncoderSettings = DEFAULT_ENCODER,
     wanted: Callable[[RenditionSpec], bool] | None = None,
     on_rendition: Callable[[Rendition], None] | None = None,
+    on_hash: Callable[[PerceptualHash], None] | None = None,
 ) -> RenderResult:
     """Every rendition of `specs_for` the image; `wanted`: only those it accepts (regenerating
     after a spec change renders what is missing, nothing else). `on_rendition` is handed each
     rendition as soon as it is encoded (the worker starts writing it while the next one is
-    encoded); by then the image has decoded: only our own or an encoder's error can follow."""
+    encoded); by then the image has decoded: only our own or an encoder's error can follow.
+    `on_hash` is handed the image's perceptual hash once it has decoded, before any rendition is
+    encoded: raising there (a blocked picture) stops the render with nothing written."""
     clock = _Clock()
     provisional = specs_for(False, enc)
     source = decode_for_renditions(data, probe, max(s.width for s in provisional))
@@ -162,9 +173,16 @@ def render(
     if source.hasalpha() and not has_alpha:
         source = source.extract_band(0, n=source.bands - 1)  # opaque alpha: JPEG, smaller files
     clock.lap("decode")
+    fingerprint = pdq(source)
+    clock.lap("hash")
+    if on_hash is not None:
+        on_hash(fingerprint)
+        clock.skip()
     specs = [spec for spec in specs_for(has_alpha, enc) if wanted is None or wanted(spec)]
     if not specs:
-        return RenderResult(has_alpha=has_alpha, renditions=[], placeholders=placeholders(source), timings=clock.laps)
+        return RenderResult(
+            has_alpha=has_alpha, renditions=[], placeholders=placeholders(source), pdq=fingerprint, timings=clock.laps
+        )
 
     # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a
@@ -182,7 +200,7 @@ def render(
             clock.skip()  # the caller's time, not a step of the render
     marks = placeholders(sized[min(sized)])  # from the smallest size: cheap, whatever the upload
     clock.lap("placeholders")
-    return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks, timings=clock.laps)
+    return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks, pdq=fingerprint, timings=clock.laps)
 
 
 class _Clock:

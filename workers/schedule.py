@@ -89,7 +89,7 @@ class SweepScheduler(PersistentScheduler):
         super().__init__(app, *args, **kwargs)
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        if entry.task in celeryconfig.SWEEP_TASKS:
+        if entry.task in celeryconfig.SINGLE_QUEUED_TASKS:
             try:
                 free = self.marks.claim(entry.task)
             except Exception as exc:  # noqa: BLE001 - the broker is down: the send fails the same way

@@ -14,6 +14,7 @@ import celeryconfig
 from db.models import Image
 from services.images import manage, process, renditions
 from services.images.lifecycle import FAILURE_MESSAGES, fail_unfinished
+from services.infra import cdn
 from services.infra.metrics import metrics
 from services.infra.settings import Settings
 from services.jobs import callbacks
@@ -160,6 +161,15 @@ def sweep_task(self: Task) -> dict:
     return {k: v for k, v in report.as_dict().items() if v}
 
 
+def send_cdn_invalidations(self: Task) -> dict:
+    """Send the CDN invalidation outbox (services/infra/cdn.py); CloudFront's throttling retries
+    with backoff, and the paths wait in the outbox meanwhile."""
+    rt = runtime.get()
+    QueuedMarks.for_settings(rt.settings).release(self.name)
+    report = cdn.send_pending(rt.unit_of_work, rt.settings, on_sent=metrics().cdn_invalidated_paths.inc)
+    return report.as_dict()
+
+
 def register(app: Celery, settings: Settings) -> None:
     # An image's work (processing it, migrating it) retries transient store and database errors
     # with jittered backoff, TASK_MAX_RETRIES times, then fails it for good (on_failure).
@@ -203,4 +213,14 @@ def register(app: Celery, settings: Settings) -> None:
     app.task(scheduled_orphan_scan, name=celeryconfig.SCHEDULED_SCAN_TASK, **long)
     for name in celeryconfig.SWEEP_TASKS:
         app.task(sweep_task, name=name, bind=True, autoretry_for=(StorageError, OperationalError), retry_backoff=5, max_retries=3)
+    app.task(
+        send_cdn_invalidations,
+        name=celeryconfig.CDN_INVALIDATE_TASK,
+        bind=True,
+        autoretry_for=(cdn.Throttled, StorageError, OperationalError),
+        retry_backoff=30,
+        retry_backoff_max=600,
+        retry_jitter=True,
+        max_retries=8,
+    )
     signals.task_failure.connect(_worker_lost_for_good, weak=False)

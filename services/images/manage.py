@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from db.models import Image, ImageStatus
 from db.unit import after_commit
 from services.images.keys import rendition_prefix
+from services.infra import cdn
+from services.infra.audit import Action, Actor, record
 from services.infra.queue import TaskQueue
 from services.infra.settings import Settings
 from storage import ObjectStore, StorageError, TransientStorageError
@@ -61,9 +63,10 @@ def update_image(
     position: int | Unset = UNSET,
     is_primary: bool | Unset = UNSET,
     alt_text: str | None | Unset = UNSET,
+    admin: Actor | None = None,
 ) -> Image:
     """Apply a PATCH. One cover per entity: making this one primary demotes the others in the
-    same transaction."""
+    same transaction. `admin`: an admin acting on someone's listing: a cover change is audited."""
     if not isinstance(position, Unset):
         image.position = position
     if not isinstance(alt_text, Unset):
@@ -81,6 +84,8 @@ def update_image(
                 )
                 .values(is_primary=False)
             )
+        if admin is not None and bool(image.is_primary) != is_primary:
+            record(session, admin, Action.COVER_CHANGE, image=image, detail={"is_primary": is_primary})
         image.is_primary = is_primary
     image.updated_at = datetime.now(UTC)
     session.flush()
@@ -126,11 +131,18 @@ class Deletion:
     done: bool = False  # every object and the row are gone (known once the request has committed)
 
 
-def delete_image(session: Session, store: ObjectStore, queue: TaskQueue, image: Image) -> Deletion:
+def delete_image(
+    session: Session, store: ObjectStore, queue: TaskQueue, image: Image, *, settings: Settings, actor: Actor | None
+) -> Deletion:
     """Hide the image now; once that is committed, purge it at once, or leave the purge to the
-    retrying task when the store fails."""
+    retrying task when the store fails. In the same transaction: the CDN paths of its objects are
+    queued for invalidation, and the audit row is written (`actor`; None when the caller writes
+    its own, as a takedown does)."""
     deletion = Deletion(image.id)
     mark_deleting(session, image)
+    cdn.queue_paths(session, settings, [image.s3_key or "", *(r.key for r in image.renditions)])
+    if actor is not None:
+        record(session, actor, Action.DELETE, image=image)
 
     def purge_now() -> None:
         try:  # purge_image changes the session only once every object is gone

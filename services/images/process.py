@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from db.models import UNFINISHED, Image, ImageStatus, JobImage, Rendition
 from db.unit import Units, after_commit
 from pipeline.errors import ImageError
+from pipeline.perceptual import PerceptualHash
 from pipeline.probe import ProbeResult, probe
 from pipeline.render import RenderResult, render
 from pipeline.specs import rendition_sizes
@@ -27,6 +28,8 @@ from services.infra.metrics import megapixel_bucket, metrics, timed
 from services.infra.queue import TaskQueue
 from services.infra.settings import Settings
 from services.jobs.status import notify_when_ended
+from services.moderation import blocklist, reuse
+from services.moderation.hashes import set_hash
 from storage import IMMUTABLE_CACHE_CONTROL, PRIVATE_CACHE_CONTROL, ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -151,7 +154,15 @@ def finish(
 
     writes = Writes(store, settings, object_metadata(image))
     try:
-        stored = render_and_store(store, settings, image, data, source_key=source.key, writes=writes)
+        stored = render_and_store(
+            store,
+            settings,
+            image,
+            data,
+            source_key=source.key,
+            writes=writes,
+            screen=partial(blocklist.screen, session, settings),
+        )
     except BaseException as exc:
         # The render step's one ownership check: what it wrote is removed only if it is still ours
         # (another attempt writes the same keys), and only the owner fails the image.
@@ -176,6 +187,10 @@ def finish(
         return Outcome.SKIPPED
 
     record(image, store, stored)
+    found = reuse.find(session, settings, image, stored.result.pdq)
+    if found:
+        log.warning("image %s matches %d image(s) of other listings: reuse finding(s) recorded", image.id, len(found))
+        after_commit(session, lambda: metrics().reuse_findings.inc(len(found)))
     log.info("image ready: %d renditions, %d bytes written", len(stored.result.renditions), stored.bytes_written)
     after_commit(session, lambda: metrics().images_finished.labels(Outcome.READY.value, "").inc())
     after_commit(session, partial(discard_staging, store, image.staging_key))
@@ -195,7 +210,13 @@ class Stored:
 
 
 def render_and_store(
-    store: ObjectStore, settings: Settings, image: Image, data: bytes, source_key: str | None = None, writes: Writes | None = None
+    store: ObjectStore,
+    settings: Settings,
+    image: Image,
+    data: bytes,
+    source_key: str | None = None,
+    writes: Writes | None = None,
+    screen: Callable[[PerceptualHash], None] | None = None,
 ) -> Stored:
     """Probe, render, and write the original and every rendition under their deterministic keys
     (ImageError for a file that is refused). Shared by uploads and the legacy migration.
@@ -206,7 +227,8 @@ def render_and_store(
     from it inside the store (S3 CopyObject) instead of being sent again. A retry writes the same
     keys again. A render that fails after some writes removes them, unless the caller passed its own
     `writes`: then removing them is the caller's decision (`Writes.abandon`), taken with the
-    database, which this function never touches."""
+    database, which this function never touches. `screen` is handed the picture's perceptual hash
+    once it has decoded, before anything is written (the blocklist raises there)."""
     with timed("probe"):
         info = probe(data, settings.limits)
     orig_key = original_key(image.entity_type, image.entity_id, image.id, info.extension)
@@ -221,7 +243,7 @@ def render_and_store(
     started = time.perf_counter()
     try:
         with timed("render"):
-            result = render(data, info, settings.encoder, on_rendition=written)
+            result = render(data, info, settings.encoder, on_rendition=written, on_hash=screen)
     except BaseException:
         if own_writes:
             writes.abandon(remove=True)
@@ -345,6 +367,7 @@ def record(image: Image, store: ObjectStore, stored: Stored) -> None:
             image.renditions.append(row)
         set_rendition(image, row, rendition, key)
     sync_legacy_urls(image, store)
+    set_hash(image, result.pdq)
 
     image.s3_key = stored.keys[0]
     image.s3_bucket = store.bucket

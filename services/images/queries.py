@@ -28,7 +28,7 @@ def list_images(
     query = (
         select(Image)
         .where(Image.entity_type == entity_type, Image.entity_id == entity_id, shown)
-        .options(selectinload(Image.renditions))
+        .options(selectinload(Image.renditions), selectinload(Image.reuse_findings))
         .order_by(Image.position.asc(), Image.id.desc())
         .limit(limit)
     )
@@ -46,6 +46,6 @@ def images_in_status(session: Session, status: ImageStatus, limit: int) -> list[
             .where(Image.status == status)
             .order_by(Image.id.desc())
             .limit(limit)
-            .options(selectinload(Image.renditions))
+            .options(selectinload(Image.renditions), selectinload(Image.reuse_findings))
         )
     )

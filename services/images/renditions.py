@@ -27,6 +27,7 @@ from pipeline.specs import EncoderSettings, RenditionSpec, specs_for
 from services.images.keys import object_metadata, rendition_key, rendition_prefix
 from services.images.lifecycle import mark_missing
 from services.images.process import put_all, rendition_writes, set_rendition, sync_legacy_urls
+from services.infra import cdn
 from services.infra.settings import Settings
 from storage import ObjectNotFound, ObjectStore
 
@@ -175,6 +176,8 @@ def regenerate(units: Units, store: ObjectStore, settings: Settings, image_id: i
         image.updated_at = now
         live = {r.key for r in image.renditions}
         doomed = sorted(superseded - live)
+        # Cached copies of what changed go: removed objects, and objects written again in place.
+        cdn.queue_paths(session, settings, doomed + sorted(written & present))
         if doomed:
             after_commit(session, lambda: store.delete_many(doomed))
     log.info("image %s: %d rendition(s) rendered again, %d superseded object(s) removed", image_id, len(rendered), len(doomed))

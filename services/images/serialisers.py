@@ -77,4 +77,12 @@ def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
     }
     if image.url:
         out["legacy_url"] = image.url
-    return out if full else {k: out[k] for k in PUBLIC_FIELDS}
+    if not full:
+        return {k: out[k] for k in PUBLIC_FIELDS}
+    # Photos of other listings this one matches (services/moderation/reuse.py): for the listing's
+    # writers and admins only, never in the public view.
+    out["reuse"] = [
+        {"image_id": f.other_image_id, "entity": {"type": f.other_entity_type, "id": f.other_entity_id}, "distance": f.distance}
+        for f in image.reuse_findings
+    ]
+    return out

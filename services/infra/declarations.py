@@ -31,6 +31,7 @@ GROUPS = {
     "tasks": "tasks and workers",
     "timeouts": "timeouts (docs/reliability.md: a hung dependency costs seconds, never a process)",
     "observability": "metrics and Flower (docs/deploy.md)",
+    "moderation": "lifted photos and takedowns (docs/operations.md; thresholds measured in docs/benchmarks.md)",
     "devrun": "make run / imagepipe run only",
 }
 
@@ -210,6 +211,20 @@ class Declared(BaseSettings):
         env="AWS_CLOUDFRONT_PRIVATE_KEY_PATH",
         group="storage",
         example="/etc/imagepipe/cloudfront.pem",
+    )
+    aws_cloudfront_distribution_id: str | None = setting(
+        None,
+        "the distribution serving public/: every delete, takedown and rendition regeneration queues its paths for"
+        " invalidation (CreateInvalidation, sent in batches by Celery beat)",
+        env="AWS_CLOUDFRONT_DISTRIBUTION_ID",
+        group="storage",
+        example="E2QWRUHAPOMQZL",
+    )
+    aws_cloudfront_endpoint_url: str | None = setting(
+        None,
+        "another CloudFront API endpoint (tests: moto's server)",
+        env="AWS_CLOUDFRONT_ENDPOINT_URL",
+        group="storage",
     )
     cors_allowed_origins: Hosts = setting(
         (),
@@ -396,6 +411,47 @@ class Declared(BaseSettings):
         "times the sweep re-queues an image stuck pending or processing before it fails it (processing_timeout)",
         env="SWEEP_MAX_REQUEUES",
         group="tasks",
+        lo=0,
+        hi=100,
+    )
+    cdn_invalidation_batch: int = setting(
+        1000,
+        "paths per CreateInvalidation (CloudFront takes up to 1 000 a request, 3 000 in flight)",
+        env="CDN_INVALIDATION_BATCH",
+        group="tasks",
+        lo=1,
+        hi=1000,
+    )
+    cdn_invalidation_interval_s: int = setting(
+        60,
+        "how often Celery beat sends the queued CDN invalidations",
+        env="CDN_INVALIDATION_INTERVAL_S",
+        group="tasks",
+        lo=5,
+        hi=3600,
+    )
+    reuse_max_distance: int = setting(
+        15,
+        "an upload this close (PDQ Hamming distance, of 256 bits) to a photo of another listing its uploader cannot"
+        " write is a reuse finding; lookups are exact to any distance, and cost more past 15 (docs/operations.md)",
+        env="REUSE_MAX_DISTANCE",
+        group="moderation",
+        lo=0,
+        hi=63,
+    )
+    blocklist_max_distance: int = setting(
+        31,
+        "an upload this close to a taken-down photo fails blocked_image",
+        env="BLOCKLIST_MAX_DISTANCE",
+        group="moderation",
+        lo=0,
+        hi=63,
+    )
+    pdq_min_quality: int = setting(
+        50,
+        "pictures whose PDQ quality is lower (flat, blank, a logo) are never matched",
+        env="PDQ_MIN_QUALITY",
+        group="moderation",
         lo=0,
         hi=100,
     )

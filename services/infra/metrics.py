@@ -115,6 +115,13 @@ class Metrics:
             "Job callback delivery attempts by outcome (delivered, retrying, failed)",
             ["outcome"],
         )
+        self.reuse_findings = Counter(
+            "imagepipe_reuse_findings_total",
+            "Reuse findings: processed photos matching a photo of another listing their uploader cannot write",
+        )
+        self.cdn_invalidated_paths = Counter(
+            "imagepipe_cdn_invalidated_paths_total", "Paths sent to the CDN for invalidation (CreateInvalidation)"
+        )
         self.http_seconds = Histogram(
             "imagepipe_http_request_seconds",
             "API request latency by route, method and status",

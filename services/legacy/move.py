@@ -36,6 +36,7 @@ from db.unit import after_commit
 from pipeline.errors import ImageError
 from services.entities import entity_types
 from services.images.process import record, render_and_store
+from services.infra import audit
 from services.infra.queue import TaskQueue
 from services.infra.settings import Settings
 from storage import ObjectNotFound, ObjectStore, StorageError
@@ -412,9 +413,11 @@ def _files_against_rows(session: Session, source: Path, settings: Settings, enti
 # --- rollback and redirects -----------------------------------------------------------------------
 
 
-def rollback(session: Session, store: ObjectStore, run_id: str, *, delete_objects: bool) -> dict:
+def rollback(
+    session: Session, store: ObjectStore, run_id: str, *, delete_objects: bool, actor: audit.Actor | None = None
+) -> dict:
     """Put every image the run migrated back as it was (from its snapshot); idempotent. Objects stay
-    in the bucket as a backup unless `delete_objects`."""
+    in the bucket as a backup unless `delete_objects`. `actor`: who, for the audit trail."""
     restored, keys = 0, []
     items = session.scalars(
         select(MigrationItem).where(MigrationItem.run_id == run_id, MigrationItem.status == MigrationItemStatus.DONE)
@@ -437,4 +440,11 @@ def rollback(session: Session, store: ObjectStore, run_id: str, *, delete_object
     session.flush()
     if delete_objects and keys:
         after_commit(session, lambda: store.delete_many(keys))
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            audit.Action.MIGRATION_ROLLBACK,
+            detail={"run": run_id, "restored": restored, "objects_deleted": len(keys) if delete_objects else 0},
+        )
     return {"run": run_id, "restored": restored, "objects_deleted": len(keys) if delete_objects else 0}

@@ -3,13 +3,14 @@ scan's findings (a Prometheus collector; services/infra/metrics.py keeps the pro
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import ImageStatus, StorageUsage
+from services.infra.cdn import pending
 from services.storage_admin.stats import last_scan
 
 
@@ -29,8 +30,16 @@ class DatabaseCollector:
         scan_time = GaugeMetricFamily(
             "imagepipe_orphan_scan_finished_timestamp_seconds", "When the last orphan scan finished (unix time)"
         )
+        cdn_pending = GaugeMetricFamily(
+            "imagepipe_cdn_invalidation_pending_paths", "CDN paths queued for invalidation, not yet sent"
+        )
+        cdn_age = GaugeMetricFamily(
+            "imagepipe_cdn_invalidation_oldest_pending_age_seconds",
+            "How long the oldest CDN path queued for invalidation has waited (0 when none waits)",
+        )
         try:
             with self.sessions() as session:
+                waiting, oldest = pending(session)
                 counts = {s.value: 0 for s in ImageStatus}
                 for status, n in session.execute(
                     select(StorageUsage.status, func.sum(StorageUsage.objects))
@@ -44,6 +53,10 @@ class DatabaseCollector:
         for status, n in counts.items():
             images.add_metric([status], n)
         yield images
+        cdn_pending.add_metric([], waiting)
+        yield cdn_pending
+        cdn_age.add_metric([], (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0)
+        yield cdn_age
         if found is not None:
             orphans, missing = found["orphans"], found["missing"]
             scan.add_metric(["orphans", "objects"], orphans.get("objects", 0))

@@ -34,6 +34,7 @@ from db.unit import Units, after_commit
 from services.images.keys import SCANNED_PREFIXES, entity_prefixes, parse_key, scan_report_key
 from services.images.lifecycle import mark_missing
 from services.images.serialisers import iso
+from services.infra import audit
 from services.infra.queue import QueueUnavailable, TaskQueue
 from storage import ObjectStore
 
@@ -45,8 +46,15 @@ DELETE_BATCH = 1000
 
 
 def create_scan(
-    session: Session, *, dry_run: bool, grace_s: int, requested_by: str, entity: tuple[str, int] | None = None
+    session: Session,
+    *,
+    dry_run: bool,
+    grace_s: int,
+    requested_by: str,
+    entity: tuple[str, int] | None = None,
+    actor: audit.Actor | None = None,
 ) -> StorageScan:
+    """A queued scan; one that deletes is audited (`actor`)."""
     scan = StorageScan(
         dry_run=dry_run,
         grace_s=grace_s,
@@ -57,6 +65,8 @@ def create_scan(
     )
     session.add(scan)
     session.flush()
+    if not dry_run and actor is not None:
+        audit.record(session, actor, audit.Action.ORPHANS_DELETE, entity=entity, detail={"scan": scan.id, "grace_s": grace_s})
     return scan
 
 

@@ -136,6 +136,17 @@ def _cells(w):
             dict(path=f"/api/v1/admin/storage/scans/{w['scan']}/report"),
             {**admin_only, "admin": 409},
         ),
+        ("get", "/api/v1/admin/reuse"): (dict(path="/api/v1/admin/reuse"), admin_only),
+        ("post", "/api/v1/admin/images/{image_id}/takedown"): (  # an id nobody has: no side effect
+            dict(path="/api/v1/admin/images/2147483000/takedown", json={"reason": "test"}),
+            {**admin_only, "admin": 404},
+        ),
+        ("get", "/api/v1/admin/blocklist"): (dict(path="/api/v1/admin/blocklist"), admin_only),
+        ("delete", "/api/v1/admin/blocklist/{entry_id}"): (
+            dict(path="/api/v1/admin/blocklist/2147483000"),
+            {**admin_only, "admin": 404},
+        ),
+        ("get", "/api/v1/admin/audit"): (dict(path="/api/v1/admin/audit"), admin_only),
         ("get", "/api/v1/openapi.json"): (dict(path="/api/v1/openapi.json"), dict.fromkeys(no_one, 200)),
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
         ("get", "/metrics"): (dict(path="/metrics"), dict.fromkeys(no_one, 200)),  # no METRICS_TOKEN configured

@@ -187,7 +187,12 @@ def test_crash_mid_delete_is_finished_by_the_retry_or_the_sweep(units, store, se
     with pytest.raises(Crash):
         with units() as session:
             manage.delete_image(
-                session, CrashingStore(store, "delete_many", partial=True), RecordingQueue(), session.get(Image, image_id)
+                session,
+                CrashingStore(store, "delete_many", partial=True),
+                RecordingQueue(),
+                session.get(Image, image_id),
+                settings=settings,
+                actor=None,
             )
     assert _status(units, image_id) == ImageStatus.DELETING  # hidden, half its objects gone
     left = list(store.list(rendition_prefix("properties", entity_id, image_id)))

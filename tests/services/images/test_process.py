@@ -315,7 +315,7 @@ def test_a_render_reports_the_time_of_each_step():
 
     data = corpus("photos", "paper_alpha_2048x1536.png").read_bytes()
     result = render(data, probe(data))
-    assert set(result.timings) == {"decode", "resize", "encode_png", "encode_webp", "placeholders"}
+    assert set(result.timings) == {"decode", "hash", "resize", "encode_png", "encode_webp", "placeholders"}
     assert all(0 < s < 60 for s in result.timings.values())
 
 

@@ -1,0 +1,154 @@
+"""Perceptual hashes: PDQ (Meta's 256-bit DCT hash with a quality score) of the decoded,
+oriented image, from a libvips thumbnail of long side 512 in 8-bit sRGB. Computed in numpy, bit
+for bit as the reference C++ (the `pdqhash` package, which ships as source only: the image has
+no compiler; the suite checks ours against it).
+
+Two photos of the same picture (resized, recompressed, lightly cropped) are a few bits apart;
+two different photos about 128. services/images/reuse.py compares them; the thresholds are
+measured (bench/pdq_eval.py, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the API compares hashes without loading libvips
+    import pyvips
+
+SIDE = 512  # PDQ's reference downsamples to 512 first; a thumbnail does it with libvips' filters
+BITS = 256
+SLOTS = 16  # 16-bit slices, for multi-index lookups (exact up to distance SLOTS - 1)
+
+
+@dataclass(frozen=True)
+class PerceptualHash:
+    hex: str  # 64 hex digits as the reference prints them (bit 255 first): hash lists exchange this form
+    quality: int  # 0..100: below ~50 the picture is too flat to say anything (blank, a logo)
+    mirror: str = ""  # the hash of the picture flipped left to right (looked up too: a mirrored copy)
+
+    @property
+    def value(self) -> int:
+        return int(self.hex, 16)
+
+    def slots(self) -> list[int]:
+        """The 16 slices of 16 bits, slot 0 the first 4 hex digits."""
+        return [int(self.hex[i * 4 : i * 4 + 4], 16) for i in range(SLOTS)]
+
+    def distance(self, other: PerceptualHash | str) -> int:
+        theirs = other.hex if isinstance(other, PerceptualHash) else other
+        return hamming(self.hex, theirs)
+
+
+def hamming(a_hex: str, b_hex: str) -> int:
+    return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
+
+
+def pdq(img: pyvips.Image) -> PerceptualHash:
+    """The PDQ hash of an image already decoded and oriented (any size, any band layout)."""
+    import numpy as np
+
+    small = img.thumbnail_image(SIDE, height=SIDE, size="down") if max(img.width, img.height) > SIDE else img
+    if small.hasalpha():
+        small = small.flatten(background=[255] * (small.bands - 1))
+    if small.bands >= 3 and small.interpretation != "srgb":
+        small = small.colourspace("srgb")
+    if small.format != "uchar":
+        small = small.cast("uchar")
+    pixels = small.numpy()
+    if pixels.ndim == 2 or pixels.shape[2] < 3:  # grey: the luma is the grey value
+        luma = (pixels if pixels.ndim == 2 else pixels[:, :, 0]).astype(np.float32)
+    else:
+        rgb = pixels[:, :, :3].astype(np.float32)
+        luma = rgb[:, :, 0] * np.float32(0.299) + rgb[:, :, 1] * np.float32(0.587) + rgb[:, :, 2] * np.float32(0.114)
+    return pdq_from_luma(luma, mirror=True)
+
+
+def pdq_from_luma(luma, *, mirror: bool = False) -> PerceptualHash:
+    """PDQ as Meta's reference computes it (ThreatExchange pdq/cpp: pdqhashing.cpp and
+    downscaling.cpp), in numpy: two passes of Jarosz box filters, decimation to 64 x 64, the
+    image-domain quality metric, the 16 x 16 corner of the 64 x 64 DCT, one bit per coefficient
+    above the median. Checked against the `pdqhash` wheel (its C++) in the suite."""
+    import numpy as np
+
+    rows, cols = luma.shape
+    if rows < 5 or cols < 5:
+        return PerceptualHash("0" * 64, 0)
+    buf = np.asarray(luma, dtype=np.float64)
+    wr, wc = _window(cols), _window(rows)
+    ri = ((np.arange(64) + 0.5) * rows / 64).astype(int)
+    ci = ((np.arange(64) + 0.5) * cols / 64).astype(int)
+    # The reference filters rows, columns, rows, columns, then keeps 64 x 64 samples. The passes
+    # are linear along different axes, so they commute: both row passes over the whole picture,
+    # then the column passes over the 64 columns kept only (a third of the work; the suite checks
+    # the bits still equal the reference's).
+    buf = _box(_box(buf, wr, axis=1), wr, axis=1, at=ci)
+    a = _box(_box(buf, wc, axis=0), wc, axis=0, at=ri)
+    quality = min(100, int(_gradient_sum(a) // 90))
+    # The mirror's hash from the flipped picture itself: flipping the 64 x 64 buffer instead (as
+    # the reference's dihedral hashes do) lands 16 bits away from a mirrored upload's hash, since
+    # the box filters and the decimation are not symmetric (bench/pdq_eval.py measured both).
+    flipped = pdq_from_luma(luma[:, ::-1]).hex if mirror else ""
+    return PerceptualHash(_bits(a), quality, mirror=flipped)
+
+
+def _bits(a) -> str:
+    import numpy as np
+
+    values = (_DCT() @ a @ _DCT().T).reshape(256)
+    median = np.sort(values)[127]  # Torben's median of 256: the 128th smallest
+    bits = (values > median).astype(np.uint8)  # bit i*16+j for coefficient (i, j)
+    return np.packbits(bits).tobytes().hex()
+
+
+def _window(old: int, new: int = 64) -> int:
+    return (old + 2 * new - 1) // (2 * new)
+
+
+def _box(a, window: int, axis: int, at=None):
+    """The reference's box1DFloat along `axis`: the mean over [o - (w - h), o + h - 1], h = (w + 2) // 2,
+    clipped to the vector (a shorter window at the edges); `at`: only at these positions."""
+    import numpy as np
+
+    n = a.shape[axis]
+    half = (window + 2) // 2
+    index = np.arange(n) if at is None else np.asarray(at)
+    lo = np.clip(index - (window - half), 0, n - 1)
+    hi = np.clip(index + half - 1, 0, n - 1) + 1
+    counts = (hi - lo).astype(np.float64)
+    if axis == 1:
+        sums = np.zeros((a.shape[0], n + 1))
+        np.cumsum(a, axis=1, out=sums[:, 1:])
+        if at is not None or n < 2 * window:
+            return (sums[:, hi] - sums[:, lo]) / counts
+        # the whole row: slices where the window fits (no gather), the clipped edges apart
+        first, last = window - half, n - half + 1  # index range whose window is whole
+        out = np.empty((a.shape[0], n))
+        out[:, first:last] = (sums[:, first + half : last + half] - sums[:, 0 : last - first]) / window
+        edges = np.r_[0:first, last:n]
+        out[:, edges] = (sums[:, hi[edges]] - sums[:, lo[edges]]) / counts[edges]
+        return out
+    sums = np.zeros((n + 1, a.shape[1]))
+    np.cumsum(a, axis=0, out=sums[1:])
+    return (sums[hi] - sums[lo]) / counts[:, None]
+
+
+def _gradient_sum(a) -> int:
+    import numpy as np
+
+    down = np.trunc((a[:-1, :] - a[1:, :]) * 100 / 255)
+    across = np.trunc((a[:, :-1] - a[:, 1:]) * 100 / 255)
+    return int(np.abs(down).sum() + np.abs(across).sum())
+
+
+_dct_matrix = None
+
+
+def _DCT():  # noqa: N802 (a matrix)
+    global _dct_matrix
+    if _dct_matrix is None:
+        import numpy as np
+
+        i = np.arange(1, 17).reshape(16, 1)
+        j = np.arange(64).reshape(1, 64)
+        _dct_matrix = np.sqrt(2.0 / 64) * np.cos((np.pi / 2 / 64) * i * (2 * j + 1))
+    return _dct_matrix
