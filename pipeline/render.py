@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy  # noqa: F401 - the perceptual hash's (pipeline/perceptual.py), loaded with the renderer: once, at start
 import pyvips
 
 from . import encoders
