@@ -48,6 +48,35 @@ def reuse_list(since: str | None, limit: int) -> None:
         _lines(findings(session, since=_when(since), limit=limit))
 
 
+@reuse.command("backfill")
+@click.option("--limit", type=click.IntRange(1, None), default=None, help="at most this many images")
+def reuse_backfill(limit: int | None) -> None:
+    """Hash the ready images processed before hashes were kept (each original read and decoded
+    here, as the worker would), so later uploads are compared with them. Idempotent."""
+    from db.models import Image
+    from services.moderation.hashes import set_hash, unhashed_ids
+    from services.moderation.takedown import fingerprint_from_original
+
+    rt = _runtime()
+    hashed, failed, after = 0, 0, 0
+    while limit is None or hashed + failed < limit:
+        with rt.unit_of_work() as session:
+            page = unhashed_ids(session, after=after, limit=min(200, limit - hashed - failed) if limit else 200)
+        if not page:
+            break
+        for image_id in page:
+            with rt.unit_of_work() as session:
+                image = session.get(Image, image_id)
+                found = fingerprint_from_original(rt.store, rt.settings, image) if image is not None else None
+                if image is None or found is None:
+                    failed += 1
+                    continue
+                set_hash(image, found)
+                hashed += 1
+        after = page[-1]
+    click.echo(json.dumps({"hashed": hashed, "failed": failed}))
+
+
 @click.command()
 @click.argument("image_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--reason", required=True, help="why (kept with the blocklist entry and the audit row)")

@@ -10,6 +10,7 @@ measured (bench/pdq_eval.py, docs/benchmarks.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the API compares hashes without loading libvips
@@ -47,7 +48,10 @@ def pdq(img: pyvips.Image) -> PerceptualHash:
     """The PDQ hash of an image already decoded and oriented (any size, any band layout)."""
     import numpy as np
 
-    small = img.thumbnail_image(SIDE, height=SIDE, size="down") if max(img.width, img.height) > SIDE else img
+    # The picture is decoded and oriented already: a plain Lanczos resize to 512 (half the time of
+    # thumbnail_image, which would look for a shrink-on-load and colour profiles again).
+    longest = max(img.width, img.height)
+    small = img.resize(SIDE / longest) if longest > SIDE else img
     if small.hasalpha():
         small = small.flatten(background=[255] * (small.bands - 1))
     if small.bands >= 3 and small.interpretation != "srgb":
@@ -75,14 +79,12 @@ def pdq_from_luma(luma, *, mirror: bool = False) -> PerceptualHash:
         return PerceptualHash("0" * 64, 0)
     buf = np.asarray(luma, dtype=np.float64)
     wr, wc = _window(cols), _window(rows)
-    ri = ((np.arange(64) + 0.5) * rows / 64).astype(int)
-    ci = ((np.arange(64) + 0.5) * cols / 64).astype(int)
-    # The reference filters rows, columns, rows, columns, then keeps 64 x 64 samples. The passes
-    # are linear along different axes, so they commute: both row passes over the whole picture,
-    # then the column passes over the 64 columns kept only (a third of the work; the suite checks
-    # the bits still equal the reference's).
-    buf = _box(_box(buf, wr, axis=1), wr, axis=1, at=ci)
-    a = _box(_box(buf, wc, axis=0), wc, axis=0, at=ri)
+    # The reference filters rows, columns, rows, columns, then keeps 64 x 64 samples. Every pass
+    # is linear and the passes along different axes commute, so the whole of it is two matrix
+    # products with the (cached) matrices of the two passes and the decimation along each axis:
+    # a tenth of the time of the passes themselves. The suite checks the bits still equal the
+    # reference's.
+    a = _passes(rows, wc) @ buf @ _passes(cols, wr).T
     quality = min(100, int(_gradient_sum(a) // 90))
     # The mirror's hash from the flipped picture itself: flipping the 64 x 64 buffer instead (as
     # the reference's dihedral hashes do) lands 16 bits away from a mirrored upload's hash, since
@@ -102,6 +104,17 @@ def _bits(a) -> str:
 
 def _window(old: int, new: int = 64) -> int:
     return (old + 2 * new - 1) // (2 * new)
+
+
+@lru_cache(maxsize=64)
+def _passes(n: int, window: int):
+    """The two box-filter passes along a vector of `n`, sampled at the 64 kept positions, as one
+    64 x n matrix (each pass is linear): a picture's filtering and decimation is then two matrix
+    products, Mr @ X @ Mc.T, instead of eight passes over it."""
+    import numpy as np
+
+    kept = ((np.arange(64) + 0.5) * n / 64).astype(int)
+    return _box(_box(np.eye(n), window, axis=1), window, axis=1, at=kept).T
 
 
 def _box(a, window: int, axis: int, at=None):

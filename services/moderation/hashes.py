@@ -100,3 +100,15 @@ def near(
             if d <= max_distance and (image_id not in best or d < best[image_id].distance):
                 best[image_id] = Near(image_id, d, mirrored)
     return sorted(best.values(), key=lambda n: (n.distance, n.image_id))
+
+
+def unhashed_ids(session: Session, *, after: int = 0, limit: int = 500) -> list[int]:
+    """Ready images with an original and no hash (processed before hashes were kept), by id."""
+    stmt = (
+        select(Image.id)
+        .outerjoin(ImageHash, ImageHash.image_id == Image.id)
+        .where(ImageHash.image_id.is_(None), Image.status == ImageStatus.READY, Image.s3_key.is_not(None), Image.id > after)
+        .order_by(Image.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

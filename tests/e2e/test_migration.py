@@ -145,6 +145,10 @@ def test_seed_migrate_rerun_verify_redirect_and_roll_back(
             undone = _cli("migrate", "rollback", "--run", run_id, env=env, cwd=tmp_path)
             assert undone.returncode == 0, undone.stderr[-2000:]
     assert _table(engine) == before  # exactly as it was, column by column
+    with engine.connect() as conn:
+        audited = conn.execute(text("SELECT actor, detail FROM audit_log WHERE action = 'migration_rollback'")).all()
+    runs = [json.loads(d)["run"] for _, d in audited if json.loads(d)["run"] in (report["run"], retry["run"])]
+    assert sorted(runs) == sorted([report["run"], retry["run"]] * 2) and all(a.startswith("cli:") for a, _ in audited)
     assert session.query(Image).filter(Image.legacy_table.is_not(None), Image.status == "ready").count() == 0
     assert store.exists(migrated[1].s3_key)  # objects stay as a backup without --delete-objects
     assert requests.get(live_server + old.replace(" ", "%20"), allow_redirects=False, timeout=10).status_code == 404

@@ -18,8 +18,9 @@ import pytest
 import pyvips
 import requests
 from prometheus_client import REGISTRY
+from sqlalchemy import delete
 
-from db.models import Image
+from db.models import Image, ImageHash
 from tests.conftest import ROOT, new_entity_id
 from tests.support.http import wait_for_job
 
@@ -65,7 +66,9 @@ def _cli(*args, env):
     )
 
 
-def test_a_lifted_photo_is_flagged_and_the_agents_own_copies_are_not(live_server, celery_worker, make_token, settings_env):
+def test_a_lifted_photo_is_flagged_and_the_agents_own_copies_are_not(
+    live_server, celery_worker, make_token, settings_env, session
+):
     since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     listing, own_other, scam = new_entity_id(), new_entity_id(), new_entity_id()
     agent = bearer(make_token, 7001, f"properties:{listing}", f"properties:{own_other}")
@@ -105,6 +108,16 @@ def test_a_lifted_photo_is_flagged_and_the_agents_own_copies_are_not(live_server
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert {r["other_image_id"] for r in rows if r["image_id"] == copy_id} == {original_id, own_id}
+
+    # an image processed before hashes were kept gets one from `imagepipe reuse backfill`
+    kept = session.get(ImageHash, original_id).pdq
+    session.execute(delete(ImageHash).where(ImageHash.image_id == original_id))
+    session.commit()
+    out = _cli("reuse", "backfill", env=settings_env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["hashed"] >= 1
+    session.expire_all()
+    assert session.get(ImageHash, original_id).pdq == kept
 
 
 def test_a_taken_down_photo_cannot_come_back_and_every_action_is_audited(
@@ -194,6 +207,19 @@ def test_a_taken_down_photo_cannot_come_back_and_every_action_is_audited(
     out = _cli("audit", "--image", str(image_id), env=settings_env)
     assert out.returncode == 0, out.stderr
     assert {json.loads(line)["action"] for line in out.stdout.splitlines()} == {"takedown", "blocklist_add", "blocklist_remove"}
+
+    # the operator's command does the same, as cli:<login>
+    second_keys = [k for k in (session.get(Image, second).s3_key, *(r.key for r in session.get(Image, second).renditions))]
+    out = _cli("takedown", str(second), "--reason", "duplicate listing fraud", env=settings_env)
+    assert out.returncode == 0, out.stderr
+    done = json.loads(out.stdout)
+    assert done["status"] == "deleted" and done["blocklist_entry"]["created_by"].startswith("cli:")
+    assert not any(store.exists(k) for k in second_keys)
+    out = _cli("audit", "--image", str(second), "--action", "takedown", env=settings_env)
+    [row] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert row["actor"].startswith("cli:") and row["detail"]["reason"] == "duplicate listing fraud"
+    out = _cli("blocklist", "remove", str(done["blocklist_entry"]["id"]), env=settings_env)
+    assert out.returncode == 0 and json.loads(out.stdout) == {"removed": done["blocklist_entry"]["id"]}, out.stderr
 
 
 def test_the_audit_log_cannot_be_changed_on_postgresql(session):

@@ -72,6 +72,13 @@ def test_orphan_scan_through_the_api_and_the_worker_repairs_and_spares_young_obj
         timeout=10,
     )
     assert r.status_code == 202, r.text
+    audited = requests.get(
+        f"{live_server}/api/v1/admin/audit",
+        params={"action": "orphans_delete", "entity": "properties", "entity_id": entity_id},
+        headers=admin,
+        timeout=10,
+    ).json()["entries"]
+    assert [(e["actor"], e["detail"]["scan"]) for e in audited] == [("user:1", r.json()["id"])]
     # The answer reads the scan after the enqueue: the worker may have started it already.
     assert r.json()["status"] in ("queued", "running") and r.json()["dry_run"] is False
     location = r.headers["Location"]
@@ -193,6 +200,11 @@ def test_a_rendition_spec_rollout_with_a_worker_on_the_new_spec(
         with running_worker(new_spec, tmp_path / "worker.log") as worker:
             queued = _cli("renditions", "regenerate", "--entity", scope, "--limit", "5", env=new_spec)
             assert json.loads(queued.stdout) == {"queued": 2, "queue": new_spec["MAINTENANCE_QUEUE"]}, queued.stderr
+            with engine.connect() as conn:
+                audited = conn.execute(
+                    text("SELECT actor, detail FROM audit_log WHERE action = 'regenerate' AND entity_id = :e"), {"e": entity_id}
+                ).all()
+            assert [(a.startswith("cli:"), json.loads(d)) for a, d in audited] == [(True, {"queued": 2})]
             _until(
                 lambda: json.loads(_cli("renditions", "stale", "--entity", scope, env=new_spec).stdout) == {"stale": 0},
                 120,

@@ -73,6 +73,7 @@ def world(pg, settings_env, moto_cloudfront):
         "settings": settings,
         "store": make_store(settings),
         "units": lambda: unit_of_work(sessions),
+        "sessions": sessions,
         "client": client,
         "dist": dist,
     }
@@ -134,6 +135,9 @@ def test_deletes_takedowns_and_regenerations_invalidate_their_paths_in_batches(w
 
     expected = sorted("/" + k for k in deleted_keys + taken_keys + superseded)
     assert _pending(world) == expected  # 7 + 7 + 3 paths
+    gauges = _gauges(world)
+    assert gauges["imagepipe_cdn_invalidation_pending_paths"] == len(expected)
+    assert 0 < gauges["imagepipe_cdn_invalidation_oldest_pending_age_seconds"] < 600
 
     sent = []
     report = cdn.send_pending(units, settings, on_sent=sent.append)
@@ -146,6 +150,22 @@ def test_deletes_takedowns_and_regenerations_invalidate_their_paths_in_batches(w
         assert refs == set(batches) and len(refs) == 4
         assert session.scalar(select(func.count()).where(CdnInvalidation.invalidation_id.is_(None))) == 0
     assert cdn.send_pending(units, settings).paths == 0  # nothing left: nothing sent
+    assert _gauges(world) == {
+        "imagepipe_cdn_invalidation_pending_paths": 0,
+        "imagepipe_cdn_invalidation_oldest_pending_age_seconds": 0,
+    }
+
+
+def _gauges(world) -> dict[str, float]:
+    """The CDN gauges as the API's /metrics reports them (its database collector)."""
+    from services.storage_admin.gauges import DatabaseCollector
+
+    collector = DatabaseCollector(world["sessions"])
+    return {
+        family.name: family.samples[0].value
+        for family in collector.collect()
+        if family.name.startswith("imagepipe_cdn_invalidation")
+    }
 
 
 def _renditions(world, image_id):
