@@ -11,7 +11,7 @@ from services.images.queries import images_in_status
 from services.images.serialisers import image_json
 from services.infra import audit
 from services.moderation import blocklist, reuse
-from services.moderation.takedown import takedown
+from services.moderation.takedown import takedown, takedown_json
 from services.storage_admin import orphans, stats
 
 from .auth import admin_required
@@ -135,19 +135,7 @@ def admin_takedown(image_id: int):
     if image is None:
         raise ApiError(404, "image_not_found", f"no image {image_id}")
     done = takedown(session, c.store, c.queue, c.settings, image, actor(), body.reason)
-
-    def present():
-        return jsonify(
-            {
-                "image_id": done.image_id,
-                "status": "deleted" if done.deletion.done else "deleting",
-                "blocklist_entry": blocklist.entry_json(done.entry) if done.entry else None,
-                "not_blocklisted": done.why_not_blocklisted,
-                "copies": [{"image_id": n.image_id, "distance": n.distance, "mirrored": n.mirrored} for n in done.copies],
-            }
-        )
-
-    return AfterCommit(present)
+    return AfterCommit(lambda: jsonify(takedown_json(done)))  # deleted or deleting: known once committed
 
 
 @bp.get("/blocklist")

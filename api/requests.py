@@ -43,9 +43,7 @@ def _rendition_enum(schema: dict[str, Any]) -> None:
     schema["enum"] = ["original", *(size.name for size in rendition_sizes())]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class _NoNul(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
@@ -55,15 +53,12 @@ class Body(BaseModel):
         return value
 
 
-class Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class Body(_NoNul):
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain a NUL character")
-        return value
+
+class Query(_NoNul):
+    model_config = ConfigDict(extra="ignore")
 
     @field_validator("*", mode="after")
     @classmethod

@@ -83,8 +83,8 @@ def reuse_backfill(limit: int | None) -> None:
 def takedown(image_id: int, reason: str) -> None:
     """Delete an image everywhere (original, renditions, CDN) and put its picture on the blocklist."""
     from db.models import Image, ImageStatus
-    from services.moderation.blocklist import entry_json
     from services.moderation.takedown import takedown as take_down
+    from services.moderation.takedown import takedown_json
 
     rt = _runtime()
     with rt.unit_of_work() as session:
@@ -92,17 +92,7 @@ def takedown(image_id: int, reason: str) -> None:
         if image is None or image.status == ImageStatus.DELETING:
             raise click.ClickException(f"no image {image_id} (or it is being deleted)")
         done = take_down(session, rt.store, rt.queue, rt.settings, image, Actor.cli(), reason.strip()[:1000])
-    click.echo(
-        json.dumps(
-            {
-                "image_id": image_id,
-                "status": "deleted" if done.deletion.done else "deleting",
-                "blocklist_entry": entry_json(done.entry) if done.entry else None,
-                "not_blocklisted": done.why_not_blocklisted,
-                "copies": [{"image_id": c.image_id, "distance": c.distance} for c in done.copies],
-            }
-        )
-    )
+    click.echo(json.dumps(takedown_json(done)))
 
 
 @click.group()

@@ -162,8 +162,8 @@ class Image(Base):
     requeues: Mapped[int] = mapped_column(Integer, default=0)  # by the stuck-image sweep; past a bound it fails
     # How many times a worker has claimed it; the latest claim owns its processing (services/images/process.py).
     claims: Mapped[int] = mapped_column(Integer, default=0)
-    # Who could write what when it was uploaded: the token's entity grants (JSON list; "*" for an
-    # admin), so a perceptual match to another listing is judged against them (services/images/reuse.py).
+    # Who could write what when it was uploaded: the token's subject, admin flag and entity grants
+    # (JSON), so a perceptual match to another listing is judged against them (services/moderation/reuse.py).
     uploader_grants: Mapped[str | None] = mapped_column(Text)
 
     renditions: Mapped[list[Rendition]] = relationship(

@@ -1,10 +1,10 @@
 """Perceptual hashes: PDQ (Meta's 256-bit DCT hash with a quality score) of the decoded,
-oriented image, from a libvips thumbnail of long side 512 in 8-bit sRGB. Computed in numpy, bit
+oriented image, reduced by libvips to a long side of 512 in 8-bit sRGB. Computed in numpy, bit
 for bit as the reference C++ (the `pdqhash` package, which ships as source only: the image has
 no compiler; the suite checks ours against it).
 
 Two photos of the same picture (resized, recompressed, lightly cropped) are a few bits apart;
-two different photos about 128. services/images/reuse.py compares them; the thresholds are
+two different photos about 128. services/moderation/ compares them; the thresholds are
 measured (bench/pdq_eval.py, docs/benchmarks.md)."""
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the API compares hashes without loading libvips
     import pyvips
 
-SIDE = 512  # PDQ's reference downsamples to 512 first; a thumbnail does it with libvips' filters
-BITS = 256
-SLOTS = 16  # 16-bit slices, for multi-index lookups (exact up to distance SLOTS - 1)
+SIDE = 512  # PDQ's reference downsamples to 512 first; a Lanczos resize does it in libvips
 
 
 @dataclass(frozen=True)
@@ -26,18 +24,6 @@ class PerceptualHash:
     hex: str  # 64 hex digits as the reference prints them (bit 255 first): hash lists exchange this form
     quality: int  # 0..100: below ~50 the picture is too flat to say anything (blank, a logo)
     mirror: str = ""  # the hash of the picture flipped left to right (looked up too: a mirrored copy)
-
-    @property
-    def value(self) -> int:
-        return int(self.hex, 16)
-
-    def slots(self) -> list[int]:
-        """The 16 slices of 16 bits, slot 0 the first 4 hex digits."""
-        return [int(self.hex[i * 4 : i * 4 + 4], 16) for i in range(SLOTS)]
-
-    def distance(self, other: PerceptualHash | str) -> int:
-        theirs = other.hex if isinstance(other, PerceptualHash) else other
-        return hamming(self.hex, theirs)
 
 
 def hamming(a_hex: str, b_hex: str) -> int:
@@ -114,35 +100,23 @@ def _passes(n: int, window: int):
     import numpy as np
 
     kept = ((np.arange(64) + 0.5) * n / 64).astype(int)
-    return _box(_box(np.eye(n), window, axis=1), window, axis=1, at=kept).T
+    return _box(_box(np.eye(n), window), window, at=kept).T
 
 
-def _box(a, window: int, axis: int, at=None):
-    """The reference's box1DFloat along `axis`: the mean over [o - (w - h), o + h - 1], h = (w + 2) // 2,
-    clipped to the vector (a shorter window at the edges); `at`: only at these positions."""
+def _box(a, window: int, at=None):
+    """The reference's box1DFloat along each row: the mean over [o - (w - h), o + h - 1],
+    h = (w + 2) // 2, clipped to the row (a shorter window at the edges); `at`: only at these
+    positions."""
     import numpy as np
 
-    n = a.shape[axis]
+    n = a.shape[1]
     half = (window + 2) // 2
     index = np.arange(n) if at is None else np.asarray(at)
     lo = np.clip(index - (window - half), 0, n - 1)
     hi = np.clip(index + half - 1, 0, n - 1) + 1
-    counts = (hi - lo).astype(np.float64)
-    if axis == 1:
-        sums = np.zeros((a.shape[0], n + 1))
-        np.cumsum(a, axis=1, out=sums[:, 1:])
-        if at is not None or n < 2 * window:
-            return (sums[:, hi] - sums[:, lo]) / counts
-        # the whole row: slices where the window fits (no gather), the clipped edges apart
-        first, last = window - half, n - half + 1  # index range whose window is whole
-        out = np.empty((a.shape[0], n))
-        out[:, first:last] = (sums[:, first + half : last + half] - sums[:, 0 : last - first]) / window
-        edges = np.r_[0:first, last:n]
-        out[:, edges] = (sums[:, hi[edges]] - sums[:, lo[edges]]) / counts[edges]
-        return out
-    sums = np.zeros((n + 1, a.shape[1]))
-    np.cumsum(a, axis=0, out=sums[1:])
-    return (sums[hi] - sums[lo]) / counts[:, None]
+    sums = np.zeros((a.shape[0], n + 1))
+    np.cumsum(a, axis=1, out=sums[:, 1:])
+    return (sums[:, hi] - sums[:, lo]) / (hi - lo)
 
 
 def _gradient_sum(a) -> int:
@@ -153,15 +127,11 @@ def _gradient_sum(a) -> int:
     return int(np.abs(down).sum() + np.abs(across).sum())
 
 
-_dct_matrix = None
-
-
+@lru_cache(maxsize=1)
 def _DCT():  # noqa: N802 (a matrix)
-    global _dct_matrix
-    if _dct_matrix is None:
-        import numpy as np
+    """The first 16 rows (skipping the DC row) of the 64-point DCT-II matrix, as the reference's."""
+    import numpy as np
 
-        i = np.arange(1, 17).reshape(16, 1)
-        j = np.arange(64).reshape(1, 64)
-        _dct_matrix = np.sqrt(2.0 / 64) * np.cos((np.pi / 2 / 64) * i * (2 * j + 1))
-    return _dct_matrix
+    i = np.arange(1, 17).reshape(16, 1)
+    j = np.arange(64).reshape(1, 64)
+    return np.sqrt(2.0 / 64) * np.cos((np.pi / 2 / 64) * i * (2 * j + 1))

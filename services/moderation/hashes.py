@@ -63,6 +63,17 @@ def probe_values(hex_hash: str, max_distance: int) -> list[list[int]]:
     return [sorted({value ^ m for m in masks}) for value in slots(hex_hash)]
 
 
+def slot_conditions(hex_hashes: Iterable[str], max_distance: int) -> list:
+    """Per hash and per slot, the column condition a hash within `max_distance` meets in at least
+    one slot (OR them: the candidates, before the exact distance is checked)."""
+    conditions = []
+    for hex_hash in hex_hashes:
+        for i, values in enumerate(probe_values(hex_hash, max_distance)):
+            column = getattr(ImageHash, f"s{i}")
+            conditions.append(column == values[0] if len(values) == 1 else column.in_(values))
+    return conditions
+
+
 @dataclass(frozen=True)
 class Near:
     image_id: int
@@ -82,11 +93,7 @@ def near(
     """The images whose hash is within `max_distance` of `fingerprint` or of its mirror's, closest
     first (one entry per image). Pictures below `min_quality` are never matched."""
     queries = [(fingerprint.hex, False)] + ([(fingerprint.mirror, True)] if fingerprint.mirror else [])
-    conditions = []
-    for hex_hash, _ in queries:
-        for i, values in enumerate(probe_values(hex_hash, max_distance)):
-            column = getattr(ImageHash, f"s{i}")
-            conditions.append(column == values[0] if len(values) == 1 else column.in_(values))
+    conditions = slot_conditions((hex_hash for hex_hash, _ in queries), max_distance)
     stmt = select(ImageHash.image_id, ImageHash.pdq).where(or_(*conditions), ImageHash.quality >= min_quality)
     skip = list(exclude)
     if skip:

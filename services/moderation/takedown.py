@@ -35,6 +35,17 @@ class Takedown:
     why_not_blocklisted: str | None = None
 
 
+def takedown_json(done: Takedown) -> dict:
+    """What a takedown answers (the API and `imagepipe takedown` alike)."""
+    return {
+        "image_id": done.image_id,
+        "status": "deleted" if done.deletion.done else "deleting",
+        "blocklist_entry": blocklist.entry_json(done.entry) if done.entry else None,
+        "not_blocklisted": done.why_not_blocklisted,
+        "copies": [{"image_id": n.image_id, "distance": n.distance, "mirrored": n.mirrored} for n in done.copies],
+    }
+
+
 def stored_fingerprint(image: Image) -> PerceptualHash | None:
     row = image.perceptual_hash
     return PerceptualHash(row.pdq, row.quality) if row is not None else None
