@@ -24,15 +24,25 @@ SWEEP_TASKS = {
     "imagepipe.sweep_deleting": "images left deleting: purge queued again",
     "imagepipe.sweep_uploads": "expired direct uploads: row and staged object removed",
     "imagepipe.sweep_staging": "staging objects no live upload refers to, removed",
-    "imagepipe.sweep_usage": "the storage usage rollup's delta rows merged",
+    "imagepipe.sweep_usage": "the storage usage and egress rollups' delta rows merged",
 }
 # The CDN invalidation outbox's sender (services/infra/cdn.py), when a distribution is set.
 CDN_INVALIDATE_TASK = "imagepipe.send_cdn_invalidations"
+# New access log files read into the egress figures (services/delivery/usage.py), when
+# ACCESS_LOG_PREFIX is set.
+USAGE_INGEST_TASK = "imagepipe.ingest_access_logs"
 # Beat sends these only when the last one sent has started (workers/schedule.py).
-SINGLE_QUEUED_TASKS = (*SWEEP_TASKS, CDN_INVALIDATE_TASK)
+SINGLE_QUEUED_TASKS = (*SWEEP_TASKS, CDN_INVALIDATE_TASK, USAGE_INGEST_TASK)
 TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
 # Maintenance work: never on the uploads queue, whose depth the autoscaler scales on.
-MAINTENANCE_TASKS = (REGENERATE_TASK, SCAN_ORPHANS_TASK, SCHEDULED_SCAN_TASK, *SWEEP_TASKS, CDN_INVALIDATE_TASK)
+MAINTENANCE_TASKS = (
+    REGENERATE_TASK,
+    SCAN_ORPHANS_TASK,
+    SCHEDULED_SCAN_TASK,
+    *SWEEP_TASKS,
+    CDN_INVALIDATE_TASK,
+    USAGE_INGEST_TASK,
+)
 
 
 def beat_schedule(settings: Settings) -> dict:
@@ -43,6 +53,8 @@ def beat_schedule(settings: Settings) -> dict:
     schedule = {name.split(".", 1)[1]: {"task": name, "schedule": float(settings.sweep_interval_s)} for name in SWEEP_TASKS}
     if settings.aws_cloudfront_distribution_id:
         schedule["cdn_invalidations"] = {"task": CDN_INVALIDATE_TASK, "schedule": float(settings.cdn_invalidation_interval_s)}
+    if settings.access_log_prefix:
+        schedule["usage_ingest"] = {"task": USAGE_INGEST_TASK, "schedule": float(settings.usage_ingest_interval_s)}
     if settings.orphan_scan_hour >= 0:
         schedule["orphan_scan_daily"] = {
             "task": SCHEDULED_SCAN_TASK,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, url_for
 
 from db.models import ScanStatus, StorageScan
+from services.delivery.report import add_delivery
 from services.images import access
 from services.images.queries import images_in_status
 from services.images.serialisers import image_json
@@ -47,10 +48,13 @@ def admin_images():
 @admin_required
 def admin_storage_stats():
     """Storage statistics from the database (index-only aggregates), or `?source=bucket`: from a
-    listing of the bucket, with its difference from the database."""
-    source = query(StatsQuery).source
-    db = stats.database_stats(db_session())
-    return jsonify(db if source == "database" else stats.bucket_report(components().store, db))
+    listing of the bucket, with its difference from the database; egress from the ingested access
+    logs over `?days=` and the monthly cost estimate either way."""
+    params = query(StatsQuery)
+    session = db_session()
+    db = stats.database_stats(session)
+    out = db if params.source == "database" else stats.bucket_report(components().store, db)
+    return jsonify(add_delivery(session, components().settings, out, days=params.days))
 
 
 @bp.post("/storage/cleanup-orphaned")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, g, request, send_from_directory
 
 from db.unit import commit, discard
+from services.delivery import rum as rum_service
 from services.images.ingest import fail_unqueued
 from services.infra.metrics import metrics
 from services.infra.queue import QueueUnavailable, TaskQueue
@@ -19,7 +20,7 @@ from services.infra.ratelimit import RateLimiter
 from services.infra.runtime import build_runtime
 from services.infra.settings import Settings
 
-from . import admin, cors, health, images, jobs, legacy, local_media, openapi, uploads
+from . import admin, cors, health, images, jobs, legacy, local_media, openapi, rum, uploads
 from .context import WEB_DIR, AfterCommit, Components
 from .errors import ApiError, queue_unavailable, register_error_handlers, register_request_ids
 
@@ -63,6 +64,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     app.extensions["imagepipe"] = Components(
         runtime=build_runtime(settings, queue=queue, in_request=True),
         limiter=RateLimiter(settings.rate_limit_uploads_per_minute, settings.rate_limit_redis_url),
+        rum_limiter=RateLimiter(settings.rum_per_minute, settings.rate_limit_redis_url, prefix="imagepipe:rum"),
     )
 
     @app.teardown_appcontext
@@ -78,6 +80,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     caps = {
         "uploads.upload": app.config["MAX_CONTENT_LENGTH"],
         "media.upload": settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES,
+        "rum.beacon": rum_service.MAX_BODY_BYTES,
     }
 
     if not settings.broker_url.startswith(("redis://", "rediss://", "filesystem")):
@@ -136,7 +139,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         resp.headers.setdefault("Content-Security-Policy", page_csp if page else "default-src 'none'; frame-ancestors 'none'")
         return resp
 
-    for blueprint in (health.bp, uploads.bp, images.bp, jobs.bp, admin.bp, openapi.bp):
+    for blueprint in (health.bp, uploads.bp, images.bp, jobs.bp, admin.bp, openapi.bp, rum.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(legacy.blueprint(settings.legacy_url_prefix))
     if settings.storage_backend == "local":

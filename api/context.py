@@ -25,6 +25,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 class Components:
     runtime: Runtime
     limiter: RateLimiter
+    rum_limiter: RateLimiter  # load-timing beacons per client address
 
     @property
     def settings(self) -> Settings:

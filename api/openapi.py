@@ -27,6 +27,7 @@ from .requests import (
     GalleryQuery,
     ImagePatch,
     ReuseQuery,
+    RumBeacon,
     ScanRequest,
     SignedUrlQuery,
     StatsQuery,
@@ -134,6 +135,7 @@ def _schemas() -> dict:
             }
         ),
         "TakedownRequest": body_schema(TakedownRequest),
+        "RumBeacon": body_schema(RumBeacon),
         "BlocklistEntry": _obj(
             {
                 "id": INT,
@@ -283,7 +285,8 @@ def _schemas() -> dict:
                         }
                     )
                 ),
-                "egress": _obj({"known": {"const": False}, "why": STR}),
+                "egress": _ref("Egress"),
+                "cost": _ref("Cost"),
                 "duration_ms": {"type": "number"},
             },
             {
@@ -291,6 +294,68 @@ def _schemas() -> dict:
                 "outside_layout": _ref("Count"),
                 "difference": {"type": "object", "description": "bucket minus database"},
             },
+        ),
+        "Served": _obj({"requests": INT, "bytes": INT}),
+        "AccessLogs": _obj({"files": INT, "lines": INT, "malformed_lines": INT, "last_ingested_at": _nullable(TIME)}),
+        "Egress": {
+            "description": "bytes sent and requests from the ingested access logs (S3 server access logs, CloudFront"
+            " standard logs) over the last `days` days",
+            "oneOf": [
+                _obj({"known": {"const": False}, "days": INT, "logs": _ref("AccessLogs"), "why": STR}),
+                _obj(
+                    {
+                        "known": {"const": True},
+                        "days": INT,
+                        "first_day_with_requests": _nullable({"type": "string", "format": "date"}),
+                        "totals": _ref("Served"),
+                        "sources": {
+                            "type": "object",
+                            "propertyNames": {"enum": ["s3", "cloudfront"]},
+                            "additionalProperties": _obj(
+                                {"requests": INT, "bytes": INT}, {"cache_hit_ratio": _nullable({"type": "number"})}
+                            ),
+                        },
+                        "per_day": {
+                            "type": "array",
+                            "items": _obj({"date": {"type": "string", "format": "date"}, "requests": INT, "bytes": INT}),
+                        },
+                        "entities": {"type": "object", "additionalProperties": _ref("Served")},
+                        "renditions": {
+                            "type": "object",
+                            "description": "by rendition name (`original` for originals), then format",
+                            "additionalProperties": {"type": "object", "additionalProperties": _ref("Served")},
+                        },
+                        "never_served": {
+                            "type": "array",
+                            "description": "stored renditions (name and format) no request reached in the window",
+                            "items": _obj({"rendition": STR, "format": STR, "objects": INT, "bytes": INT}),
+                        },
+                        "logs": _ref("AccessLogs"),
+                    }
+                ),
+            ],
+        },
+        "Cost": _obj(
+            {
+                "currency": {"const": "USD"},
+                "prices_as_of": STR,
+                "prices": {"type": "object", "additionalProperties": {"type": "number"}},
+                "stored_gb": _obj({"STANDARD": {"type": "number"}, "GLACIER_IR": {"type": "number"}}),
+                "monthly": _obj(
+                    {
+                        k: {"type": "number"}
+                        for k in ("originals_standard", "originals_archive", "renditions", "egress", "requests", "total")
+                    }
+                ),
+                "per_rendition": {
+                    "type": "object",
+                    "additionalProperties": _obj(
+                        {"stored_gb": {"type": "number"}, "egress_gb_month": {"type": "number"}, "usd_month": {"type": "number"}}
+                    ),
+                },
+                "egress_scaled_from_days": _nullable(INT),
+                "note": STR,
+            }
         ),
         "Scan": _obj(
             {
@@ -598,6 +663,21 @@ def spec() -> dict:
                 "security": AUTH,
                 "parameters": query_parameters(AuditQuery),
                 "responses": {"200": _json("AuditLog", "the rows"), **_errors(400, 403, 404, *ALWAYS)},
+            }
+        },
+        "/api/v1/rum": {
+            "post": {
+                "summary": "Load timings of photos from a visitor's browser (web/imagepipe.js enableLoadTimings; no token,"
+                " rate limited per address, nothing stored but Prometheus metrics)",
+                "operationId": "rum",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/plain": {"schema": _ref("RumBeacon")},
+                        "application/json": {"schema": _ref("RumBeacon")},
+                    },
+                },
+                "responses": {"204": {"description": "recorded"}, **_errors(400, 404, 413, 429)},
             }
         },
         "/api/v1/openapi.json": {

@@ -97,6 +97,41 @@ class TakedownRequest(Body):
     reason: str = Field(..., min_length=1, max_length=1000, description="why (kept with the blocklist entry and the audit row)")
 
 
+def _rendition_names(schema: dict[str, Any]) -> None:
+    schema["enum"] = [size.name for size in rendition_sizes()]
+
+
+class RumLoad(Body):
+    rendition: str = Field(json_schema_extra=_rendition_names, description="the rendition the browser chose")
+    format: Literal["jpeg", "png", "webp", "avif"]
+    context: Literal["list", "grid", "detail"] = Field(description="where the photo was shown (web/imagepipe.js SIZES)")
+    load_ms: float = Field(ge=0, description="request start to response end (Resource Timing); clamped to 120 s")
+    bytes: int = Field(0, ge=0, description="transfer or encoded body size, when the browser exposes it; clamped")
+    viewport: int = Field(ge=0, description="the viewport's width in CSS px; clamped")
+
+    @field_validator("rendition")
+    @classmethod
+    def _declared(cls, value: str) -> str:
+        names = [size.name for size in rendition_sizes()]
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(names)}")
+        return value
+
+
+class RumLcp(Body):
+    rendition: str = Field(json_schema_extra=_rendition_names)
+    format: Literal["jpeg", "png", "webp", "avif"]
+    context: Literal["list", "grid", "detail"]
+    ms: float = Field(ge=0, description="the LCP entry's render (or load) time; clamped to 120 s")
+
+    _declared = field_validator("rendition")(RumLoad._declared.__func__)  # type: ignore[attr-defined]
+
+
+class RumBeacon(Body):
+    loads: list[RumLoad] = Field(max_length=50, description="photos loaded since the last beacon")
+    lcp: RumLcp | None = Field(None, description="the page's Largest Contentful Paint, when it was one of our photos")
+
+
 # -- query parameters --------------------------------------------------------------------------
 class GalleryQuery(Query):
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="page size")
@@ -139,6 +174,7 @@ class AuditQuery(Query):
 
 class StatsQuery(Query):
     source: Literal["database", "bucket"] = Field("database", description="bucket: recount from a listing of the bucket (slow)")
+    days: int = Field(30, ge=1, le=400, description="the egress window: the last this many days (UTC, today included)")
 
 
 # -- validating --------------------------------------------------------------------------------

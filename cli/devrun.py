@@ -161,8 +161,10 @@ def run_all() -> int:
             from services.storage_admin.bucket import setup
 
             # The bucket as `imagepipe bucket setup` makes it: only public/ anonymously readable,
-            # CORS for CORS_ALLOWED_ORIGINS (this page's origin by default), staging/ expiring.
-            setup(make_bucket_admin(settings), settings)
+            # CORS for CORS_ALLOWED_ORIGINS (this page's origin by default), staging/ expiring; SeaweedFS
+            # refuses the originals' archive transition, which is said.
+            for notice in setup(make_bucket_admin(settings), settings).notices:
+                _say(f"bucket lifecycle: {notice}")
 
         flower_port = settings.flower_port
         specs = [

@@ -15,6 +15,7 @@ from services.infra.settings_docs import docs_table, env_example, redacted, rend
 
 from .context import runtime as _runtime
 from .context import settings as _settings
+from .delivery import usage
 from .failures import Group
 from .legacy import legacy, migrate
 from .moderation import audit, blocklist, reuse, takedown
@@ -214,7 +215,7 @@ def run() -> None:
     sys.exit(run_all())
 
 
-for _command in (migrate, legacy, bucket, stats, orphans, renditions, reuse, takedown, blocklist, audit):
+for _command in (migrate, legacy, bucket, stats, orphans, renditions, reuse, takedown, blocklist, audit, usage):
     main.add_command(_command)
 
 if __name__ == "__main__":

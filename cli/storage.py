@@ -52,21 +52,26 @@ def bucket() -> None:
 @click.option("--dry-run", is_flag=True, help="print what would change; change nothing")
 def bucket_setup(dry_run: bool) -> None:
     """Create the bucket if missing and apply the policy (only public/ anonymously readable), CORS
-    for CORS_ALLOWED_ORIGINS and the lifecycle rules (staging/ expires after a day, incomplete
-    multipart uploads aborted after a day). Idempotent."""
+    for CORS_ALLOWED_ORIGINS and the lifecycle rules (staging/ expires after two days, incomplete
+    multipart uploads aborted after seven, originals/ to Glacier Instant Retrieval after
+    ORIGINALS_ARCHIVE_DAYS; a store that refuses transitions gets the rest and a notice).
+    Idempotent."""
     from services.storage_admin.bucket import setup
 
     settings = _settings()
     plan = setup(_bucket_admin(settings), settings, dry_run=dry_run)
-    if plan.clean:
-        click.echo(f"bucket {plan.bucket}: up to date, nothing changed")
-        return
     verb = "would change" if dry_run else "changed"
     for diff in plan.differences:
         if diff.problem == "extra":
             click.echo(f"left alone: {diff.describe()}")
-        else:
+        elif not diff.notice:
             click.echo(f"{verb}: {diff.describe()}")
+        elif dry_run:
+            click.echo(f"would try: {diff.describe()}")
+    for notice in plan.notices:
+        click.echo(f"notice: lifecycle: {notice}")
+    if plan.clean:
+        click.echo(f"bucket {plan.bucket}: up to date, nothing changed")
 
 
 @bucket.command("check")
@@ -76,11 +81,11 @@ def bucket_check() -> None:
 
     settings = _settings()
     plan = check(_bucket_admin(settings), settings)
+    for diff in plan.differences:
+        click.echo(("notice: " if diff.notice else "") + diff.describe())
     if plan.clean:
         click.echo(f"bucket {plan.bucket}: policy, CORS and lifecycle as imagepipe needs them")
         return
-    for diff in plan.differences:
-        click.echo(diff.describe())
     click.echo("run `imagepipe bucket setup` to apply (with --dry-run first to see it)")
     sys.exit(1)
 
@@ -114,14 +119,17 @@ def _size(n: float) -> str:
     help="bucket: recompute from a listing of the bucket and show how it differs from the database",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the JSON the API answers")
+@click.option("--days", type=click.IntRange(1, 400), default=30, show_default=True, help="the egress window in days")
 @click.option(
     "--recount",
     is_flag=True,
     help="also aggregate the images and renditions tables themselves (a full scan)"
     " and say whether the usage rollup agrees (exit 1 if not)",
 )
-def stats(source: str, as_json: bool, recount: bool) -> None:
-    """Bytes and objects per entity type and rendition, images per status, bytes added per day."""
+def stats(source: str, as_json: bool, days: int, recount: bool) -> None:
+    """Bytes and objects per entity type and rendition, images per status, bytes added per day;
+    egress per day and rendition from the ingested access logs; a monthly cost estimate."""
+    from services.delivery.report import add_delivery
     from services.storage_admin import stats as svc
 
     rt = _runtime()
@@ -139,6 +147,8 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
         if not agree:
             sys.exit(1)
     out = svc.bucket_report(rt.store, db) if source == "bucket" else db
+    with rt.unit_of_work() as session:
+        add_delivery(session, rt.settings, out, days=days)
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
@@ -165,9 +175,45 @@ def stats(source: str, as_json: bool, recount: bool) -> None:
             f"({_size(scan['orphans']['bytes'])}), missing {scan['missing']}"
         )
     )
-    click.echo(f"egress: unknown here — {out['egress']['why']}")
+    _egress(out["egress"])
+    _cost(out["cost"])
     if source == "bucket":
         click.echo("difference (bucket - database): " + json.dumps(out["difference"]["entities"]))
+
+
+def _egress(e: dict) -> None:
+    if not e["known"]:
+        click.echo(f"egress: unknown — {e['why']}")
+        return
+    t = e["totals"]
+    click.echo(f"egress, last {e['days']} days: {t['requests']} requests, {_size(t['bytes'])}")
+    for name, src in e["sources"].items():
+        ratio = src.get("cache_hit_ratio")
+        hit = f", cache hit ratio {ratio:.1%}" if ratio is not None else ""
+        click.echo(f"  {name:<11} {src['requests']:>8} requests {_size(src['bytes']):>11}{hit}")
+    for name, formats in e["renditions"].items():
+        click.echo(f"  {name:<11} " + "  ".join(f"{f} {c['requests']} req ({_size(c['bytes'])})" for f, c in formats.items()))
+    served = [d for d in e["per_day"] if d["requests"]][-7:]
+    if served:
+        click.echo("served (last days with requests): " + ", ".join(f"{d['date']} {_size(d['bytes'])}" for d in served))
+    never = ", ".join(f"{n['rendition']}/{n['format']} ({_size(n['bytes'])} stored)" for n in e["never_served"])
+    click.echo(f"never served in {e['days']} days: {never or 'none'}")
+    logs = e["logs"]
+    click.echo(
+        f"logs: {logs['files']} file(s), {logs['lines']} line(s), {logs['malformed_lines']} malformed,"
+        f" last read {logs['last_ingested_at']}"
+    )
+
+
+def _cost(c: dict) -> None:
+    m = c["monthly"]
+    click.echo(
+        f"cost estimate ({c['currency']}/month, prices of {c['prices_as_of']}): total {m['total']:.2f} ="
+        f" originals {m['originals_standard']:.2f} standard + {m['originals_archive']:.2f} archived,"
+        f" renditions {m['renditions']:.2f}, egress {m['egress']:.2f}, requests {m['requests']:.2f}"
+    )
+    for name, r in c["per_rendition"].items():
+        click.echo(f"  {name:<11} {r['usd_month']:>8.2f} ({r['stored_gb']} GB stored, {r['egress_gb_month']} GB/month sent)")
 
 
 # -- orphans -------------------------------------------------------------------------------------

@@ -469,3 +469,39 @@ class AuditEntry(Base):
     entity_id: Mapped[int | None] = mapped_column(BigInteger)
     request_id: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[str | None] = mapped_column(Text)  # JSON
+
+
+class AccessLogFile(Base):
+    """An access log file `imagepipe usage ingest` has read (services/delivery/usage.py): recorded
+    in the transaction that adds its counts, unique per location, so no file is counted twice."""
+
+    __tablename__ = "access_log_files"
+    __table_args__ = (UniqueConstraint("location", "name", name="uq_access_log_files_location_name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    location: Mapped[str] = mapped_column(String(300))  # s3://bucket/prefix/ or a folder
+    name: Mapped[str] = mapped_column(String(1024))  # key or path relative to the location
+    format: Mapped[str] = mapped_column(String(20))  # s3 | cloudfront | unknown
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int] = mapped_column(Integer)
+    counted: Mapped[int] = mapped_column(Integer)  # lines that were requests for our objects
+    malformed: Mapped[int] = mapped_column(Integer)
+    ingested_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+
+
+class EgressUsage(Base):
+    """Bytes sent and requests per day × source (s3 | cloudfront) × entity type × rendition
+    (`original` for originals) × format, from access logs: delta rows per ingested file, summed
+    when read and merged by the usage sweep. `hits`: CloudFront's cache hits (Hit, RefreshHit)."""
+
+    __tablename__ = "egress_usage"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    source: Mapped[str] = mapped_column(String(20))
+    entity_type: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(30))
+    format: Mapped[str] = mapped_column(String(10))
+    requests: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    hits: Mapped[int] = mapped_column(BigInteger)

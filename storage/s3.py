@@ -61,6 +61,8 @@ def _classify(exc: Exception, key: str | None) -> Exception:
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         if code in _NOT_FOUND or (status == "404" and code not in ("NoSuchBucket",)):
             return ObjectNotFound(key or "?")
+        if code == "NotImplemented" or status == "501":  # the server lacks the feature: asking again will not help
+            return PermanentStorageError(f"S3 {code or status}: {err.get('Message', '')}".strip())
         if code in _TRANSIENT_CODES or status.startswith("5") or status == "429":
             return TransientStorageError(f"S3 {code or status}: {err.get('Message', '')}".strip())
         return PermanentStorageError(f"S3 {code or status}: {err.get('Message', '')}".strip())

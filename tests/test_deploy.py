@@ -179,3 +179,53 @@ def test_compose_store_puts_only_its_s3_port_on_the_network(tmp_path):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
+
+
+def _exported_names(exposition: str) -> set[str]:
+    """Every series name a scrape can hold: the families' samples as the text format names them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = set()
+    for family in text_string_to_metric_families(exposition):
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+        names |= {family.name + s for s in suffixes.get(family.type, ("",))}
+    return names
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_code_exports(settings, tmp_path):
+    """deploy/grafana/imagepipe.json: every panel's query names series the API's scrape (which
+    holds the worker's families too: one Metrics class) declares, and is valid PromQL (promtool)."""
+    import json
+    import re
+
+    from api.app import create_app
+    from tests.support.queues import RecordingQueue
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "imagepipe.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(dashboard["panels"]) >= 15 and all(p["targets"] for p in dashboard["panels"])
+    scrape = create_app(settings, queue=RecordingQueue()).test_client().get("/metrics").get_data(as_text=True)
+    exported = _exported_names(scrape)
+    used = {name for e in exprs for name in re.findall(r"\bimagepipe_[a-z0-9_]+", e)}
+    assert used - exported == set(), f"the dashboard queries series nobody exports: {sorted(used - exported)}"
+    # what the issue asks to see is there: uploads, stages, queues, failures, egress, load times, reuse, CDN
+    for needed in (
+        "imagepipe_uploads_total",
+        "imagepipe_processing_seconds_bucket",
+        "imagepipe_queue_depth",
+        "imagepipe_queue_oldest_message_age_seconds",
+        "imagepipe_images_finished_total",
+        "imagepipe_egress_last_day_bytes",
+        "imagepipe_image_load_seconds_bucket",
+        "imagepipe_reuse_findings_total",
+        "imagepipe_cdn_invalidated_paths_total",
+    ):
+        assert needed in used, needed
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian's prometheus package; .ci/run installs it): PromQL unchecked")
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -1,13 +1,17 @@
 // The upload page (GET /): pick a listing, upload photos (each with its own progress, large ones
 // straight to storage), follow them through processing, manage the gallery, open a photo, and see
 // the listing as an anonymous visitor does. Built on web/imagepipe.js only.
-import { DEFAULT_DIRECT_THRESHOLD, Gallery, entityTypes, renderImage, uploadImages } from "/web/imagepipe.js";
+import {
+  DEFAULT_DIRECT_THRESHOLD, Gallery, enableLoadTimings, entityTypes, renderImage, uploadImages,
+} from "/web/imagepipe.js";
 
 const $ = (selector) => document.querySelector(selector);
 const form = $("#target");
 const status = $("#status");
 const params = new URLSearchParams(location.search);
 const directThreshold = Number(params.get("direct")) || DEFAULT_DIRECT_THRESHOLD;
+// ?rum=1: report photo load timings to POST /api/v1/rum (docs/frontend.md "Load timings")
+if (params.get("rum") === "1") enableLoadTimings({ flushAfterMs: Number(params.get("rum_flush_ms")) || 10000 });
 const TOKEN_KEY = "imagepipe.token";  // sessionStorage: gone when the tab closes, never persisted
 
 const say = (text) => { status.textContent = text; };

@@ -170,6 +170,20 @@ def send_cdn_invalidations(self: Task) -> dict:
     return report.as_dict()
 
 
+def ingest_access_logs(self: Task, location: str | None = None) -> dict:
+    """New files under ACCESS_LOG_PREFIX (or `location`) read into the egress figures
+    (services/delivery/usage.py); a file is recorded with its counts, so a run cut short is simply
+    continued by the next one."""
+    from services.delivery import usage
+
+    rt = runtime.get()
+    QueuedMarks.for_settings(rt.settings).release(self.name)
+    location = location or rt.settings.access_log_prefix
+    if not location:
+        return {"skipped": "ACCESS_LOG_PREFIX is not set"}
+    return usage.ingest(rt.unit_of_work, usage.bucket_source(rt.settings, location)).as_dict()
+
+
 def register(app: Celery, settings: Settings) -> None:
     # An image's work (processing it, migrating it) retries transient store and database errors
     # with jittered backoff, TASK_MAX_RETRIES times, then fails it for good (on_failure).
@@ -222,5 +236,14 @@ def register(app: Celery, settings: Settings) -> None:
         retry_backoff_max=600,
         retry_jitter=True,
         max_retries=8,
+    )
+    app.task(
+        ingest_access_logs,
+        name=celeryconfig.USAGE_INGEST_TASK,
+        bind=True,
+        acks_late=False,  # a redelivery would only find the files already read
+        autoretry_for=(StorageError, OperationalError),
+        retry_backoff=30,
+        max_retries=3,
     )
     signals.task_failure.connect(_worker_lost_for_good, weak=False)

@@ -31,6 +31,7 @@ GROUPS = {
     "tasks": "tasks and workers",
     "timeouts": "timeouts (docs/reliability.md: a hung dependency costs seconds, never a process)",
     "observability": "metrics and Flower (docs/deploy.md)",
+    "cost": 'delivery and cost (docs/operations.md "Cost and delivery"; AWS list prices, us-east-1, as of PRICES_AS_OF)',
     "moderation": "lifted photos and takedowns (docs/operations.md; thresholds measured in docs/benchmarks.md)",
     "devrun": "make run / imagepipe run only",
 }
@@ -235,6 +236,15 @@ class Declared(BaseSettings):
         shown="the API's own origin (embedded store)",
         example="https://www.example.com,https://admin.example.com",
     )
+    originals_archive_days: int = setting(
+        90,
+        "`imagepipe bucket setup` moves originals/ to S3 Glacier Instant Retrieval this many days after upload"
+        " (0: never; stores without storage classes get a notice)",
+        env="ORIGINALS_ARCHIVE_DAYS",
+        group="storage",
+        lo=0,
+        hi=3650,
+    )
     local_storage_dir: Path | None = setting(
         None, "root of the local backend", env="LOCAL_STORAGE_DIR", group="storage", shown="var/storage"
     )
@@ -429,6 +439,54 @@ class Declared(BaseSettings):
         group="tasks",
         lo=5,
         hi=3600,
+    )
+    access_log_prefix: str | None = setting(
+        None,
+        "where S3 server access logs and/or CloudFront standard logs are delivered (s3://bucket/prefix/, or a prefix"
+        " of AWS_S3_BUCKET): Celery beat ingests new files every USAGE_INGEST_INTERVAL_S",
+        env="ACCESS_LOG_PREFIX",
+        group="cost",
+        example="s3://example-logs/imagepipe/",
+    )
+    usage_ingest_interval_s: int = setting(
+        900, "how often Celery beat ingests new access log files", env="USAGE_INGEST_INTERVAL_S", group="cost", lo=60, hi=86400
+    )
+    rum_per_minute: int = setting(
+        30,
+        "load-timing beacons (POST /api/v1/rum) accepted per client address a minute; 0 turns the endpoint off",
+        env="RUM_PER_MINUTE",
+        group="cost",
+        lo=0,
+        hi=100_000,
+    )
+    prices_as_of: str = setting("2026-12-01", "the date the prices below were read", env="PRICES_AS_OF", group="cost")
+    price_storage_gb_month: float = setting(
+        0.023, "S3 Standard, USD per GB-month (first 50 TB)", env="PRICE_STORAGE_GB_MONTH", group="cost", lo=0, hi=100
+    )
+    price_archive_gb_month: float = setting(
+        0.004, "S3 Glacier Instant Retrieval, USD per GB-month", env="PRICE_ARCHIVE_GB_MONTH", group="cost", lo=0, hi=100
+    )
+    price_s3_egress_gb: float = setting(
+        0.09,
+        "S3 data transfer out to the internet, USD per GB (first 10 TB)",
+        env="PRICE_S3_EGRESS_GB",
+        group="cost",
+        lo=0,
+        hi=100,
+    )
+    price_cdn_egress_gb: float = setting(
+        0.085,
+        "CloudFront data transfer out, USD per GB (North America/Europe, first 10 TB)",
+        env="PRICE_CDN_EGRESS_GB",
+        group="cost",
+        lo=0,
+        hi=100,
+    )
+    price_s3_get_10k: float = setting(
+        0.004, "S3 GET requests, USD per 10 000", env="PRICE_S3_GET_10K", group="cost", lo=0, hi=100
+    )
+    price_cdn_requests_10k: float = setting(
+        0.01, "CloudFront HTTPS requests, USD per 10 000", env="PRICE_CDN_REQUESTS_10K", group="cost", lo=0, hi=100
     )
     reuse_max_distance: int = setting(
         15,

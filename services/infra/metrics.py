@@ -26,6 +26,8 @@ from pathlib import Path
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a thumbnail's store call to a 100 MP decode under load.
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Seconds a photo takes to load in a visitor's browser (services/delivery/rum.py).
+LOAD_SECONDS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 1.5, 2.5, 4, 6, 10, 20)
 MEGAPIXEL_BUCKETS = ((1, "<1"), (4, "1-4"), (12, "4-12"), (24, "12-24"), (50, "24-50"))
 
 
@@ -121,6 +123,33 @@ class Metrics:
         )
         self.cdn_invalidated_paths = Counter(
             "imagepipe_cdn_invalidated_paths_total", "Paths sent to the CDN for invalidation (CreateInvalidation)"
+        )
+        self.image_load_seconds = Histogram(
+            "imagepipe_image_load_seconds",
+            "Photo load time in visitors' browsers (Resource Timing, from the beacon of web/imagepipe.js),"
+            " by rendition, format and display context",
+            ["rendition", "format", "context"],
+            buckets=LOAD_SECONDS,
+        )
+        self.image_lcp_seconds = Histogram(
+            "imagepipe_image_lcp_seconds",
+            "Largest Contentful Paint of pages whose largest element was one of our photos, by rendition and context",
+            ["rendition", "context"],
+            buckets=LOAD_SECONDS,
+        )
+        self.image_loads = Counter(
+            "imagepipe_image_loads_total",
+            "Photos loaded in visitors' browsers by the rendition the browser chose, display context and viewport"
+            " width (CSS px bucket)",
+            ["rendition", "context", "viewport"],
+        )
+        self.image_load_bytes = Counter(
+            "imagepipe_image_load_bytes_total", "Bytes of photos loaded in visitors' browsers", ["rendition", "format"]
+        )
+        self.rum_beacons = Counter(
+            "imagepipe_rum_beacons_total",
+            "Load-timing beacons received, by outcome (accepted, invalid, rate_limited)",
+            ["outcome"],
         )
         self.http_seconds = Histogram(
             "imagepipe_http_request_seconds",

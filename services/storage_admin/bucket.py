@@ -6,24 +6,36 @@ bucket when missing), `imagepipe bucket check` reports what differs, and
   reports stay private; signed URLs reach them).
 - CORS: the configured origins (CORS_ALLOWED_ORIGINS) may POST (a browser's presigned direct
   upload) and GET/HEAD; nobody else.
-- Lifecycle: `staging/` objects expire after a day (a staged upload is processed in seconds; a day
-  covers any outage), and incomplete multipart uploads are aborted after a day.
+- Lifecycle: `staging/` objects expire after two days (a staged upload is processed in seconds; two
+  days cover a weekend's outage), incomplete multipart uploads are aborted after seven, and
+  `originals/` move to S3 Glacier Instant Retrieval after ORIGINALS_ARCHIVE_DAYS (0: never). The
+  originals are ~80 % of the bytes and are read again only to regenerate renditions or take a photo
+  down; Glacier IR keeps them a millisecond read away at a sixth of the price (docs/operations.md
+  "Cost and delivery"). A store without storage classes (SeaweedFS answers NotImplemented) gets
+  the other rules and a notice, and `check` reports the missing transition as a notice, not drift.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.images.keys import ORIGINALS_PREFIX, REPORTS_PREFIX, STAGING_PREFIX
 from services.infra.settings import Settings
 from storage import PUBLIC_PREFIX
-from storage.base import BucketAdmin
+from storage.base import BucketAdmin, PermanentStorageError
 from storage.s3 import anonymous_read_policy
 
 PARTS = ("policy", "cors", "lifecycle")
-STAGING_EXPIRY_DAYS = 1
-MULTIPART_ABORT_DAYS = 1
+STAGING_EXPIRY_DAYS = 2
+MULTIPART_ABORT_DAYS = 7
+ARCHIVE_RULE = "imagepipe-archive-originals"
+ARCHIVE_CLASS = "GLACIER_IR"
+NO_TRANSITIONS = (
+    "this store refuses storage-class transitions (NotImplemented; SeaweedFS has no storage classes):"
+    " originals/ stay in their class, the other lifecycle rules are applied"
+)
 
 
 def desired(settings: Settings) -> dict:
@@ -40,7 +52,7 @@ def desired(settings: Settings) -> dict:
                 "MaxAgeSeconds": 3600,
             }
         )
-    lifecycle = [
+    lifecycle: list[dict[str, Any]] = [
         {
             "ID": "imagepipe-expire-staging",
             "Filter": {"Prefix": STAGING_PREFIX},
@@ -54,6 +66,15 @@ def desired(settings: Settings) -> dict:
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": MULTIPART_ABORT_DAYS},
         },
     ]
+    if settings.originals_archive_days:
+        lifecycle.append(
+            {
+                "ID": ARCHIVE_RULE,
+                "Filter": {"Prefix": ORIGINALS_PREFIX},
+                "Status": "Enabled",
+                "Transitions": [{"Days": settings.originals_archive_days, "StorageClass": ARCHIVE_CLASS}],
+            }
+        )
     return {"policy": anonymous_read_policy(settings.aws_s3_bucket, PUBLIC_PREFIX), "cors": cors or None, "lifecycle": lifecycle}
 
 
@@ -100,20 +121,34 @@ def _canonical(part: str, value):
         prefix = (r.get("Filter") or {}).get("Prefix", r.get("Prefix", ""))
         expiry = (r.get("Expiration") or {}).get("Days")
         abort = (r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
-        rules.append((prefix, expiry, abort))
+        moves = tuple(sorted((t.get("Days"), t.get("StorageClass")) for t in r.get("Transitions") or []))
+        rules.append((prefix, expiry, abort, moves))
     return sorted(rules, key=repr) or None
+
+
+def _without_transitions(rules: list[dict]) -> list[dict]:
+    return [r for r in rules if not r.get("Transitions")]
 
 
 @dataclass
 class Difference:
     part: str  # bucket | policy | cors | lifecycle
-    problem: str  # missing | differs | extra
+    problem: str  # missing | differs | extra | no_transition (a notice: not drift)
     actual: object = None
     wanted: object = None
+
+    @property
+    def notice(self) -> bool:
+        return self.problem == "no_transition"
 
     def describe(self) -> str:
         if self.part == "bucket":
             return "bucket: does not exist"
+        if self.notice:
+            return (
+                "lifecycle: originals/ are not archived (no transition rule; a store without storage classes,"
+                " such as SeaweedFS, refuses one; on S3 `imagepipe bucket setup` adds it)"
+            )
         if self.problem == "missing":
             return f"{self.part}: not set"
         if self.problem == "extra":
@@ -125,10 +160,12 @@ class Difference:
 class Plan:
     bucket: str
     differences: list[Difference] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not self.differences
+        """Nothing to change but notices (which `setup` tries again)."""
+        return all(d.notice for d in self.differences)
 
 
 def check(store: BucketAdmin, settings: Settings) -> Plan:
@@ -145,6 +182,8 @@ def check(store: BucketAdmin, settings: Settings) -> Plan:
             continue
         if want[part] is None:
             plan.differences.append(Difference(part, "extra", have, None))
+        elif part == "lifecycle" and have and _canonical(part, have) == _canonical(part, _without_transitions(want[part])):
+            plan.differences.append(Difference(part, "no_transition", have, want[part]))
         else:
             plan.differences.append(Difference(part, "missing" if have in (None, []) else "differs", have, want[part]))
     return plan
@@ -161,9 +200,24 @@ def setup(store: BucketAdmin, settings: Settings, *, dry_run: bool = False) -> P
     for diff in plan.differences:
         if diff.part == "bucket":
             store.ensure_bucket()
+        elif diff.part == "lifecycle":
+            _put_lifecycle(store, want["lifecycle"], plan)
         elif diff.problem != "extra":
             store.put_bucket_config(diff.part, want[diff.part])
     return plan
+
+
+def _put_lifecycle(store: BucketAdmin, rules: list[dict], plan: Plan) -> None:
+    """The rules as wanted; where the store refuses transitions, the rules without them and a
+    notice (a store that refuses the rest too raises as any refusal does)."""
+    try:
+        store.put_bucket_config("lifecycle", rules)
+    except PermanentStorageError as exc:
+        plain = _without_transitions(rules)
+        if "NotImplemented" not in str(exc) or plain == rules:
+            raise
+        store.put_bucket_config("lifecycle", plain)
+        plan.notices.append(NO_TRANSITIONS)
 
 
 def iam_policy(settings: Settings) -> dict:

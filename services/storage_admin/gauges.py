@@ -1,15 +1,16 @@
-"""What the database says at scrape time, for GET /metrics: images per status and the last orphan
-scan's findings (a Prometheus collector; services/infra/metrics.py keeps the process's own)."""
+"""What the database says at scrape time, for GET /metrics: images per status, the last orphan
+scan's findings, the CDN invalidation backlog and yesterday's egress from the ingested access logs
+(a Prometheus collector; services/infra/metrics.py keeps the process's own)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.models import ImageStatus, StorageUsage
+from db.models import EgressUsage, ImageStatus, StorageUsage
 from services.infra.cdn import pending
 from services.storage_admin.stats import last_scan
 
@@ -37,8 +38,28 @@ class DatabaseCollector:
             "imagepipe_cdn_invalidation_oldest_pending_age_seconds",
             "How long the oldest CDN path queued for invalidation has waited (0 when none waits)",
         )
+        egress = GaugeMetricFamily(
+            "imagepipe_egress_last_day_bytes",
+            "Bytes sent yesterday (UTC) per source and rendition, from the ingested access logs",
+            labels=["source", "rendition"],
+        )
+        egress_requests = GaugeMetricFamily(
+            "imagepipe_egress_last_day_requests",
+            "Requests delivered yesterday (UTC) per source and rendition, from the ingested access logs",
+            labels=["source", "rendition"],
+        )
+        hit_ratio = GaugeMetricFamily(
+            "imagepipe_cdn_cache_hit_ratio_last_day", "CloudFront's cache hit ratio yesterday (UTC), from its logs"
+        )
         try:
             with self.sessions() as session:
+                yesterday = datetime.now(UTC).date() - timedelta(days=1)
+                e = EgressUsage
+                served = session.execute(
+                    select(e.source, e.name, func.sum(e.bytes), func.sum(e.requests), func.sum(e.hits))
+                    .where(e.day == yesterday)
+                    .group_by(e.source, e.name)
+                ).all()
                 waiting, oldest = pending(session)
                 counts = {s.value: 0 for s in ImageStatus}
                 for status, n in session.execute(
@@ -53,6 +74,18 @@ class DatabaseCollector:
         for status, n in counts.items():
             images.add_metric([status], n)
         yield images
+        cdn_hits = cdn_requests = 0
+        for source, name, size, requests, hits in served:
+            egress.add_metric([source, name], int(size or 0))
+            egress_requests.add_metric([source, name], int(requests or 0))
+            if source == "cloudfront":
+                cdn_hits += int(hits or 0)
+                cdn_requests += int(requests or 0)
+        yield egress
+        yield egress_requests
+        if cdn_requests:  # no sample (not 0) when nothing was served through the CDN
+            hit_ratio.add_metric([], cdn_hits / cdn_requests)
+        yield hit_ratio
         cdn_pending.add_metric([], waiting)
         yield cdn_pending
         cdn_age.add_metric([], (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0)

@@ -28,11 +28,6 @@ DAYS = 30
 # Statuses whose original is in the store (a `missing` image's is not; unfinished ones are not
 # recorded yet).
 STORED_ORIGINAL = (ImageStatus.READY, ImageStatus.DELETING)
-EGRESS = {
-    "known": False,
-    "why": "the bytes served to visitors are counted by whoever serves them: enable CloudFront standard logs or S3"
-    " server access logs (or CloudWatch's BytesDownloaded) and sum them there; imagepipe never sees a download",
-}
 
 
 def _count() -> dict:
@@ -217,7 +212,6 @@ def _shape(source: str, entities, renditions, extra, per_day, started: float) ->
         "entities": out_entities,
         "renditions": {name: dict(sorted(fmts.items())) for name, fmts in sorted(renditions.items())},
         "added_per_day": [{"date": d, **c} for d, c in per_day.items()],
-        "egress": EGRESS,
     }
     if extra:
         out.update(extra)

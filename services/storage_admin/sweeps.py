@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from db.models import UNFINISHED, Image, ImageStatus, Upload
 from db.unit import after_commit
+from services.delivery.usage import compact_egress
 from services.images.keys import STAGING_PREFIX
 from services.images.lifecycle import fail_unfinished
 from services.infra.queue import TaskQueue
@@ -199,7 +200,7 @@ def sweep(
         "deleting": lambda: retry_deleting(session, queue, grace_s=grace_s, now=now, report=report),
         "uploads": lambda: expire_uploads(session, store, grace_s=grace_s, now=now, report=report),
         "staging": lambda: clean_staging(session, store, grace_s=grace_s, now=now, report=report),
-        "usage": lambda: setattr(report, "usage_rows_merged", compact_usage(session)),
+        "usage": lambda: setattr(report, "usage_rows_merged", compact_usage(session) + compact_egress(session)),
     }
     for name in (only,) if only else STEPS:
         steps[name]()

@@ -148,6 +148,10 @@ def _cells(w):
         ),
         ("get", "/api/v1/admin/audit"): (dict(path="/api/v1/admin/audit"), admin_only),
         ("get", "/api/v1/openapi.json"): (dict(path="/api/v1/openapi.json"), dict.fromkeys(no_one, 200)),
+        ("post", "/api/v1/rum"): (  # a visitor's browser: no token needed, nobody refused
+            dict(path="/api/v1/rum", json={"loads": []}),
+            dict.fromkeys(no_one, 204),
+        ),
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
         ("get", "/metrics"): (dict(path="/metrics"), dict.fromkeys(no_one, 200)),  # no METRICS_TOKEN configured
         ("get", "/readyz"): (dict(path="/readyz"), dict.fromkeys(no_one, 200)),

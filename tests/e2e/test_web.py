@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,72 @@ def test_the_blurhash_decoder_matches_the_reference(browser, site):
         assert len(mine) == len(flat) and max(abs(a - b) for a, b in zip(mine, flat, strict=True)) <= 1, h
     assert page.evaluate("async () => (await import('/web/imagepipe.js')).decodeBlurhash('bad', 4, 4)") is None
     page.close()
+
+
+def _load_samples(site: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict = {}
+    for family in text_string_to_metric_families(requests.get(f"{site}/metrics", timeout=10).text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_load_timings_reach_the_api_as_a_beacon_and_move_the_histogram(browser, site, make_token):
+    """?rum=1 opts the page in (enableLoadTimings): the photos the browser loads are reported with
+    sendBeacon, and the API's load-time histogram moves by what the beacon carried."""
+    import json
+
+    entity_id = new_entity_id()
+    token = make_token(42, entities=(f"properties:{entity_id}",))
+    image_id = _upload_one(site, token, entity_id, "flickr-saw_2725x2225.jpg")
+    before = _load_samples(site)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.add_init_script(f"sessionStorage.setItem('imagepipe.token', {token!r})")
+    # keep a copy of what each beacon carries (the real sendBeacon still sends it)
+    page.add_init_script(
+        """window.__beacons = []; const send = navigator.sendBeacon.bind(navigator);
+        navigator.sendBeacon = (url, data) => { data.text().then(t => window.__beacons.push(t)); return send(url, data); };"""
+    )
+    page.goto(f"{site}/?rum=1&rum_flush_ms=500#properties/{entity_id}")
+    _wait_loaded(page, ".ip-gallery img")
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/rum") and r.method == "POST", timeout=WAIT_MS) as sent:
+        page.locator(f".ip-item[data-image-id='{image_id}'] .ip-open").click()
+        _wait_loaded(page, "#detail img")
+    detail_src = page.eval_on_selector("#detail img", "i => i.currentSrc")
+    assert sent.value.method == "POST"  # a real request left the page (its Blob body is read from the copy)
+
+    def carried() -> list[dict]:
+        return [json.loads(t) for t in page.evaluate("window.__beacons")]
+
+    # the detail photo's load may wait for the next beacon: leaving the page sends what waits
+    if not any(x["context"] == "detail" for b in carried() for x in b["loads"]):
+        with page.expect_request(lambda r: r.url.endswith("/api/v1/rum"), timeout=WAIT_MS):
+            page.evaluate("window.dispatchEvent(new Event('pagehide'))")
+    page.wait_for_function("n => window.__beacons.length >= n", arg=1)
+    beacons = carried()
+    loads = [x for b in beacons for x in b["loads"]]
+    detail = [x for x in loads if x["context"] == "detail"]
+    grid = [x for x in loads if x["context"] == "grid"]
+    assert grid and detail, loads
+    d = detail[0]
+    assert f"/{d['rendition']}_w" in detail_src and detail_src.endswith({"jpeg": ".jpg"}.get(d["format"], "." + d["format"]))
+    assert d["rendition"] == "large" and d["viewport"] == 1400 and d["load_ms"] > 0 and d["bytes"] > 0
+    assert set(beacons[0]) <= {"loads", "lcp"}  # nothing else leaves the page
+    context.close()
+
+    deadline = time.monotonic() + 10
+    while True:
+        after = _load_samples(site)
+        labels = tuple(sorted({"rendition": "large", "format": d["format"], "context": "detail"}.items()))
+        key = ("imagepipe_image_load_seconds_count", labels)
+        if after.get(key, 0) - before.get(key, 0) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert after.get(key, 0) - before.get(key, 0) == len(detail)
+    viewport = tuple(sorted({"rendition": "large", "context": "detail", "viewport": "1024-1439"}.items()))
+    assert after.get(("imagepipe_image_loads_total", viewport), 0) - before.get(
+        ("imagepipe_image_loads_total", viewport), 0
+    ) == len(detail)

@@ -22,15 +22,22 @@ def fresh(settings_env, seaweed):
     bucket = f"setup-{secrets.token_hex(4)}"
     env = {**settings_env, "AWS_S3_BUCKET": bucket, "CORS_ALLOWED_ORIGINS": ORIGIN}
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
+    def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env or base, capture_output=True, text=True, timeout=120
         )
 
     from services.infra.settings import Settings
     from services.infra.stores import make_store
 
-    return {"cli": cli, "bucket": bucket, "store": make_store(Settings.from_env(env)), "endpoint": seaweed.endpoint_url}
+    base = env
+    return {
+        "cli": cli,
+        "env": env,
+        "bucket": bucket,
+        "store": make_store(Settings.from_env(env)),
+        "endpoint": seaweed.endpoint_url,
+    }
 
 
 def test_setup_creates_and_configures_a_fresh_bucket_once(fresh):
@@ -46,14 +53,57 @@ def test_setup_creates_and_configures_a_fresh_bucket_once(fresh):
     first = cli("bucket", "setup")
     assert first.returncode == 0, first.stderr
     assert {"changed: policy: not set", "changed: cors: not set", "changed: lifecycle: not set"} <= set(first.stdout.splitlines())
+    # SeaweedFS has no storage classes: the originals' archive transition is refused, said, skipped
+    notice = "notice: lifecycle: this store refuses storage-class transitions (NotImplemented"
+    assert notice in first.stdout, first.stdout
     second = cli("bucket", "setup")
     assert second.returncode == 0 and "up to date, nothing changed" in second.stdout, second.stdout
-    assert cli("bucket", "check").returncode == 0
+    assert notice in second.stdout  # tried again, refused again: never silently
+    check = cli("bucket", "check")
+    assert check.returncode == 0, check.stdout  # a notice, not drift
+    assert "notice: lifecycle: originals/ are not archived" in check.stdout
 
     rules = {r["ID"]: r for r in store.admin().get_bucket_config("lifecycle")}
+    assert set(rules) == {"imagepipe-expire-staging", "imagepipe-abort-multipart"}
     assert rules["imagepipe-expire-staging"]["Filter"]["Prefix"] == "staging/"
-    assert rules["imagepipe-expire-staging"]["Expiration"]["Days"] == 1
-    assert rules["imagepipe-abort-multipart"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    assert rules["imagepipe-expire-staging"]["Expiration"]["Days"] == 2
+    assert rules["imagepipe-abort-multipart"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 7
+
+    # with archiving off there is nothing to refuse: no notice at all
+    off = {**fresh["env"], "ORIGINALS_ARCHIVE_DAYS": "0"}
+    quiet = fresh["cli"]("bucket", "check", env=off)
+    assert quiet.returncode == 0 and "notice" not in quiet.stdout, quiet.stdout
+
+
+def test_setup_writes_the_archive_transition_where_the_store_takes_it_and_check_sees_it_go(fresh, moto_server):
+    """moto takes lifecycle transitions as S3 does: the rules' shape, read back, and drift found."""
+    env = {**fresh["env"], "AWS_S3_ENDPOINT_URL": moto_server, "ORIGINALS_ARCHIVE_DAYS": "120"}
+    cli = fresh["cli"]
+    first = cli("bucket", "setup", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "changed: lifecycle: not set" in first.stdout and "notice" not in first.stdout
+    assert cli("bucket", "check", env=env).returncode == 0
+
+    from services.infra.settings import Settings
+    from services.infra.stores import make_store
+
+    admin = make_store(Settings.from_env(env)).admin()
+    rules = {r["ID"]: r for r in admin.get_bucket_config("lifecycle")}
+    archive = rules["imagepipe-archive-originals"]
+    assert archive["Filter"]["Prefix"] == "originals/" and archive["Status"] == "Enabled"
+    assert archive["Transitions"] == [{"Days": 120, "StorageClass": "GLACIER_IR"}]
+    assert "Expiration" not in archive  # originals are archived, never expired
+
+    # someone shortens the archive delay by hand: drift, and setup puts it back
+    admin.put_bucket_config(
+        "lifecycle",
+        [r for r in rules.values() if r["ID"] != "imagepipe-archive-originals"]
+        + [{**archive, "Transitions": [{"Days": 30, "StorageClass": "GLACIER_IR"}]}],
+    )
+    drift = cli("bucket", "check", env=env)
+    assert drift.returncode == 1 and "lifecycle: differs" in drift.stdout, drift.stdout
+    assert "changed: lifecycle: differs" in cli("bucket", "setup", env=env).stdout
+    assert cli("bucket", "check", env=env).returncode == 0
 
 
 def test_only_public_is_anonymously_readable_and_cors_admits_the_configured_origin(fresh):
@@ -102,7 +152,8 @@ def test_check_reports_drift_and_setup_puts_it_right(fresh):
     )
     check = cli("bucket", "check")
     assert check.returncode == 1
-    assert "cors: differs" in check.stdout and "policy: differs" in check.stdout and "lifecycle" not in check.stdout
+    assert "cors: differs" in check.stdout and "policy: differs" in check.stdout
+    assert "lifecycle: differs" not in check.stdout and "lifecycle: not set" not in check.stdout
     fixed = cli("bucket", "setup")
     assert "changed: cors: differs" in fixed.stdout and "changed: policy: differs" in fixed.stdout
     assert cli("bucket", "check").returncode == 0

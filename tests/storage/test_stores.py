@@ -14,17 +14,6 @@ from storage.s3 import S3ObjectStore
 from tests.support.flaky_proxy import FlakyProxy
 
 
-@pytest.fixture(scope="module")
-def moto_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def _s3(endpoint: str, bucket: str, key_id="testing", secret="testing", **kw) -> S3ObjectStore:
     return S3ObjectStore(bucket, endpoint_url=endpoint, access_key_id=key_id, secret_access_key=secret, **kw)
 
