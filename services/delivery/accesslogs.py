@@ -80,10 +80,8 @@ def _what(path: str) -> tuple[str, str, str] | None:
     info = parse_key(path.lstrip("/"))
     if info is None or info["kind"] == "staging":
         return None
-    if info["kind"] == "original":
-        ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-        return info["entity_type"], "original", {"jpg": "jpeg"}.get(ext, ext)[:10]
-    return info["entity_type"], info["name"][:30], str(info["format"])[:10]
+    name = "original" if info["kind"] == "original" else info["name"]
+    return info["entity_type"], name[:30], str(info["format"])[:10]  # the columns' widths
 
 
 def _number(value: str) -> int:

@@ -16,10 +16,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from db.models import StorageUsage
+from services.storage_admin.stats import STORED_ORIGINAL
 
 GB = 1024**3  # AWS bills a GB as 2^30 bytes
 MONTH_DAYS = 30
-STORED_ORIGINAL = ("ready", "deleting")
 
 
 def originals_by_class(session: Session, archive_days: int, *, now: datetime | None = None) -> dict[str, int]:

@@ -19,13 +19,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import AccessLogFile, EgressUsage
 from services.delivery import accesslogs
 from services.images.serialisers import iso
+from services.storage_admin.stats import merge_deltas
 
 log = logging.getLogger(__name__)
 MAX_LOG_FILE_BYTES = 512 * 1024 * 1024  # a file larger than this is skipped (and said): no log AWS writes is
@@ -188,24 +189,9 @@ def _row(key: tuple, value: list[int]) -> dict:
 
 
 def compact_egress(session: Session, *, limit: int = 50_000) -> int:
-    """Merge the egress rollup's rows into one per key (the usage sweep runs it; rows are taken by
-    DELETE ... RETURNING, so two compactions at once never count a row twice)."""
-    e = EgressUsage
-    taken = session.execute(
-        delete(e)
-        .where(e.id.in_(select(e.id).order_by(e.id).limit(limit).scalar_subquery()))
-        .returning(e.day, e.source, e.entity_type, e.name, e.format, e.requests, e.bytes, e.hits)
-        .execution_options(synchronize_session=False)
-    ).all()
-    merged: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for *key, requests, size, hits in taken:
-        m = merged[tuple(key)]
-        m[0] += requests
-        m[1] += size
-        m[2] += hits
-    if merged:
-        session.execute(insert(e), [_row(k, v) for k, v in merged.items()])
-    return len(taken)
+    """The egress rollup's rows merged into one per key (the usage sweep runs it)."""
+    keys = ("day", "source", "entity_type", "name", "format")
+    return merge_deltas(session, EgressUsage, keys, ("requests", "bytes", "hits"), limit=limit)
 
 
 def _count() -> dict[str, int]:

@@ -52,13 +52,14 @@ def scan_report_key(scan_id: str) -> str:
 
 
 def parse_key(key: str) -> dict | None:
-    """What a key of our layout says: kind (original | rendition | staging), entity type, and
-    for renditions the name and format. None for a key outside the layout."""
+    """What a key of our layout says: kind (original | rendition | staging), entity type, the
+    format (from the extension) and for renditions the name. None for a key outside the layout."""
     parts = key.split("/")
     if key.startswith(STAGING_PREFIX) and len(parts) == 2:
         return {"kind": "staging"}
     if key.startswith(ORIGINALS_PREFIX) and len(parts) == 4:
-        return {"kind": "original", "entity_type": parts[1]}
+        ext = parts[3].rpartition(".")[2] if "." in parts[3] else ""
+        return {"kind": "original", "entity_type": parts[1], "format": _EXT_FORMAT.get(ext, ext)}
     if key.startswith(RENDITIONS_PREFIX) and len(parts) == 5:
         stem, _, ext = parts[4].rpartition(".")
         fmt = _EXT_FORMAT.get(ext)

@@ -143,29 +143,36 @@ def _from_sums(rows, days, now: datetime, started: float) -> dict:
     return _shape("database", entities, renditions, None, per_day, started) | {"images_by_status": by_status}
 
 
-def compact_usage(session: Session, *, limit: int = 50_000) -> int:
-    """Merge the usage rollup's delta rows into one row per key (a sweep runs it). The rows are
-    taken by `DELETE ... RETURNING`: two compactions at once each merge only the rows they deleted
-    themselves, so nothing is counted twice or lost. Returns how many rows were merged."""
-    u = StorageUsage
+def merge_deltas(session: Session, model, keys: tuple[str, ...], sums: tuple[str, ...], *, limit: int = 50_000) -> int:
+    """Merge a rollup's delta rows into one row per `keys`, adding up `sums` (a sweep runs it for
+    the storage usage and the egress rollups). The rows are taken by `DELETE ... RETURNING`: two
+    merges at once each merge only the rows they deleted themselves, so nothing is counted twice or
+    lost; a key whose sums are all zero leaves no row. Returns how many rows were merged."""
     taken = session.execute(
-        delete(u)
-        .where(u.id.in_(select(u.id).order_by(u.id).limit(limit).scalar_subquery()))
-        .returning(u.day, u.entity_type, u.kind, u.name, u.format, u.status, u.objects, u.bytes)
+        delete(model)
+        .where(model.id.in_(select(model.id).order_by(model.id).limit(limit).scalar_subquery()))
+        .returning(*(getattr(model, name) for name in keys + sums))
         .execution_options(synchronize_session=False)
     ).all()
-    merged: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for *key, objects, size in taken:
-        merged[tuple(key)][0] += objects
-        merged[tuple(key)][1] += size
+    merged: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(sums))
+    for row in taken:
+        totals = merged[tuple(row[: len(keys)])]
+        for n, value in enumerate(row[len(keys) :]):
+            totals[n] += value
     keep = [
-        dict(zip(("day", "entity_type", "kind", "name", "format", "status"), key, strict=True), objects=o, bytes=b)
-        for key, (o, b) in merged.items()
-        if o or b
+        {**dict(zip(keys, key, strict=True)), **dict(zip(sums, totals, strict=True))}
+        for key, totals in merged.items()
+        if any(totals)
     ]
     if keep:
-        session.execute(insert(u), keep)
+        session.execute(insert(model), keep)
     return len(taken)
+
+
+def compact_usage(session: Session, *, limit: int = 50_000) -> int:
+    """The storage usage rollup's delta rows merged (`merge_deltas`)."""
+    keys = ("day", "entity_type", "kind", "name", "format", "status")
+    return merge_deltas(session, StorageUsage, keys, ("objects", "bytes"), limit=limit)
 
 
 def bucket_stats(store: ObjectStore, *, now: datetime | None = None, prefixes=SCANNED_PREFIXES) -> dict:
