@@ -20,7 +20,7 @@ from services.infra.ratelimit import RateLimiter
 from services.infra.runtime import build_runtime
 from services.infra.settings import Settings
 
-from . import admin, cors, health, images, jobs, legacy, local_media, openapi, rum, uploads
+from . import admin, cors, health, images, imports, jobs, legacy, local_media, openapi, reso, rum, uploads
 from .context import WEB_DIR, AfterCommit, Components
 from .errors import ApiError, queue_unavailable, register_error_handlers, register_request_ids
 
@@ -139,7 +139,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
         resp.headers.setdefault("Content-Security-Policy", page_csp if page else "default-src 'none'; frame-ancestors 'none'")
         return resp
 
-    for blueprint in (health.bp, uploads.bp, images.bp, jobs.bp, admin.bp, openapi.bp, rum.bp):
+    for blueprint in (health.bp, uploads.bp, images.bp, jobs.bp, admin.bp, openapi.bp, rum.bp, reso.bp, imports.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(legacy.blueprint(settings.legacy_url_prefix))
     if settings.storage_backend == "local":

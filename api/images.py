@@ -8,6 +8,7 @@ from db.models import ImageStatus
 from services.images import access, manage
 from services.images.queries import list_images
 from services.images.serialisers import image_json, iso
+from services.syndication import fields, media
 
 from .auth import login_required, optional_login
 from .common import API_PREFIX, actor, entity_in_path, owned
@@ -25,16 +26,23 @@ def image(image_id: int):
     if found is None:
         raise ApiError(404, "image_not_found", f"no image {image_id}")
     img, full = found
-    return jsonify(image_json(img, components().store, full=full))
+    return jsonify(image_json(img, components().store, full=full, disclosure=components().settings.disclosure_text))
 
 
 @bp.patch("/images/<int:image_id>")
 @login_required
 def patch_image(image_id: int):
     changes = json_body(ImagePatch).model_dump(exclude_unset=True)
+    media_changes = {name: changes.pop(name) for name in media.FIELDS if name in changes}
     admin = actor() if g.principal.is_admin else None
-    img = manage.update_image(db_session(), owned(image_id), **changes, admin=admin)
-    return jsonify(image_json(img, components().store, full=True))
+    session, image = db_session(), owned(image_id)
+    try:
+        fields.apply(session, image, media_changes)
+    except fields.MediaFieldError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    img = manage.update_image(session, image, **changes, admin=admin)
+    c = components()
+    return jsonify(image_json(img, c.store, full=True, disclosure=c.settings.disclosure_text))
 
 
 @bp.delete("/images/<int:image_id>")
@@ -93,13 +101,14 @@ def entity_images(entity: str, entity_id: int):
         except ValueError:
             raise ApiError(400, "invalid_parameter", "cursor must be a next_cursor value from a previous page") from None
     images = list_images(db_session(), entity, entity_id, limit=params.limit, after=after, ready_only=not full)
-    store = components().store
+    c = components()
+    store = c.store
     last = images[-1] if len(images) == params.limit else None
     return jsonify(
         {
             "entity_type": entity,
             "entity_id": entity_id,
-            "images": [image_json(i, store, full=full) for i in images],
+            "images": [image_json(i, store, full=full, disclosure=c.settings.disclosure_text) for i in images],
             "next_cursor": f"{last.position or 0}.{last.id}" if last else None,
         }
     )

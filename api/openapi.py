@@ -17,6 +17,7 @@ from services.images.access import MAX_ENTITY_ID
 from services.images.serialisers import PUBLIC_FIELDS
 from services.infra.audit import Action
 from services.infra.settings import Settings
+from services.syndication import media
 
 from .context import WEB_DIR
 from .requests import (
@@ -26,6 +27,9 @@ from .requests import (
     DirectUploadRequest,
     GalleryQuery,
     ImagePatch,
+    ImportRequest,
+    MediaFields,
+    ResoQuery,
     ReuseQuery,
     RumBeacon,
     ScanRequest,
@@ -58,6 +62,23 @@ TIME = {"type": "string", "format": "date-time"}
 IMAGE_STATUS = {"type": "string", "enum": [s.value for s in ImageStatus]}
 JOB_STATUS = {"type": "string", "enum": [s.value for s in JobStatus]}
 CALLBACK_STATE = {"type": "string", "enum": [s.value for s in CallbackState]}
+
+
+def _enum(values: tuple[str, ...]) -> dict:
+    return {"type": "string", "enum": list(values)}
+
+
+def _media_properties() -> dict:
+    """An image's RESO media fields (services/syndication/media.py)."""
+    return {
+        "category": _nullable(_enum(media.CATEGORIES)),
+        "image_of": _nullable(_enum(media.IMAGE_OF)),
+        "caption": _nullable(STR),
+        "description": _nullable(STR),
+        "permission": _enum(media.PERMISSIONS),
+        "alteration": {"type": "array", "items": _enum(media.ALTERATIONS)},
+        "original_of": _nullable(INT),
+    }
 
 
 def _schemas() -> dict:
@@ -103,13 +124,23 @@ def _schemas() -> dict:
                 "created_at": _nullable(TIME),
                 "processed_at": _nullable(TIME),
                 "error": _ref("ErrorDetail"),
+                **_media_properties(),
+                "disclosure": _nullable(_ref("Disclosure")),
                 "reuse": {
                     "type": "array",
                     "description": "photos of other listings this one matches (a possibly lifted photo; docs/operations.md)",
                     "items": _ref("ReuseMatch"),
                 },
             },
-            {"legacy_url": STR},
+            {"legacy_url": STR, "source_url": _nullable({"type": "string", "description": "imported from"})},
+        ),
+        "Disclosure": _obj(
+            {
+                "text": {"type": "string", "description": "DISCLOSURE_TEXT: show it beside the photo"},
+                "alteration": {"type": "array", "items": _enum(media.ALTERATIONS)},
+                "original_id": _nullable(INT),
+                "original_url": _nullable({"type": "string", "description": "the unaltered original's large rendition"}),
+            }
         ),
         # any kind a row holds (a kind declared since, or one retired, may still be on an old row)
         "EntityRef": _obj({"type": STR, "id": INT}),
@@ -236,6 +267,8 @@ def _schemas() -> dict:
             }
         ),
         "ImagePatch": body_schema(ImagePatch),
+        "MediaFields": body_schema(MediaFields),
+        "ImportRequest": body_schema(ImportRequest),
         "Deleting": _obj({"id": INT, "status": {"const": ImageStatus.DELETING.value}}),
         "SignedUrl": _obj({"url": STR, "expires_at": TIME, "rendition": STR}),
         "Listing": _obj(
@@ -401,6 +434,40 @@ def _schemas() -> dict:
         ),
     }
 
+    nullable_str = _nullable(STR)
+    reso_url = _obj({"ImageSizeDescription": STR, "MediaURL": STR, "ImageWidth": INT, "ImageHeight": INT})
+    schemas["ResoMedia"] = _obj(
+        {
+            "MediaKey": STR,
+            "OriginatingSystemName": STR,
+            "ResourceName": STR,
+            "ResourceRecordKey": STR,
+            "MediaCategory": _enum(media.CATEGORIES),
+            "MediaType": _enum(("Jpeg", "Png")),
+            "MediaStatus": _enum(media.MEDIA_STATUSES),
+            "Order": INT,
+            "PreferredPhotoYN": BOOL,
+            "ImageOf": _nullable(_enum(media.IMAGE_OF)),
+            "ShortDescription": nullable_str,
+            "LongDescription": nullable_str,
+            "Permission": {"type": "array", "items": _enum(media.PERMISSIONS)},
+            "MediaAlteration": {"type": "array", "items": _enum(media.ALTERATIONS)},
+            "MediaURL": nullable_str,
+            "ImageWidth": _nullable(INT),
+            "ImageHeight": _nullable(INT),
+            "ImageSizeDescription": nullable_str,
+            "MediaModificationTimestamp": _nullable(TIME),
+            "ModificationTimestamp": _nullable(TIME),
+            "Imagepipe_MediaURLs": {"type": "array", "items": reso_url},
+            "Imagepipe_DisclosureText": nullable_str,
+            "Imagepipe_OriginalMediaKey": nullable_str,
+            "Imagepipe_OriginalMediaURL": nullable_str,
+        }
+    )
+    schemas["ResoMediaPage"] = _obj(
+        {"@odata.context": STR, "value": {"type": "array", "items": _ref("ResoMedia")}},
+        {"@odata.nextLink": {"type": "string", "description": "the next page, when there is one"}},
+    )
     schemas["PublicImage"] = _obj(
         {
             **{name: schemas["Image"]["properties"][name] for name in PUBLIC_FIELDS},
@@ -476,6 +543,12 @@ def spec() -> dict:
                                         "format": "uri",
                                         "description": "POSTed the final job JSON, signed; allowed hosts only",
                                     },
+                                    "media": {
+                                        "type": "string",
+                                        "contentMediaType": "application/json",
+                                        "description": "RESO media fields (the MediaFields schema): a JSON array with"
+                                        " one object per file, in order, or one object for every file",
+                                    },
                                 },
                             }
                         }
@@ -538,7 +611,7 @@ def spec() -> dict:
                 "responses": {"200": _json("ImageView", "the image"), **_errors(404, *ALWAYS)},
             },
             "patch": {
-                "summary": "Gallery order, cover, alt text (the entity's writers and admins)",
+                "summary": "Gallery order, cover, alt text, RESO media fields (the entity's writers and admins)",
                 "operationId": "patchImage",
                 "security": AUTH,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImagePatch")}}},
@@ -678,6 +751,27 @@ def spec() -> dict:
                     },
                 },
                 "responses": {"204": {"description": "recorded"}, **_errors(400, 404, 413, 429)},
+            }
+        },
+        "/api/v1/{entity}/{entity_id}/imports": {
+            "parameters": [entity, ENTITY_ID],
+            "post": {
+                "summary": "Import images from URLs, with their RESO media fields: a job like an upload's; the worker"
+                " downloads each URL (http/https, ports 80/443, public addresses only; docs/syndication.md)",
+                "operationId": "importImages",
+                "security": AUTH,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImportRequest")}}},
+                "responses": {"202": _json("UploadAccepted", "accepted; poll the job"), **_errors(400, 403, 404, 429, *ALWAYS)},
+            },
+        },
+        "/api/v1/reso/Media": {
+            "get": {
+                "summary": "The RESO Media feed: ready, public media of the syndicated listings (RESO Data Dictionary"
+                " 2.0 Media fields; OData $filter/$orderby/$top and @odata.nextLink; docs/syndication.md)",
+                "operationId": "resoMedia",
+                "security": PUBLIC,
+                "parameters": query_parameters(ResoQuery),
+                "responses": {"200": _json("ResoMediaPage", "one page, oldest change first"), **_errors(400, *ALWAYS)},
             }
         },
         "/api/v1/openapi.json": {

@@ -8,12 +8,13 @@ are converted. A refusal is 400 `invalid_parameter` naming the field and what it
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from db.models import ImageStatus
 from pipeline.specs import rendition_sizes
@@ -22,6 +23,7 @@ from services.images.access import MAX_ENTITY_ID, MAX_IMAGE_ID
 from services.images.manage import MAX_ALT_TEXT, MAX_POSITION
 from services.images.uploads import DECLARABLE_TYPES
 from services.infra.audit import Action
+from services.syndication import media
 from storage import MAX_PRESIGNED_URL_S
 
 from .errors import ApiError
@@ -81,7 +83,45 @@ class DirectUploadRequest(Body):
     )
 
 
-class ImagePatch(Body):
+def _one_of(values: tuple[str, ...]) -> Any:
+    """A string from a declared vocabulary: checked, and listed as the OpenAPI schema's enum."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise ValueError(f"must be one of RESO's values ({', '.join(values[:4])}, ...)")
+        return value
+
+    return AfterValidator(check), WithJsonSchema({"type": "string", "enum": list(values)})
+
+
+class MediaFields(Body):
+    """An image's RESO media fields (services/syndication/media.py; docs/syndication.md)."""
+
+    category: Annotated[str | None, *_one_of(media.CATEGORIES)] = Field(None, description="RESO MediaCategory")
+    image_of: Annotated[str | None, *_one_of(media.IMAGE_OF)] = Field(None, description="RESO ImageOf")
+    caption: str | None = Field(None, max_length=media.MAX_CAPTION, description="RESO ShortDescription")
+    description: str | None = Field(None, max_length=media.MAX_DESCRIPTION, description="RESO LongDescription")
+    permission: Annotated[str | None, *_one_of(media.PERMISSIONS)] = Field(
+        None, description="RESO Permission; only Public images are in the public view and the RESO feed"
+    )
+    alteration: list[Annotated[str, *_one_of(media.ALTERATIONS)]] | None = Field(
+        None, max_length=len(media.ALTERATIONS), description='RESO MediaAlteration, a set ([] or ["None"]: unaltered)'
+    )
+    original_of: int | None = Field(None, ge=1, le=MAX_IMAGE_ID, description="an altered image's unaltered original")
+
+
+class ImportItem(MediaFields):
+    url: str = Field(min_length=1, max_length=2048, json_schema_extra={"format": "uri"}, description="http(s), port 80 or 443")
+
+
+class ImportRequest(Body):
+    items: list[ImportItem] = Field(min_length=1, max_length=200, description="at most IMPORT_MAX_URLS")
+    callback_url: str | None = Field(
+        None, json_schema_extra={"format": "uri"}, description="as on a form upload: the job's signed callback"
+    )
+
+
+class ImagePatch(MediaFields):
     position: int = Field(None, ge=0, le=MAX_POSITION, description="gallery order")  # type: ignore[assignment]
     is_primary: bool = Field(None, description="true: this image is the listing's cover")  # type: ignore[assignment]
     alt_text: str | None = Field(None, max_length=MAX_ALT_TEXT)
@@ -132,6 +172,28 @@ class RumBeacon(Body):
     lcp: RumLcp | None = Field(None, description="the page's Largest Contentful Paint, when it was one of our photos")
 
 
+def media_per_file(text: str | None, files: int) -> list[dict[str, Any]]:
+    """An upload form's `media` field: a JSON array with one object of media fields per file, in
+    the files' order (or one object for every file); none: no fields."""
+    if not text:
+        return [{} for _ in range(files)]
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "media must be JSON: an array with one object per file") from None
+    if isinstance(data, dict):
+        data = [data] * files
+    if not isinstance(data, list) or len(data) != files:
+        raise ApiError(400, "invalid_parameter", f"media must be an array with one object per file ({files})")
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(parse(MediaFields, item).model_dump(exclude_unset=True))
+        except ApiError as exc:
+            raise ApiError(400, "invalid_parameter", f"media[{i}]: {exc.message}") from None
+    return out
+
+
 # -- query parameters --------------------------------------------------------------------------
 class GalleryQuery(Query):
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description="page size")
@@ -177,6 +239,17 @@ class StatsQuery(Query):
     days: int = Field(30, ge=1, le=400, description="the egress window: the last this many days (UTC, today included)")
 
 
+class ResoQuery(Query):
+    """OData system query options (their names carry a `$` on the wire: $filter, $orderby ...)."""
+
+    filter: str | None = Field(
+        None, alias="$filter", max_length=1000, description="e.g. ModificationTimestamp gt 2026-01-01T00:00:00Z"
+    )
+    orderby: str | None = Field(None, alias="$orderby", max_length=100, description="ModificationTimestamp asc|desc")
+    top: int | None = Field(None, alias="$top", ge=1, le=200, description="page size (default 100)")
+    skiptoken: str | None = Field(None, alias="$skiptoken", max_length=100, description="from @odata.nextLink")
+
+
 # -- validating --------------------------------------------------------------------------------
 def _message(exc: ValidationError) -> str:
     problems = []
@@ -211,7 +284,8 @@ def json_body(model: type[M], *, optional: bool = False) -> M:
 def query(model: type[M]) -> M:
     """The request's query parameters as `model`."""
     try:
-        return model.model_validate({name: request.args.get(name) for name in model.model_fields if name in request.args})
+        wire = [f.alias or name for name, f in model.model_fields.items()]  # OData's `$filter` ...
+        return model.model_validate({name: request.args.get(name) for name in wire if name in request.args})
     except ValidationError as exc:
         raise ApiError(400, "invalid_parameter", _message(exc)) from None
 

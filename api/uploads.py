@@ -9,6 +9,7 @@ from services.images import access
 from services.images.ingest import IncomingFile, accept, ingest_upload
 from services.images.serialisers import iso
 from services.images.uploads import UploadNotReceived, complete_upload, create_upload
+from services.syndication.fields import MediaFieldError, check_originals
 
 from .auth import login_required
 from .common import (
@@ -25,7 +26,7 @@ from .common import (
 )
 from .context import components, db_session
 from .errors import ApiError
-from .requests import DirectUploadRequest, json_body
+from .requests import DirectUploadRequest, json_body, media_per_file
 
 bp = Blueprint("uploads", __name__, url_prefix=API_PREFIX)
 
@@ -46,9 +47,14 @@ def upload(entity: str, entity_id: int):
     if len(parts) > c.settings.max_files_per_request:
         raise ApiError(400, "too_many_files", f"at most {c.settings.max_files_per_request} files per request")
     callback = callback_url(request.form.get("callback_url"))
+    session = db_session()
+    per_file = media_per_file(request.form.get("media"), len(parts))
+    try:
+        check_originals(session, entity, entity_id, [m["original_of"] for m in per_file if m.get("original_of")])
+    except MediaFieldError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
     rate_limit(len(parts) - 1, refund=1)
 
-    session = db_session()
     result = ingest_upload(
         session,
         c.store,
@@ -56,7 +62,7 @@ def upload(entity: str, entity_id: int):
         entity_type=entity,
         entity_id=entity_id,
         user_id=g.principal.user_id,
-        files=[IncomingFile(p.stream, p.filename, p.mimetype) for p in parts],
+        files=[IncomingFile(p.stream, p.filename, p.mimetype, m) for p, m in zip(parts, per_file, strict=True)],
         callback_url=callback,
     )
     count_uploads(session, entity, result)

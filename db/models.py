@@ -110,6 +110,8 @@ class Image(Base):
         Index("ix_images_entity_position", "entity_type", "entity_id", "position", "id"),
         Index("ix_images_url", "url"),
         Index("ix_images_staging_key", "staging_key"),
+        Index("ix_images_original_of", "original_of"),
+        Index("ix_images_updated", "updated_at", "id"),  # the RESO feed's replication order
         # One cover per listing (migration 0010); services/images/manage.py locks the listing first.
         Index(
             "uq_images_one_cover",
@@ -165,11 +167,24 @@ class Image(Base):
     # Who could write what when it was uploaded: the token's subject, admin flag and entity grants
     # (JSON), so a perceptual match to another listing is judged against them (services/moderation/reuse.py).
     uploader_grants: Mapped[str | None] = mapped_column(Text)
+    # RESO Media fields (services/syndication/media.py has their vocabularies; migration 0013).
+    category: Mapped[str | None] = mapped_column(String(30))  # MediaCategory
+    image_of: Mapped[str | None] = mapped_column(String(40))  # ImageOf
+    caption: Mapped[str | None] = mapped_column(String(50))  # ShortDescription
+    description: Mapped[str | None] = mapped_column(String(1024))  # LongDescription
+    permission: Mapped[str] = mapped_column(String(20), default="Public", server_default="Public")
+    alteration: Mapped[str | None] = mapped_column(String(400))  # MediaAlteration, comma-separated; None: none
+    original_of: Mapped[int | None] = mapped_column(Integer)  # an altered image's unaltered original
+    source_url: Mapped[str | None] = mapped_column(String(2048))  # imported from (never in the public view)
 
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="image", cascade="all, delete-orphan", order_by="Rendition.id"
     )
     perceptual_hash: Mapped[ImageHash | None] = relationship(cascade="all, delete-orphan")
+    # An altered image's unaltered original (its disclosure links there).
+    original: Mapped[Image | None] = relationship(
+        primaryjoin="foreign(Image.original_of) == remote(Image.id)", viewonly=True, lazy="select"
+    )
     reuse_findings: Mapped[list[ReuseFinding]] = relationship(
         foreign_keys="ReuseFinding.image_id", order_by="ReuseFinding.id", viewonly=True
     )
@@ -505,3 +520,43 @@ class EgressUsage(Base):
     requests: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger)
     hits: Mapped[int] = mapped_column(BigInteger)
+
+
+class Feed(Base):
+    """A RESO Media feed this platform replicates (services/syndication/feed.py): where it is, the
+    originating system its keys belong to, the entity type its records' ResourceRecordKey names,
+    and how far it has been read (the watermark: the last ModificationTimestamp fully applied)."""
+
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    system: Mapped[str] = mapped_column(String(100))
+    entity_type: Mapped[str] = mapped_column(String(20))
+    watermark: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    full_compare_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_report: Mapped[str | None] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class FeedMedia(Base):
+    """One record of a feed, keyed by (originating system, MediaKey): the image it is (None once
+    deleted) and the timestamps last applied."""
+
+    __tablename__ = "feed_media"
+    __table_args__ = (
+        UniqueConstraint("system", "media_key", name="uq_feed_media_system_key"),
+        Index("ix_feed_media_feed", "feed_id"),
+        Index("ix_feed_media_image", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    system: Mapped[str] = mapped_column(String(100))
+    media_key: Mapped[str] = mapped_column(String(255))
+    image_id: Mapped[int | None] = mapped_column(Integer)
+    resource_record_key: Mapped[str | None] = mapped_column(String(255))
+    media_url: Mapped[str | None] = mapped_column(String(2048))
+    media_modified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    modified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -21,13 +21,14 @@ class RenditionSize:
     # "fallback": JPEG, or PNG for a source with real alpha; "avif" only when AVIF_ENABLED
     formats: tuple[str, ...] = ("fallback", "webp", "avif")
     legacy_url_column: str | None = None  # images.<column>: the fallback rendition's URL
+    reso_size: str | None = None  # RESO ImageSizeDescription in the RESO Media feed (the widest is also "Largest")
 
 
 # The renditions, smallest first. A new size is one line here.
 RENDITIONS: tuple[RenditionSize, ...] = (
-    RenditionSize("thumbnail", 300, legacy_url_column="thumbnail_url"),
-    RenditionSize("medium", 800, legacy_url_column="medium_url"),
-    RenditionSize("large", 1600, legacy_url_column="large_url"),
+    RenditionSize("thumbnail", 300, legacy_url_column="thumbnail_url", reso_size="Thumbnail"),
+    RenditionSize("medium", 800, legacy_url_column="medium_url", reso_size="Medium"),
+    RenditionSize("large", 1600, legacy_url_column="large_url", reso_size="Large"),
 )
 
 

@@ -15,12 +15,14 @@ class EntityKind:
     # the entity's id (everyone writes their own avatar without a grant).
     owner_is_user: bool = False
     legacy_table: str | None = None  # the pre-S3 table its rows came from (the legacy migration)
+    # Its RESO resource (ResourceName) in the RESO Media feed, None: not syndicated (docs/syndication.md).
+    reso_resource: str | None = None
 
 
 ENTITY_KINDS: tuple[EntityKind, ...] = (
-    EntityKind("properties", legacy_table="property_images"),
+    EntityKind("properties", legacy_table="property_images", reso_resource="Property"),
     EntityKind("projects", legacy_table="project_images"),
-    EntityKind("avatars", owner_is_user=True, legacy_table="user_avatars"),
+    EntityKind("avatars", owner_is_user=True, legacy_table="user_avatars", reso_resource="Member"),
 )
 
 

@@ -180,6 +180,9 @@ def settings_env(database_url, seaweed) -> dict[str, str]:
         AWS_SECRET_ACCESS_KEY=seaweed.credentials.secret_access_key,
         AWS_S3_BUCKET=seaweed.bucket,
         CALLBACK_ALLOWED_HOSTS="127.0.0.1:*",  # the tests' own callback receivers, on any port
+        # The test photo and feed servers (tests/support/photoserver.py) listen on 127.0.0.2 only; every
+        # other special-purpose address stays refused (tests/syndication/test_fetch.py).
+        FETCH_ALLOWED_NETWORKS="127.0.0.2/32",
         RATE_LIMIT_UPLOADS_PER_MINUTE="0",  # off for the suite; tests/api/test_limits.py turns it on
         WORKER_METRICS_PORT="0",  # workers started by a test serve their metrics only where it asks
     )

@@ -20,6 +20,7 @@ from services.infra.settings import Settings
 from services.jobs import callbacks
 from services.legacy import move as migrate
 from services.storage_admin import orphans, sweeps
+from services.syndication import imports
 from storage import StorageError, TransientStorageError
 
 from . import runtime
@@ -86,6 +87,10 @@ def _worker_lost_for_good(sender=None, task_id=None, exception=None, args=None, 
 
 def process_image(image_id: int) -> str:
     rt = runtime.get()
+    # An imported image is downloaded first (services/syndication/imports.py), on the same try.
+    refused = imports.fetch_source(rt.unit_of_work, rt.store, rt.settings, rt.queue, image_id)
+    if refused is not None:
+        raise ImageFailed(image_id, refused.code, refused.message)
     outcome = process.run(rt.unit_of_work, rt.store, rt.settings, rt.queue, image_id)
     if outcome == process.Outcome.FAILED:
         with rt.unit_of_work() as session:

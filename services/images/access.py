@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from db.models import Image, ImageStatus, Job, Upload
 from services.infra.tokens import Principal
+from services.syndication.media import is_public
 
 # The database's id columns: a larger id cannot name anything (and must not reach the driver).
 MAX_IMAGE_ID = 2**31 - 1
@@ -35,15 +36,16 @@ def image_for(session: Session, image_id: int, who: Principal, *, deleting_too: 
 
 
 def readable_image(session: Session, image_id: int, who: Principal | None) -> tuple[Image, bool] | None:
-    """The image and whether `who` sees its full (writer's) view; anyone else sees a ready image's
-    public view, and nothing of an image that is not ready."""
+    """The image and whether `who` sees its full (writer's) view; anyone else sees a ready public
+    image's public view, and nothing of an image that is not ready or not public (RESO Permission)."""
     if not 1 <= image_id <= MAX_IMAGE_ID:
         return None
     image = session.scalars(select(Image).where(Image.id == image_id).options(selectinload(Image.renditions))).first()
     if image is None or image.status == ImageStatus.DELETING:
         return None
     full = may_write(who, image.entity_type, image.entity_id)
-    return (image, full) if full or image.status == ImageStatus.READY else None
+    public = image.status == ImageStatus.READY and is_public(image.permission)
+    return (image, full) if full or public else None
 
 
 def job_for(session: Session, job_id: str, who: Principal) -> Job | None:

@@ -28,6 +28,7 @@ from services.infra.iothreads import run_all
 from services.infra.queue import QueueUnavailable, TaskQueue
 from services.infra.settings import Settings
 from services.jobs.status import notify_when_ended
+from services.syndication import fields
 from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 
@@ -36,6 +37,7 @@ class IncomingFile:
     stream: IO[bytes]
     filename: str | None = None
     content_type: str | None = None
+    media: dict = field(default_factory=dict)  # RESO media fields for the new image (services/syndication/fields.py)
 
 
 @dataclass
@@ -188,6 +190,7 @@ def ingest_upload(
             sha256=sha256,
             staged_at=staging_key(uuid.uuid4().hex),
         )
+        fields.apply(session, image, incoming.media)
         meta = object_metadata(image)  # read here: the I/O threads never touch the session's objects
         staging.append(lambda key=image.staging_key, body=body, fmt=fmt, meta=meta: _stage(store, key, body, fmt, meta))
         result.images.append(image)

@@ -121,6 +121,8 @@ def purge_image(session: Session, store: ObjectStore, image_id: int) -> PurgeOut
             f"{len(result.errors)} of {len(keys)} objects not deleted: "
             + "; ".join(f"{k}: {v}" for k, v in list(result.errors.items())[:3])
         )
+    # An altered image made from this one loses its link (its disclosure then names no original).
+    session.execute(update(Image).where(Image.original_of == image.id).values(original_of=None))
     session.delete(image)
     return PurgeOutcome.PURGED
 

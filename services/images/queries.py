@@ -6,6 +6,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Image, ImageStatus
+from services.syndication.media import PUBLIC
 
 
 def get_image(session: Session, image_id: int) -> Image | None:
@@ -23,8 +24,12 @@ def list_images(
 ) -> list[Image]:
     """A gallery in its order: `position` ascending, then newest first. `after` is the
     (position, id) of the last image of the previous page. Images being deleted are gone;
-    `ready_only`: the public gallery."""
-    shown = Image.status == ImageStatus.READY if ready_only else Image.status != ImageStatus.DELETING
+    `ready_only`: the public gallery (ready images whose RESO Permission is Public)."""
+    shown = (
+        and_(Image.status == ImageStatus.READY, Image.permission == PUBLIC)
+        if ready_only
+        else Image.status != ImageStatus.DELETING
+    )
     query = (
         select(Image)
         .where(Image.entity_type == entity_type, Image.entity_id == entity_id, shown)

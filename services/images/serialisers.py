@@ -6,7 +6,11 @@ from __future__ import annotations
 from db.models import Image
 from pipeline.specs import rendition_sizes
 from services.images.ingest import content_type_mismatch
+from services.syndication import media
+from services.syndication.fields import media_json
 from storage import ObjectStore
+
+DEFAULT_DISCLOSURE = "Virtually staged"  # DISCLOSURE_TEXT's default
 
 
 def iso(dt) -> str | None:
@@ -34,11 +38,37 @@ PUBLIC_FIELDS = (
     "alt_text",
     "renditions",
     "processed_at",
+    *(f for f in media.FIELDS if f != "permission"),
+    "disclosure",
 )
 
 
-def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
-    """The writer's view (`full`), or the public view of a ready image."""
+def fallback_url(image: Image, store: ObjectStore, name: str = "large") -> str | None:
+    """The public URL of one size's universally decodable rendition (JPEG, or PNG)."""
+    for r in image.renditions:
+        if r.name == name and r.format in ("jpeg", "png"):
+            return store.public_url(r.key)
+    return None
+
+
+def disclosure_json(image: Image, store: ObjectStore, text: str) -> dict | None:
+    """What an altered image shows beside it: the disclosure text and a link to its unaltered
+    original (null when the original is not a public, ready image: compliance warns)."""
+    if not media.read_alteration(image.alteration):
+        return None
+    original = image.original
+    shown = original is not None and original.status == "ready" and media.is_public(original.permission)
+    return {
+        "text": text,
+        "alteration": media.read_alteration(image.alteration),
+        "original_id": original.id if shown and original else None,
+        "original_url": fallback_url(original, store) if shown and original else None,
+    }
+
+
+def image_json(image: Image, store: ObjectStore, *, full: bool, disclosure: str = DEFAULT_DISCLOSURE) -> dict:
+    """The writer's view (`full`), or the public view of a ready image. `disclosure`: the text
+    an altered image carries (DISCLOSURE_TEXT)."""
     renditions: dict[str, dict] = {}
     order = {size.name: i for i, size in enumerate(sorted(rendition_sizes(), key=lambda size: size.width))}
     for r in sorted(image.renditions, key=lambda r: (order.get(r.name, len(order)), r.format)):
@@ -74,7 +104,11 @@ def image_json(image: Image, store: ObjectStore, *, full: bool) -> dict:
         "created_at": iso(image.created_at),
         "processed_at": iso(image.processed_at),
         "error": error_json(image),
+        **media_json(image),
+        "disclosure": disclosure_json(image, store, disclosure),
     }
+    if full:
+        out["source_url"] = image.source_url
     if image.url:
         out["legacy_url"] = image.url
     if not full:

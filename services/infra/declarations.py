@@ -33,6 +33,7 @@ GROUPS = {
     "observability": "metrics and Flower (docs/deploy.md)",
     "cost": 'delivery and cost (docs/operations.md "Cost and delivery"; AWS list prices, us-east-1, as of PRICES_AS_OF)',
     "moderation": "lifted photos and takedowns (docs/operations.md; thresholds measured in docs/benchmarks.md)",
+    "syndication": "listing media, RESO feeds and import by URL (docs/syndication.md)",
     "devrun": "make run / imagepipe run only",
 }
 
@@ -488,6 +489,54 @@ class Declared(BaseSettings):
     price_cdn_requests_10k: float = setting(
         0.01, "CloudFront HTTPS requests, USD per 10 000", env="PRICE_CDN_REQUESTS_10K", group="cost", lo=0, hi=100
     )
+    disclosure_text: str = setting(
+        "Virtually staged",
+        "shown beside an altered photo (RESO MediaAlteration) with a link to its unaltered original: public view,"
+        " RESO feed and web client",
+        env="DISCLOSURE_TEXT",
+        group="syndication",
+    )
+    compliance_profile: str = setting(
+        "default",
+        "the compliance profile a gallery's warnings are checked against (services/syndication/compliance.py lists them)",
+        env="COMPLIANCE_PROFILE",
+        group="syndication",
+    )
+    mls_rendition: bool = setting(
+        False,
+        "also write the `mls` rendition: fitted into 2048x1536 (4:3) on white, JPEG (a profile may ask for it too)",
+        env="MLS_RENDITION",
+        group="syndication",
+    )
+    import_max_urls: int = setting(
+        20, "URLs per POST /api/v1/{entity}/{id}/imports", env="IMPORT_MAX_URLS", group="syndication", lo=1, hi=200
+    )
+    fetch_allowed_networks: Hosts = setting(
+        (),
+        "FOR TESTS ONLY: networks (CIDR) the URL fetcher may reach although special-purpose (loopback), on any port;"
+        " empty in production",
+        env="FETCH_ALLOWED_NETWORKS",
+        group="syndication",
+    )
+    feed_urls: str | None = setting(
+        None,
+        "RESO Web API Media feeds Celery beat replicates every FEED_SYNC_INTERVAL_S (space-separated URLs of the"
+        " Media resource); `imagepipe feed sync --url` runs one by hand",
+        env="FEED_URLS",
+        group="syndication",
+        example="https://api.example-mls.com/reso/odata/Media",
+    )
+    feed_sync_interval_s: int = setting(
+        900, "how often Celery beat syncs each of FEED_URLS", env="FEED_SYNC_INTERVAL_S", group="syndication", lo=60, hi=86400
+    )
+    feed_full_compare_hours: int = setting(
+        24,
+        "how often a sync compares every key of a feed with ours (media that vanished from it are deleted)",
+        env="FEED_FULL_COMPARE_HOURS",
+        group="syndication",
+        lo=1,
+        hi=24 * 30,
+    )
     reuse_max_distance: int = setting(
         15,
         "an upload this close (PDQ Hamming distance, of 256 bits) to a photo of another listing its uploader cannot"
@@ -650,6 +699,18 @@ class Declared(BaseSettings):
             return value.replace("_", "")
         if kind in ("choice", "bool"):
             return value.lower()
+        return value
+
+    @field_validator("fetch_allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"must list networks like 127.0.0.1/32, got {entry!r}") from None
         return value
 
     @field_validator("callback_allowed_hosts")

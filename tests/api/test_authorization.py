@@ -104,6 +104,10 @@ def _cells(w):
             {"anonymous": 401, "other": 403, "writer": 202, "former": 403, "admin": 202},
         ),
         ("get", "/api/v1/{entity}/{entity_id}/images"): (dict(path=f"/api/v1/properties/{e}/images"), dict.fromkeys(no_one, 200)),
+        ("post", "/api/v1/{entity}/{entity_id}/imports"): (  # an address the worker refuses: nothing fetched
+            dict(path=f"/api/v1/properties/{e}/imports", json={"items": [{"url": "http://192.0.2.1/a.jpg"}]}),
+            {"anonymous": 401, "other": 403, "writer": 202, "former": 403, "admin": 202},
+        ),
         ("post", "/api/v1/uploads"): (
             dict(
                 path="/api/v1/uploads", json={"entity": "properties", "entity_id": e, "content_type": "image/jpeg", "size": 1000}
@@ -152,6 +156,7 @@ def _cells(w):
             dict(path="/api/v1/rum", json={"loads": []}),
             dict.fromkeys(no_one, 204),
         ),
+        ("get", "/api/v1/reso/Media"): (dict(path="/api/v1/reso/Media?$top=5"), dict.fromkeys(no_one, 200)),  # public media only
         ("get", "/healthz"): (dict(path="/healthz"), dict.fromkeys(no_one, 200)),
         ("get", "/metrics"): (dict(path="/metrics"), dict.fromkeys(no_one, 200)),  # no METRICS_TOKEN configured
         ("get", "/readyz"): (dict(path="/readyz"), dict.fromkeys(no_one, 200)),
