@@ -35,7 +35,9 @@ def _import(base, headers, entity_id, items, entity="properties"):
     return requests.post(f"{base}/api/v1/{entity}/{entity_id}/imports", headers=headers, json={"items": items}, timeout=30)
 
 
-def test_imports_download_good_urls_and_fail_the_rest_with_their_codes(live_server, celery_worker, make_token, photos, loopback, store):
+def test_imports_download_good_urls_and_fail_the_rest_with_their_codes(
+    live_server, celery_worker, make_token, photos, loopback, store
+):
     entity_id = new_entity_id()
     headers = {"Authorization": f"Bearer {make_token(entities=(f'properties:{entity_id}',))}"}
     good = f"{photos.base}/photos/{PHOTO}"
