@@ -31,6 +31,8 @@ CDN_INVALIDATE_TASK = "imagepipe.send_cdn_invalidations"
 # New access log files read into the egress figures (services/delivery/usage.py), when
 # ACCESS_LOG_PREFIX is set.
 USAGE_INGEST_TASK = "imagepipe.ingest_access_logs"
+# One RESO Media feed replicated (services/syndication/feed.py), for each of FEED_URLS.
+FEED_SYNC_TASK = "imagepipe.sync_feed"
 # Beat sends these only when the last one sent has started (workers/schedule.py).
 SINGLE_QUEUED_TASKS = (*SWEEP_TASKS, CDN_INVALIDATE_TASK, USAGE_INGEST_TASK)
 TASK_NAMES = (PROCESS_IMAGE_TASK, DELETE_IMAGE_TASK, DELIVER_CALLBACK_TASK)
@@ -42,6 +44,7 @@ MAINTENANCE_TASKS = (
     *SWEEP_TASKS,
     CDN_INVALIDATE_TASK,
     USAGE_INGEST_TASK,
+    FEED_SYNC_TASK,
 )
 
 
@@ -55,6 +58,15 @@ def beat_schedule(settings: Settings) -> dict:
         schedule["cdn_invalidations"] = {"task": CDN_INVALIDATE_TASK, "schedule": float(settings.cdn_invalidation_interval_s)}
     if settings.access_log_prefix:
         schedule["usage_ingest"] = {"task": USAGE_INGEST_TASK, "schedule": float(settings.usage_ingest_interval_s)}
+    for n, url in enumerate((settings.feed_urls or "").split()):
+        # A run still queued when the next is due is dropped (expires), so runs do not pile up.
+        interval = float(settings.feed_sync_interval_s)
+        schedule[f"feed_sync_{n}"] = {
+            "task": FEED_SYNC_TASK,
+            "schedule": interval,
+            "kwargs": {"url": url},
+            "options": {"expires": interval},
+        }
     if settings.orphan_scan_hour >= 0:
         schedule["orphan_scan_daily"] = {
             "task": SCHEDULED_SCAN_TASK,

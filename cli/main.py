@@ -20,6 +20,7 @@ from .failures import Group
 from .legacy import legacy, migrate
 from .moderation import audit, blocklist, reuse, takedown
 from .storage import bucket, orphans, renditions, stats
+from .syndication import feed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,7 +216,7 @@ def run() -> None:
     sys.exit(run_all())
 
 
-for _command in (migrate, legacy, bucket, stats, orphans, renditions, reuse, takedown, blocklist, audit, usage):
+for _command in (migrate, legacy, bucket, stats, orphans, renditions, reuse, takedown, blocklist, audit, usage, feed):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -189,6 +189,15 @@ def ingest_access_logs(self: Task, location: str | None = None) -> dict:
     return usage.ingest(rt.unit_of_work, usage.bucket_source(rt.settings, location)).as_dict()
 
 
+def sync_feed(url: str, full: bool | None = None) -> dict:
+    """One run over a RESO Media feed (services/syndication/feed.py): new and changed photos are
+    queued for download, deletions applied; a run that fails part-way is resumed by the next."""
+    from services.syndication import feed
+
+    rt = runtime.get()
+    return feed.sync(rt.unit_of_work, rt.store, rt.settings, rt.queue, url, full=full).as_dict()
+
+
 def register(app: Celery, settings: Settings) -> None:
     # An image's work (processing it, migrating it) retries transient store and database errors
     # with jittered backoff, TASK_MAX_RETRIES times, then fails it for good (on_failure).
@@ -247,6 +256,14 @@ def register(app: Celery, settings: Settings) -> None:
         name=celeryconfig.USAGE_INGEST_TASK,
         bind=True,
         acks_late=False,  # a redelivery would only find the files already read
+        autoretry_for=(StorageError, OperationalError),
+        retry_backoff=30,
+        max_retries=3,
+    )
+    app.task(
+        sync_feed,
+        name=celeryconfig.FEED_SYNC_TASK,
+        acks_late=False,  # a redelivery would only start the run again from the watermark
         autoretry_for=(StorageError, OperationalError),
         retry_backoff=30,
         max_retries=3,

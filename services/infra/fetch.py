@@ -195,7 +195,14 @@ class _PinnedTLS(_Pinned):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
 
 
-def fetch(url: str, limits: Limits, *, allowed: tuple[Network, ...] = (), resolve: Resolver = system_resolver) -> Fetched:
+def fetch(
+    url: str,
+    limits: Limits,
+    *,
+    allowed: tuple[Network, ...] = (),
+    resolve: Resolver = system_resolver,
+    accept: str = "image/*",
+) -> Fetched:
     """The body of `url`, safely (see the module's text); FetchError subclasses on refusal."""
     deadline = time.monotonic() + limits.total_s
     for _hop in range(limits.max_redirects + 1):
@@ -205,7 +212,7 @@ def fetch(url: str, limits: Limits, *, allowed: tuple[Network, ...] = (), resolv
         conn = cls(host, port, address, min(limits.connect_s, _left(deadline)), limits.read_s)
         try:
             try:
-                conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
+                conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": accept})
                 response = conn.getresponse()
             except TimeoutError:
                 raise FetchTimeout(f"{host} did not answer in time") from None

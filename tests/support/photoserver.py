@@ -19,8 +19,8 @@ from tests.conftest import corpus
 
 @dataclass
 class Feed:
-    """RESO Media records by MediaKey; pages of `page_size`; `stall_pages`: page numbers (1-based,
-    counted over the server's life) that hang past the fetcher's read timeout once each."""
+    """RESO Media records by MediaKey, served in pages of at most `page_size`; a page whose
+    skiptoken is in `stall_once` hangs past the fetcher's read timeout, once."""
 
     records: dict[str, dict] = field(default_factory=dict)
     page_size: int = 2
@@ -146,7 +146,7 @@ class PhotoServer:
         if token:
             stamp, _, key = token.partition("~")
             rows = [r for r in rows if (r["ModificationTimestamp"], r["MediaKey"]) > (stamp, key)]
-        top = int(query.get("$top", self.feed.page_size))
+        top = min(int(query.get("$top", self.feed.page_size)), self.feed.page_size)  # servers cap $top
         page, more = rows[:top], len(rows) > top
         body: dict = {"@odata.context": "$metadata#Media", "value": page}
         if more:
