@@ -212,8 +212,7 @@ class Syncer:
         if row is None:
             row = FeedMedia(feed_id=self.feed_id, system=system, media_key=key)
             session.add(row)
-        changed_photo = current is None or row.media_modified_at != media_at or row.media_url != url
-        if changed_photo:
+        if current is None or row.media_modified_at != media_at or row.media_url != url:  # a photo to download
             image = new_import(
                 session, entity_type=report.entity_type, entity_id=int(listing), user_id=None, url=url, media=values
             )
@@ -329,10 +328,10 @@ def sync(
         log.warning("feed %s: sync stopped: %s (resumes from its watermark)", url, exc)
     report.watermark = _stamp(watermark) if watermark else None
     with units() as session:
-        feed = session.get(Feed, feed_id)
-        assert feed is not None
-        feed.last_run_at = datetime.now(UTC)
-        feed.last_report = json.dumps(report.as_dict())
+        done = session.get(Feed, feed_id)
+        assert done is not None
+        done.last_run_at = datetime.now(UTC)
+        done.last_report = json.dumps(report.as_dict())
     return report
 
 
