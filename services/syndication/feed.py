@@ -328,10 +328,10 @@ def sync(
         log.warning("feed %s: sync stopped: %s (resumes from its watermark)", url, exc)
     report.watermark = _stamp(watermark) if watermark else None
     with units() as session:
-        done = session.get(Feed, feed_id)
-        assert done is not None
-        done.last_run_at = datetime.now(UTC)
-        done.last_report = json.dumps(report.as_dict())
+        ran = session.get(Feed, feed_id)
+        assert ran is not None
+        ran.last_run_at = datetime.now(UTC)
+        ran.last_report = json.dumps(report.as_dict())
     return report
 
 
