@@ -8,13 +8,13 @@ from db.models import ImageStatus
 from services.images import access, manage
 from services.images.queries import list_images
 from services.images.serialisers import image_json, iso
-from services.syndication import fields, media
+from services.syndication import compliance, fields, media
 
 from .auth import login_required, optional_login
-from .common import API_PREFIX, actor, entity_in_path, owned
+from .common import API_PREFIX, actor, entity_id_in_path, entity_in_path, owned, writable
 from .context import AfterCommit, components, db_session
 from .errors import ApiError
-from .requests import GalleryQuery, ImagePatch, SignedUrlQuery, json_body, query
+from .requests import ComplianceQuery, GalleryQuery, ImagePatch, SignedUrlQuery, json_body, query
 
 bp = Blueprint("images", __name__, url_prefix=API_PREFIX)
 
@@ -110,5 +110,23 @@ def entity_images(entity: str, entity_id: int):
             "entity_id": entity_id,
             "images": [image_json(i, store, full=full, disclosure=c.settings.disclosure_text) for i in images],
             "next_cursor": f"{last.position or 0}.{last.id}" if last else None,
+            # For the listing's writers: the MLS rules' warnings over the whole gallery (COMPLIANCE_PROFILE).
+            **({"compliance": _compliance(entity, entity_id, c.settings.compliance_profile)} if full else {}),
         }
     )
+
+
+def _compliance(entity: str, entity_id: int, name: str) -> dict:
+    chosen = compliance.profile(name)
+    if chosen is None:
+        raise ApiError(400, "invalid_parameter", f"profile must be one of {', '.join(compliance.profile_names())}")
+    return compliance.check(db_session(), entity, entity_id, chosen)
+
+
+@bp.get("/<entity>/<int:entity_id>/compliance")
+@login_required
+def listing_compliance(entity: str, entity_id: int):
+    entity, entity_id = entity_in_path(entity), entity_id_in_path(entity_id)
+    writable(entity, entity_id)
+    params = query(ComplianceQuery)
+    return jsonify(_compliance(entity, entity_id, params.profile or components().settings.compliance_profile))

@@ -18,12 +18,14 @@ from services.images.serialisers import PUBLIC_FIELDS
 from services.infra.audit import Action
 from services.infra.settings import Settings
 from services.syndication import media
+from services.syndication.compliance import profile_names
 
 from .context import WEB_DIR
 from .requests import (
     AdminImagesQuery,
     AuditQuery,
     BlocklistQuery,
+    ComplianceQuery,
     DirectUploadRequest,
     GalleryQuery,
     ImagePatch,
@@ -277,6 +279,38 @@ def _schemas() -> dict:
                 "entity_id": INT,
                 "images": {"type": "array", "items": _ref("ImageView")},
                 "next_cursor": _nullable(STR),
+            },
+            {"compliance": _ref("Compliance")},
+        ),
+        "Compliance": _obj(
+            {
+                "profile": {"type": "string", "enum": profile_names()},
+                "ok": BOOL,
+                "warnings": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "code": {
+                                "type": "string",
+                                "enum": [
+                                    "too_small",
+                                    "file_too_large",
+                                    "aspect",
+                                    "too_many",
+                                    "primary_not_photo",
+                                    "primary_unclassified",
+                                    "primary_not_exterior",
+                                    "primary_altered",
+                                    "altered_without_original",
+                                    "original_not_public",
+                                    "original_not_adjacent",
+                                ],
+                            },
+                            "image_id": _nullable(INT),
+                            "message": STR,
+                        }
+                    ),
+                },
             }
         ),
         "AdminImages": _obj({"status": IMAGE_STATUS, "images": {"type": "array", "items": _ref("Image")}}),
@@ -762,6 +796,17 @@ def spec() -> dict:
                 "security": AUTH,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ImportRequest")}}},
                 "responses": {"202": _json("UploadAccepted", "accepted; poll the job"), **_errors(400, 403, 404, 429, *ALWAYS)},
+            },
+        },
+        "/api/v1/{entity}/{entity_id}/compliance": {
+            "parameters": [entity, ENTITY_ID],
+            "get": {
+                "summary": "The listing's photos checked against a compliance profile: warnings, never refusals"
+                " (the entity's writers and admins; docs/syndication.md)",
+                "operationId": "listingCompliance",
+                "security": AUTH,
+                "parameters": query_parameters(ComplianceQuery),
+                "responses": {"200": _json("Compliance", "the warnings"), **_errors(400, 403, 404, *ALWAYS)},
             },
         },
         "/api/v1/reso/Media": {

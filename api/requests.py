@@ -239,6 +239,16 @@ class StatsQuery(Query):
     days: int = Field(30, ge=1, le=400, description="the egress window: the last this many days (UTC, today included)")
 
 
+def _profile_enum(schema: dict[str, Any]) -> None:
+    from services.syndication.compliance import profile_names
+
+    schema["enum"] = profile_names()
+
+
+class ComplianceQuery(Query):
+    profile: str | None = Field(None, json_schema_extra=_profile_enum, description="default COMPLIANCE_PROFILE")
+
+
 class ResoQuery(Query):
     """OData system query options (their names carry a `$` on the wire: $filter, $orderby ...)."""
 

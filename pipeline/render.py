@@ -188,18 +188,19 @@ def render(
     # Every pixel is in memory now: an error from here on is ours or an encoder's, never the
     # upload's fault, so it is not reported as corrupt_image (the worker fails the image as a
     # processing_error and logs it).
-    sized = cascade(source, [spec.width for spec in specs])
+    sized = cascade(source, [spec.width for spec in specs if not spec.box_height])
+    boxed = {str(spec): boxed_rendition(source, spec) for spec in specs if spec.box_height}
     clock.lap("resize")
     pillow = encoders.PillowImages()  # each size handed to Pillow once, for its JPEG and its WebP
     out = []
     for spec in specs:
-        img = sized[spec.width]
+        img = boxed[str(spec)] if spec.box_height else sized[spec.width]
         out.append(Rendition(spec, encoders.encode(img, spec, enc, pillow), img.width, img.height))
         clock.lap(f"encode_{spec.format}")
         if on_rendition is not None:
             on_rendition(out[-1])
             clock.skip()  # the caller's time, not a step of the render
-    marks = placeholders(sized[min(sized)])  # from the smallest size: cheap, whatever the upload
+    marks = placeholders(sized[min(sized)] if sized else source)  # from the smallest size: cheap, whatever the upload
     clock.lap("placeholders")
     return RenderResult(has_alpha=has_alpha, renditions=out, placeholders=marks, pdq=fingerprint, timings=clock.laps)
 
@@ -218,6 +219,24 @@ class _Clock:
 
     def skip(self) -> None:
         self._last = time.perf_counter()
+
+
+def boxed_rendition(source: pyvips.Image, spec: RenditionSpec) -> pyvips.Image:
+    """Fitted into spec.width x spec.box_height (never upscaled, never cropped), flattened onto the
+    pad colour, and padded, centred, to exactly the box's aspect."""
+    assert spec.box_height is not None
+    pad = list(spec.pad or (255, 255, 255))
+    fitted = source.thumbnail_image(spec.width, height=spec.box_height, size="down")
+    if fitted.hasalpha():
+        fitted = fitted.flatten(background=pad)
+    if fitted.bands == 1:
+        fitted = fitted.colourspace("srgb")
+    w, h = fitted.width, fitted.height
+    if w * spec.box_height >= h * spec.width:  # wider than the box: pad above and below
+        width, height = w, max(h, round(w * spec.box_height / spec.width))
+    else:
+        width, height = max(w, round(h * spec.width / spec.box_height)), h
+    return fitted.embed((width - w) // 2, (height - h) // 2, width, height, extend="background", background=pad).copy_memory()
 
 
 def cascade(source: pyvips.Image, widths: list[int]) -> dict[int, pyvips.Image]:

@@ -22,6 +22,11 @@ class RenditionSize:
     formats: tuple[str, ...] = ("fallback", "webp", "avif")
     legacy_url_column: str | None = None  # images.<column>: the fallback rendition's URL
     reso_size: str | None = None  # RESO ImageSizeDescription in the RESO Media feed (the widest is also "Largest")
+    # Fitted into width x box_height instead of scaled to the width, and padded (`pad`: the colour)
+    # to exactly that aspect, never cropped: what an MLS's photo rules ask for.
+    box_height: int | None = None
+    pad: tuple[int, int, int] | None = None
+    enabled_by: str | None = None  # an EncoderSettings flag that must be on for it to be written
 
 
 # The renditions, smallest first. A new size is one line here.
@@ -29,6 +34,8 @@ RENDITIONS: tuple[RenditionSize, ...] = (
     RenditionSize("thumbnail", 300, legacy_url_column="thumbnail_url", reso_size="Thumbnail"),
     RenditionSize("medium", 800, legacy_url_column="medium_url", reso_size="Medium"),
     RenditionSize("large", 1600, legacy_url_column="large_url", reso_size="Large"),
+    # For MLS syndication: 4:3, 2048x1536 at most, on white, JPEG (MLS_RENDITION or a compliance profile).
+    RenditionSize("mls", 2048, formats=("jpeg",), box_height=1536, pad=(255, 255, 255), enabled_by="mls_rendition"),
 )
 
 
@@ -53,6 +60,8 @@ class RenditionSpec:
     width: int  # target width in px; never upscaled
     format: str  # jpeg | png | webp | avif
     quality: int  # encoder quality (PNG: ignored, lossless)
+    box_height: int | None = None  # fitted into width x box_height, padded to that aspect (RenditionSize)
+    pad: tuple[int, int, int] | None = None
 
     @property
     def ext(self) -> str:
@@ -64,7 +73,8 @@ class RenditionSpec:
 
     def __str__(self) -> str:
         q = "" if self.format == "png" else f"_q{self.quality}"
-        return f"{self.name}_w{self.width}{q}"
+        box = f"x{self.box_height}" if self.box_height else ""
+        return f"{self.name}_w{self.width}{box}{q}"
 
     @property
     def filename(self) -> str:
@@ -109,6 +119,11 @@ class EncoderSettings:
     )
     avif_quality: int = setting(60, "AVIF quality", lo=1, hi=100)
     avif_effort: int = setting(0, "AVIF effort, 0 (fastest) ... 9 (smallest)", lo=0, hi=9)
+    mls_rendition: bool = setting(
+        False,
+        "also write the `mls` rendition: fitted into 2048x1536 (4:3) on white without cropping, JPEG"
+        " (on as well when COMPLIANCE_PROFILE asks for it; docs/syndication.md)",
+    )
 
 
 DEFAULT_ENCODER = EncoderSettings()
@@ -121,9 +136,11 @@ def specs_for(has_alpha: bool, enc: EncoderSettings = DEFAULT_ENCODER) -> list[R
     quality = {"jpeg": enc.jpeg_quality, "png": 100, "webp": enc.webp_quality, "avif": enc.avif_quality}
     out: list[RenditionSpec] = []
     for size in sorted(rendition_sizes(), key=lambda r: -r.width):
+        if size.enabled_by and not getattr(enc, size.enabled_by):
+            continue
         for fmt in size.formats:
             fmt = fallback if fmt == "fallback" else fmt
             if fmt == "avif" and not enc.avif_enabled:
                 continue
-            out.append(RenditionSpec(size.name, size.width, fmt, quality[fmt]))
+            out.append(RenditionSpec(size.name, size.width, fmt, quality[fmt], size.box_height, size.pad))
     return out

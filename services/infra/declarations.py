@@ -502,12 +502,6 @@ class Declared(BaseSettings):
         env="COMPLIANCE_PROFILE",
         group="syndication",
     )
-    mls_rendition: bool = setting(
-        False,
-        "also write the `mls` rendition: fitted into 2048x1536 (4:3) on white, JPEG (a profile may ask for it too)",
-        env="MLS_RENDITION",
-        group="syndication",
-    )
     import_max_urls: int = setting(
         20, "URLs per POST /api/v1/{entity}/{id}/imports", env="IMPORT_MAX_URLS", group="syndication", lo=1, hi=200
     )
@@ -699,6 +693,15 @@ class Declared(BaseSettings):
             return value.replace("_", "")
         if kind in ("choice", "bool"):
             return value.lower()
+        return value
+
+    @field_validator("compliance_profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        from services.syndication.compliance import profile_names
+
+        if value not in profile_names():
+            raise ValueError(f"must be one of {', '.join(profile_names())}, got {value!r}")
         return value
 
     @field_validator("fetch_allowed_networks")

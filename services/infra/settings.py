@@ -106,7 +106,14 @@ class _Settings(Declared):
 
     @property
     def encoder(self) -> EncoderSettings:
-        return _subset(EncoderSettings, self)
+        """The encoder settings; the `mls` rendition is on as well when the compliance profile asks."""
+        from services.syndication.compliance import profile
+
+        enc = _subset(EncoderSettings, self)
+        chosen = profile(self.compliance_profile)
+        if chosen is not None and chosen.mls_rendition and not enc.mls_rendition:
+            enc = dataclasses.replace(enc, mls_rendition=True)
+        return enc
 
     def with_overrides(self, **changes: Any) -> Settings:
         copy = self.model_copy(update=changes)

@@ -104,6 +104,10 @@ def _cells(w):
             {"anonymous": 401, "other": 403, "writer": 202, "former": 403, "admin": 202},
         ),
         ("get", "/api/v1/{entity}/{entity_id}/images"): (dict(path=f"/api/v1/properties/{e}/images"), dict.fromkeys(no_one, 200)),
+        ("get", "/api/v1/{entity}/{entity_id}/compliance"): (
+            dict(path=f"/api/v1/properties/{e}/compliance"),
+            {"anonymous": 401, "other": 403, "writer": 200, "former": 403, "admin": 200},
+        ),
         ("post", "/api/v1/{entity}/{entity_id}/imports"): (  # an address the worker refuses: nothing fetched
             dict(path=f"/api/v1/properties/{e}/imports", json={"items": [{"url": "http://192.0.2.1/a.jpg"}]}),
             {"anonymous": 401, "other": 403, "writer": 202, "former": 403, "admin": 202},
