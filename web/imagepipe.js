@@ -159,9 +159,13 @@ export async function followJob(statusUrl, opts = {}) {
   }
 }
 
+// Renditions padded to a box for MLS syndication (pipeline/specs.py: box_height): never displayed.
+const NOT_FOR_DISPLAY = new Set(["mls"]);
+
 function srcset(renditions, format) {
   const seen = new Map();  // width → url: a small original gives several renditions one width
   for (const name of Object.keys(renditions)) {
+    if (NOT_FOR_DISPLAY.has(name)) continue;
     const r = renditions[name][format];
     if (r && !seen.has(r.width)) seen.set(r.width, r.url);
   }
@@ -169,7 +173,8 @@ function srcset(renditions, format) {
 }
 
 function fallbackRendition(renditions, format, wanted) {
-  const candidates = Object.values(renditions).map((byFormat) => byFormat[format] || Object.values(byFormat)[0])
+  const candidates = Object.entries(renditions).filter(([name]) => !NOT_FOR_DISPLAY.has(name))
+    .map(([, byFormat]) => byFormat[format] || Object.values(byFormat)[0])
     .filter(Boolean).sort((a, b) => a.width - b.width);
   return candidates.find((r) => r.width >= wanted) || candidates[candidates.length - 1] || null;
 }
@@ -271,7 +276,34 @@ export function renderImage(image, context = "grid", { cover = false, alt } = {}
   });
   picture.append(img);
   frame.append(picture);
+  const disclosure = disclosureNote(image.disclosure);
+  if (disclosure) frame.append(disclosure);
   return frame;
+}
+
+/**
+ * An altered photo's disclosure (RESO MediaAlteration; MLS rules, California B&P §10140.8): the
+ * API's text ("Virtually staged" unless DISCLOSURE_TEXT says otherwise) on the photo, with a link
+ * to the unaltered original when it is public. Nothing is ever drawn into the picture itself.
+ */
+export function disclosureNote(disclosure) {
+  if (!disclosure) return null;
+  const note = document.createElement("p");
+  note.className = "ip-disclosure";
+  const text = document.createElement("span");
+  text.className = "ip-disclosure-text";
+  text.textContent = disclosure.text;
+  note.append(text);
+  if (disclosure.original_url) {
+    const link = document.createElement("a");
+    link.className = "ip-original";
+    link.href = disclosure.original_url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = "See the original photo";
+    note.append(" · ", link);
+  }
+  return note;
 }
 
 // -- load timings (opt-in) ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import logging
 import socket
 import ssl
 import time
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.errors import ImageError
+
+log = logging.getLogger(__name__)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -169,7 +172,9 @@ def pick_address(host: str, port: int, allowed: tuple[Network, ...], resolve: Re
             continue
         why = refusal(address)
         if why:
-            raise FetchRefusedAddress(f"{host} resolves to a refused address: {why}")
+            # The address stays out of the message (the client reads it: no map of internal names).
+            log.info("fetch refused: %s resolves to %s", host, why)
+            raise FetchRefusedAddress(f"{host} resolves to a refused address (not a public one)")
         if port not in (80, 443):
             raise FetchRefusedAddress(f"only ports 80 and 443 are fetched, not {port}")
     return candidates[0]

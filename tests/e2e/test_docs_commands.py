@@ -2,8 +2,8 @@
 
 `imagepipe run` (what `make run` calls) starts in a temporary copy of the project on its embedded
 defaults, with nothing configured but free ports; then each fenced block marked ```` ```sh run ````
-in README.md, docs/operations.md, docs/migration.md and docs/deploy.md is executed as written, by
-bash in the copy's folder with the virtualenv active (`. .venv/bin/activate`), in document order.
+in README.md, docs/operations.md, docs/migration.md, docs/deploy.md and docs/syndication.md is
+executed as written, by bash in the copy's folder with the virtualenv active (`. .venv/bin/activate`), in document order.
 A block fails the test on a non-zero exit or a traceback in its output. The only change made to a
 block is the ports: the documented defaults (8000 for the API, 8333 for the store, 5555 for
 Flower) become the free ones this run uses. The blocks are read from the Markdown, never copied
@@ -29,7 +29,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
-DOCS = ("README.md", "docs/operations.md", "docs/migration.md", "docs/deploy.md")
+DOCS = ("README.md", "docs/operations.md", "docs/migration.md", "docs/deploy.md", "docs/syndication.md")
 _FENCE = re.compile(r"^```sh run[^\n]*\n(.*?)^```", re.S | re.M)
 _COPY_IGNORE = shutil.ignore_patterns(
     ".venv", "var", ".git", "__pycache__", ".pytest_cache", "node_modules", "*.pyc", ".mypy_cache", ".ruff_cache"

@@ -453,3 +453,31 @@ def test_load_timings_reach_the_api_as_a_beacon_and_move_the_histogram(browser, 
     assert after.get(("imagepipe_image_loads_total", viewport), 0) - before.get(
         ("imagepipe_image_loads_total", viewport), 0
     ) == len(detail)
+
+
+def test_an_altered_photo_carries_its_disclosure_and_a_link_to_the_original(browser, site, make_token):
+    """RESO MediaAlteration in the web client: the label on the staged photo, the link to the
+    unaltered original (which stays public), in the public view a visitor sees; none on the original."""
+    entity_id = new_entity_id()
+    token = make_token(42, entities=(f"properties:{entity_id}",))
+    original = _upload_one(site, token, entity_id, "nikon-p6000_small_640x480.jpg")
+    staged = _upload_one(site, token, entity_id, "tree_1024x772.webp")
+    headers = {"Authorization": f"Bearer {token}"}
+    patch = {"alteration": ["VirtualStagingItemAddition"], "original_of": int(original)}
+    assert requests.patch(f"{site}/api/v1/images/{staged}", headers=headers, json=patch, timeout=10).status_code == 200
+    original_url = requests.get(f"{site}/api/v1/images/{original}", timeout=10).json()["renditions"]["large"]["jpeg"]["url"]
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900})  # a visitor: no token
+    page = context.new_page()
+    page.goto(f"{site}/#properties/{entity_id}")
+    page.wait_for_selector("#grid-view .ip-item")  # the page has read the listing from the URL
+    page.click("nav [data-view=public]")
+    page.wait_for_selector(f"#public-view .ip-image[data-image-id='{staged}'] .ip-disclosure")
+    note = page.locator(f"#public-view .ip-image[data-image-id='{staged}'] .ip-disclosure")
+    assert note.locator(".ip-disclosure-text").inner_text() == "Virtually staged"
+    link = note.locator("a.ip-original")
+    assert link.inner_text() == "See the original photo" and link.get_attribute("href") == original_url
+    assert note.is_visible() and link.is_visible()
+    assert page.locator(f"#public-view .ip-image[data-image-id='{original}'] .ip-disclosure").count() == 0
+    assert requests.get(original_url, timeout=10).status_code == 200  # the original stays public
+    context.close()
