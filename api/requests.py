@@ -17,7 +17,7 @@ from flask import request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from db.models import ImageStatus
-from pipeline.specs import rendition_sizes
+from pipeline.specs import display_sizes, rendition_sizes
 from services.entities import entity_types
 from services.images.access import MAX_ENTITY_ID, MAX_IMAGE_ID
 from services.images.manage import MAX_ALT_TEXT, MAX_POSITION
@@ -138,7 +138,7 @@ class TakedownRequest(Body):
 
 
 def _rendition_names(schema: dict[str, Any]) -> None:
-    schema["enum"] = [size.name for size in rendition_sizes()]
+    schema["enum"] = [size.name for size in display_sizes()]
 
 
 class RumLoad(Body):
@@ -152,7 +152,7 @@ class RumLoad(Body):
     @field_validator("rendition")
     @classmethod
     def _declared(cls, value: str) -> str:
-        names = [size.name for size in rendition_sizes()]
+        names = [size.name for size in display_sizes()]
         if value not in names:
             raise ValueError(f"must be one of {', '.join(names)}")
         return value

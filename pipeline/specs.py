@@ -44,6 +44,11 @@ def rendition_sizes() -> tuple[RenditionSize, ...]:
     return RENDITIONS
 
 
+def display_sizes() -> tuple[RenditionSize, ...]:
+    """The sizes a page shows: scaled to a width (the boxed, padded ones are for syndication)."""
+    return tuple(r for r in rendition_sizes() if r.box_height is None)
+
+
 def rendition_size(name: str) -> RenditionSize | None:
     return next((r for r in rendition_sizes() if r.name == name), None)
 

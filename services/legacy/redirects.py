@@ -13,14 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Rendition
-from pipeline.specs import rendition_sizes
+from pipeline.specs import display_sizes
 from storage import ObjectStore
 
 
 def _migrated_large():
-    """(legacy URL, key of the largest declared size's JPEG/PNG rendition) of migrated images: the
+    """(legacy URL, key of the largest displayed size's JPEG/PNG rendition) of migrated images: the
     redirects' one query (a legacy URL showed the whole photo)."""
-    largest = max(rendition_sizes(), key=lambda size: size.width).name
+    largest = max(display_sizes(), key=lambda size: size.width).name
     return (
         select(Image.url, Rendition.key)
         .join(Rendition, Rendition.image_id == Image.id)
