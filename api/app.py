@@ -79,6 +79,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None, *, queue: Tas
     register_request_ids(app)
     caps = {
         "uploads.upload": app.config["MAX_CONTENT_LENGTH"],
+        "uploads.upload_raw": settings.limits.max_upload_bytes,
         "media.upload": settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES,
         "rum.beacon": rum_service.MAX_BODY_BYTES,
     }

@@ -602,6 +602,33 @@ def spec() -> dict:
                 "responses": {"200": _json("Listing", "images by position, then newest first"), **_errors(400, 404, *ALWAYS)},
             },
         },
+        "/api/v1/{entity}/{entity_id}/images/{filename}": {
+            "parameters": [entity, ENTITY_ID, _path_param("filename", {"type": "string", "maxLength": 255})],
+            "put": {
+                "summary": "Upload one image as the request body (its type in Content-Type; the filename is a label,"
+                " never part of a key): the form upload's answers without multipart parsing (web/imagepipe.js uses it)",
+                "operationId": "uploadImageRaw",
+                "security": AUTH,
+                "parameters": [
+                    _query(
+                        "callback_url",
+                        {"type": "string", "format": "uri"},
+                        "POSTed the final job JSON, signed; allowed hosts only",
+                    )
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "responses": {
+                    "202": _json("UploadAccepted", "accepted; poll the job"),
+                    **_errors(400, 403, 404, 413, 415, 429, *ALWAYS),
+                },
+            },
+        },
         "/api/v1/uploads": {
             "post": {
                 "summary": "Start a direct upload: a presigned POST to the store",

@@ -74,6 +74,38 @@ def upload(entity: str, entity_id: int):
     return accepted(accept(session, c.queue, result), result.rejected)
 
 
+@bp.put("/<entity>/<int:entity_id>/images/<path:filename>", endpoint="upload_raw")
+@login_required
+def upload_raw(entity: str, entity_id: int, filename: str):
+    """The image as the request's body (its type in Content-Type; `filename` is a label only, never
+    part of a key): no multipart to parse, so the API spends its CPU on the bytes alone. The same
+    authorization, limits, duplicate check and answer as the form upload."""
+    entity, entity_id = entity_in_path(entity), entity_id_in_path(entity_id)
+    c = components()
+    writable(entity, entity_id)
+    if request.content_length == 0 or (request.content_length is None and not request.headers.get("Transfer-Encoding")):
+        raise ApiError(400, "missing_file", "send the image as the request body (PUT, with its Content-Type)")
+    callback = callback_url(request.args.get("callback_url"))
+    rate_limit(1)
+    session = db_session()
+    result = ingest_upload(
+        session,
+        c.store,
+        c.settings,
+        entity_type=entity,
+        entity_id=entity_id,
+        user_id=g.principal.user_id,
+        files=[IncomingFile(request.stream, filename, request.content_type)],
+        callback_url=callback,
+    )
+    count_uploads(session, entity, result)
+    stamp_grants(result)
+    if result.job is None:
+        error = result.rejected[0].error
+        raise ApiError(error.http_status, error.code, error.message)
+    return accepted(accept(session, c.queue, result))
+
+
 @bp.post("/uploads")
 @login_required
 def new_direct_upload():

@@ -12,7 +12,8 @@ some mirrored, re-encoded at q90), so no upload is a duplicate of another.
 1. Pipeline against pure render: the photos uploaded one by one by 4 clients, first POST to the
    last image ready, against the same photos rendered by pipeline.render in as many plain
    processes as the worker has, no I/O.                                 target >= 0.85
-2. Upload acceptance: 16 clients posting a 5 MB photo for 30 s, no worker running; p50/p99 time
+2. Upload acceptance: 16 clients sending a 5 MB photo for 30 s (the raw-body PUT the web client uses, then
+   the multipart form POST), no worker running; p50/p99 time
    to the 202 against a plain S3 PUT of the same bytes to the same SeaweedFS by 16 clients.
    A py-spy profile of the API processes meanwhile counts samples in pixel decoding.
                                                                         target p99 <= 1.3 x

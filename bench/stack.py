@@ -201,6 +201,21 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def put_photo(
+    session: requests.Session, base: str, token: str, entity_id: int, photo: bytes, name: str = "photo.jpg", timeout: float = 120
+) -> dict:
+    """The raw-body upload (PUT .../images/{name}): what web/imagepipe.js sends."""
+    r = session.put(
+        f"{base}/api/v1/properties/{entity_id}/images/{name}",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
+        data=photo,
+        timeout=timeout,
+    )
+    if r.status_code != 202:
+        raise RuntimeError(f"upload refused: {r.status_code} {r.text[:300]}")
+    return r.json()
+
+
 def post_photo(
     session: requests.Session, base: str, token: str, entity_id: int, photo: bytes, name: str = "photo.jpg", timeout: float = 120
 ) -> dict:

@@ -18,7 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any, wait_random_exponential
+from tenacity.stop import stop_base
 
 from .base import (
     MAX_PRESIGNED_URL_S,
@@ -108,6 +109,18 @@ def _remaining(body: BinaryIO) -> int:
     return end - start
 
 
+class _PastDeadline(stop_base):
+    """Stop when another try could run past the store's deadline (S3ObjectStore deadline_s)."""
+
+    def __init__(self, store: S3ObjectStore):
+        self.store = store
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.store.deadline_s is None:
+            return False
+        return (retry_state.seconds_since_start or 0.0) + self.store.try_budget_s > self.store.deadline_s
+
+
 class S3ObjectStore:
     name = "s3"
 
@@ -124,9 +137,13 @@ class S3ObjectStore:
         max_backoff_s: float = 4.0,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
+        deadline_s: float | None = None,
         observe: Callable[[str, str, float], None] | None = None,
     ):
-        """`observe(op, outcome, seconds)` is told of every operation (services/infra/metrics.py)."""
+        """`observe(op, outcome, seconds)` is told of every operation (services/infra/metrics.py).
+        `deadline_s`: one operation's budget, its retries included: a try that could run past it
+        (a connect and a read timeout) is not started, so a frozen store costs one try, while a
+        fast failure (a refused connection, a 503) is still tried again."""
         self.bucket = bucket
         self.observe = observe
         self.region = region
@@ -134,6 +151,8 @@ class S3ObjectStore:
         self.cloudfront_url = cloudfront_url.rstrip("/") if cloudfront_url else None
         self.max_attempts = max_attempts
         self.max_backoff_s = max_backoff_s
+        self.deadline_s = deadline_s
+        self.try_budget_s = connect_timeout_s + read_timeout_s  # what one try may take at worst
         config = Config(
             region_name=region,
             signature_version="s3v4",
@@ -180,7 +199,7 @@ class S3ObjectStore:
         start = rewind.tell() if rewind is not None else 0
         retrying = Retrying(
             retry=retry_if_exception_type(TransientStorageError),
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_any(stop_after_attempt(self.max_attempts), _PastDeadline(self)),
             wait=wait_random_exponential(multiplier=0.1, max=self.max_backoff_s),
             reraise=True,
         )

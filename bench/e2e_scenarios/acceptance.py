@@ -1,4 +1,6 @@
-"""2. Upload acceptance: uploads to the 202 against plain PUTs of the same bytes, no worker running."""
+"""2. Upload acceptance: uploads to the 202 (the raw-body PUT the web client sends, and the form POST)
+against plain PUTs of the same bytes to the store, no worker running; the API profiled during the
+raw uploads."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Callable
 import requests
 from measure.inputs import five_mb_photo
 from measure.profile import Profile, api_decoding, api_rules, print_profile
-from stack import post_photo
+from stack import post_photo, put_photo
 
 from .run import Run, new_entity
 
@@ -65,31 +67,40 @@ def measure(run: Run, seconds: float) -> None:
     def post(session: requests.Session) -> None:
         post_photo(session, run.base, token, new_entity(), photo)
 
+    def raw(session: requests.Session) -> None:
+        put_photo(session, run.base, token, new_entity(), photo)
+
     put(None)
-    post(requests.Session())  # both paths warm
+    post(requests.Session())  # every path warm
+    raw(requests.Session())
     profile = Profile(run.api_pid, run.work / "api-profile.txt")
-    posts = _hammer(post, seconds)
+    raws = _hammer(raw, seconds)
     stacks = profile.stop()
+    posts = _hammer(post, seconds)
     puts = _hammer(put, seconds)
     run.stack.purge_queues()  # nothing will process these uploads
 
+    r50, r99 = _quantile(raws, 50), _quantile(raws, 99)
     p50, p99 = _quantile(posts, 50), _quantile(posts, 99)
     b50, b99 = _quantile(puts, 50), _quantile(puts, 99)
     run.results.report(
         "acceptance",
-        "2. upload p99 to 202 / plain PUT p99",
-        p99 / b99,
+        "2. upload (raw body, the web client's) p99 to 202 / plain PUT p99",
+        r99 / b99,
         "<= 1.3",
-        p99 / b99 <= 1.3,
-        f"POST p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms ({len(posts)} uploads); "
-        f"PUT p50 {b50 * 1000:.0f} ms p99 {b99 * 1000:.0f} ms ({len(puts)}); p50 ratio {p50 / b50:.2f}",
+        r99 / b99 <= 1.3,
+        f"raw PUT p50 {r50 * 1000:.0f} ms p99 {r99 * 1000:.0f} ms ({len(raws)} uploads); "
+        f"form POST p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms ({len(posts)}, p99 ratio {p99 / b99:.2f}); "
+        f"plain PUT p50 {b50 * 1000:.0f} ms p99 {b99 * 1000:.0f} ms ({len(puts)}); raw p50 ratio {r50 / b50:.2f}",
+        raw_ms=[round(r50 * 1000), round(r99 * 1000)],
         post_ms=[round(p50 * 1000), round(p99 * 1000)],
         put_ms=[round(b50 * 1000), round(b99 * 1000)],
-        uploads=len(posts),
+        uploads=len(raws),
+        form_uploads=len(posts),
         puts=len(puts),
         photo_bytes=len(photo),
     )
-    shares = print_profile("   API profile during the uploads", stacks, api_rules())
+    shares = print_profile("   API profile during the raw-body uploads", stacks, api_rules())
     if stacks is not None:
         decoding_rule = api_decoding()
         decoding = sum(n for st, n in stacks.items() if decoding_rule.matches(st))

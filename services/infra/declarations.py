@@ -612,6 +612,16 @@ class Declared(BaseSettings):
         lo=1,
         hi=10,
     )
+    store_request_deadline_s: float = setting(
+        8.0,
+        "the API's budget for one store call, its retry included: a second try that could run past it (connect"
+        " + read timeout) is not started, so a frozen store answers 503 after one try (a fast failure is still"
+        " tried again)",
+        env="STORE_REQUEST_DEADLINE_S",
+        group="timeouts",
+        lo=0.5,
+        hi=120,
+    )
     db_connect_timeout_s: float = setting(
         3.0, "connecting to PostgreSQL", env="DB_CONNECT_TIMEOUT_S", group="timeouts", lo=0.5, hi=60
     )

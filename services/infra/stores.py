@@ -25,8 +25,9 @@ def make_bucket_admin(settings: Settings) -> BucketAdmin:
 
 
 def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
-    """`in_request`: the API's store, which tries twice so that a request answers within its
-    budget; workers retry more (STORE_MAX_ATTEMPTS), then the task retries with backoff."""
+    """`in_request`: the API's store, which tries twice, within STORE_REQUEST_DEADLINE_S, so that a
+    request answers within its budget; workers retry more (STORE_MAX_ATTEMPTS), then the task
+    retries with backoff."""
     if settings.storage_backend == "local":
         base = f"{settings.public_api_url}/media" if settings.public_api_url else "/media"
         return LocalObjectStore(settings.local_storage_root, public_base_url=base, signing_secret=settings.signing_secret)
@@ -40,5 +41,6 @@ def make_store(settings: Settings, *, in_request: bool = False) -> ObjectStore:
         connect_timeout_s=settings.store_connect_timeout_s,
         read_timeout_s=settings.store_read_timeout_s,
         max_attempts=min(2, settings.store_max_attempts) if in_request else settings.store_max_attempts,
+        deadline_s=settings.store_request_deadline_s if in_request else None,
         observe=observe_storage,
     )

@@ -40,6 +40,28 @@ def test_a_frozen_store_is_a_503_within_two_tries(settings, auth, hole):
     assert len(hole.held) == 2  # the API tried twice, not STORE_MAX_ATTEMPTS times
 
 
+def test_the_store_s_deadline_spans_its_tries(settings, auth, hole):
+    """STORE_REQUEST_DEADLINE_S: a second try that could run past it is not started, so a frozen
+    store costs one try (the defaults: 2 s + 5 s of an 8 s deadline, docs/reliability.md)."""
+    frozen = settings.with_overrides(
+        aws_s3_endpoint_url=f"http://127.0.0.1:{hole.port}",
+        store_read_timeout_s=1.0,
+        store_connect_timeout_s=1.0,
+        store_request_deadline_s=1.6,
+    )
+    client = create_app(frozen, queue=RecordingQueue()).test_client()
+    started = time.monotonic()
+    r = client.post(
+        f"/api/v1/properties/{new_entity_id()}/images",
+        headers=auth,
+        data={"file": (io.BytesIO(corpus("photos", "tree_1024x772.webp").read_bytes()), "t.webp")},
+    )
+    took = time.monotonic() - started
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "storage_unavailable"
+    assert 1.0 <= took < 1.0 + 1.0 + 0.6, took  # one try: its connect and read timeouts at most
+    assert len(hole.held) == 1  # the second could not have ended within the deadline
+
+
 def test_a_frozen_broker_is_a_503_and_the_images_are_failed_not_pending(settings, auth, hole, session):
     from db.models import Image
 
