@@ -10,6 +10,7 @@ returned as `duplicate_of` and joins the new job, so its status is the job's.
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from dataclasses import dataclass, field
 from typing import IO
@@ -121,17 +122,18 @@ def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[st
             h.update(chunk)
         incoming.stream.seek(0)
         return h.hexdigest(), incoming.stream
-    data = _read_bounded(head, incoming.stream, settings.limits.max_upload_bytes)
-    h.update(data)
-    return h.hexdigest(), data
-
-
-def _read_bounded(head: bytes, stream: IO[bytes], max_bytes: int) -> bytes:
-    """For streams that cannot seek: read at most one byte past the limit, then judge."""
-    data = head + stream.read(max_bytes + 1 - len(head))
-    if len(data) > max_bytes:
-        raise FileTooLarge(f"file is larger than the limit of {max_bytes} bytes")
-    return data
+    # A request body (the raw-body upload): hashed while it is read, in large reads, into memory
+    # the store then streams from (MAX_UPLOAD_BYTES at most).
+    body = io.BytesIO()
+    total, limit = 0, settings.limits.max_upload_bytes
+    for chunk in (head, *iter(lambda: incoming.stream.read(1024 * 1024), b"")):
+        total += len(chunk)
+        if total > limit:
+            raise FileTooLarge(f"file is larger than the limit of {limit} bytes")
+        h.update(chunk)
+        body.write(chunk)
+    body.seek(0)
+    return h.hexdigest(), body
 
 
 def safe_filename(name: str | None) -> str | None:
