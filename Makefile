@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test test-chaos bench lint clean
+.PHONY: run test test-chaos test-hosts bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(VENV)/.installed-test
 
 test-chaos: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
+test-hosts: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m hosts tests/hosts $(PYTEST_ARGS)
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	$(PIP) install --quiet -e '.[test,bench]'

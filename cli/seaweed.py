@@ -72,27 +72,33 @@ class SeaweedServer:
         s3_port: int | None = None,
         base_port: int | None = None,
         log_path: Path | None = None,
+        host: str = "127.0.0.1",
+        command_prefix: tuple[str, ...] = (),
     ):
+        """`host`: the address it binds and advertises (127.0.0.1 unless a test's host network
+        says otherwise); `command_prefix`: run it through this (`ip netns exec NS`, tests/hosts)."""
         self.data_dir = Path(data_dir)
         self.bucket = bucket
         self.credentials = credentials
         self.base_port = base_port if base_port is not None else free_port_block()
         self.s3_port = s3_port if s3_port is not None else self.base_port + 3
         self.log_path = log_path or self.data_dir / "weed.log"
+        self.host, self.command_prefix = host, command_prefix
         self.process: subprocess.Popen | None = None
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        return f"http://{self.host}:{self.s3_port}"
 
     def command(self) -> list[str]:
         b = self.base_port
         return [
+            *self.command_prefix,
             weed_binary(),
             "mini",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
             "-master.telemetry=false",
             "-admin.ui=false",
             "-webdav=false",

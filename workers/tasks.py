@@ -7,7 +7,7 @@ import logging
 
 from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 import celeryconfig
@@ -43,7 +43,23 @@ class ImageFailed(Exception):
         return type(self), (self.image_id, self.code, self.message)
 
 
-class ProcessImageTask(Task):
+class ImageWorkTask(Task):
+    """An image's task whose retry could not be sent (the broker unreachable from this host: its
+    link down) goes back to the queue instead of being dropped, as Celery would do (Reject with
+    requeue=False): the message is put back, or, if the broker cannot be told either, delivered
+    again after BROKER_VISIBILITY_TIMEOUT_S. Found by tests/hosts (a worker host cut off)."""
+
+    def retry(self, *args, **kwargs):
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as exc:
+            if exc.requeue:
+                raise
+            log.warning("could not send the retry of %s (%s): the message goes back to the queue", self.name, exc.reason)
+            raise Reject(exc.reason, requeue=True) from exc
+
+
+class ProcessImageTask(ImageWorkTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         if isinstance(exc, ImageFailed):  # already recorded
             return
@@ -121,7 +137,7 @@ def deliver_callback(self: Task, job_id: str) -> str:
         raise self.retry(exc=exc, countdown=delay, max_retries=rt.settings.callback_max_attempts) from exc
 
 
-class MigrateImageTask(Task):
+class MigrateImageTask(ImageWorkTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         rt = runtime.get()
         code = failure_code(exc)
@@ -220,6 +236,7 @@ def register(app: Celery, settings: Settings) -> None:
     app.task(
         delete_image,
         name=celeryconfig.DELETE_IMAGE_TASK,
+        base=ImageWorkTask,
         autoretry_for=(StorageError, OperationalError),
         retry_backoff=2,
         retry_backoff_max=300,
@@ -232,7 +249,7 @@ def register(app: Celery, settings: Settings) -> None:
         bind=True,
         acks_late=False,  # a redelivered message would send the callback twice; retries are explicit
     )
-    app.task(regenerate_renditions, name=celeryconfig.REGENERATE_TASK, **image_work)
+    app.task(regenerate_renditions, name=celeryconfig.REGENERATE_TASK, base=ImageWorkTask, **image_work)
     # A scan lists the whole bucket: longer than an image's limits, and acknowledged on receipt
     # (a redelivery would start a second scan; a scan left `running` by a lost worker is simply
     # started again by hand or by the next day's schedule).

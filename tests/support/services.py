@@ -19,16 +19,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, timeout_s: float, alive=lambda: True) -> None:
+def _wait_port(port: int, timeout_s: float, alive=lambda: True, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert alive(), "the server exited"
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
+
+
+def in_netns(netns: str | None) -> list[str]:
+    """The command prefix that runs a process in a network namespace (tests/hosts), or nothing."""
+    return ["ip", "netns", "exec", netns] if netns else []
 
 
 def _signal_tree(pid: int, sig: int) -> None:
@@ -54,20 +59,23 @@ class PrivateRedis:
     """A redis-server of its own, with an append-only file as a production broker has one: a
     restart keeps the queued tasks."""
 
-    def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+    def __init__(self, folder: Path, *, host: str = "127.0.0.1", netns: str | None = None, port: int | None = None):
+        self.folder, self.port, self.host, self.netns = folder, port or free_port(), host, netns
+        self.url = f"redis://{host}:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
             [
+                *in_netns(self.netns),
                 "redis-server",
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
+                "--protected-mode",
+                "no",
                 "--save",
                 "",
                 "--appendonly",
@@ -82,7 +90,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_port(self.port, 20, lambda: self.proc.poll() is None)
+        _wait_port(self.port, 20, lambda: self.proc.poll() is None, self.host)
         return self
 
     def stop(self) -> None:
@@ -105,15 +113,15 @@ class PrivateRedis:
 class PrivatePostgres:
     """A PostgreSQL cluster of its own (initdb as the postgres user, trust on loopback)."""
 
-    def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
+    def __init__(self, folder: Path, *, host: str = "127.0.0.1", netns: str | None = None, port: int | None = None):
+        self.folder, self.port, self.host, self.netns = folder, port or free_port(), host, netns
         self.data = folder / "data"
         self.bin = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql+psycopg2://postgres@{host}:{self.port}/postgres"
 
     def _as_postgres(self, *cmd: str) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        return subprocess.run(prefix + list(cmd), capture_output=True, text=True, timeout=120, check=True)
+        return subprocess.run(in_netns(self.netns) + prefix + list(cmd), capture_output=True, text=True, timeout=120, check=True)
 
     def start(self) -> PrivatePostgres:
         if not self.data.exists():
@@ -121,11 +129,14 @@ class PrivatePostgres:
             if os.geteuid() == 0:
                 shutil.chown(self.folder, "postgres", "postgres")
             self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "--no-sync")
+            if self.host != "127.0.0.1":  # the other hosts of tests/hosts, on their private subnet
+                with open(self.data / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {self.host.rsplit('.', 1)[0]}.0/24 trust\n")
         self._ctl(
             "start",
             "-w",
             "-o",
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.folder} -c listen_addresses={self.host} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off",
         )
         return self
@@ -135,7 +146,7 @@ class PrivatePostgres:
 
     def restart(self) -> None:
         self._ctl(
-            "restart", "-m", "fast", "-w", "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+            "restart", "-m", "fast", "-w", "-o", f"-p {self.port} -k {self.folder} -c listen_addresses={self.host} -c fsync=off"
         )
 
     def stop(self) -> None:
