@@ -65,13 +65,18 @@ def upload(entity: str, entity_id: int):
         files=[IncomingFile(p.stream, p.filename, p.mimetype, m) for p, m in zip(parts, per_file, strict=True)],
         callback_url=callback,
     )
+    return _answer(session, c.queue, entity, result)
+
+
+def _answer(session, queue, entity: str, result):
+    """202 with the job (the files refused listed), or, when nothing was acceptable, the (first)
+    file's own error: 413 or 415."""
     count_uploads(session, entity, result)
     stamp_grants(result)
     if result.job is None:
-        # Nothing acceptable: answer with the (first) file's own error, 413 or 415.
         first = result.rejected[0].error
         raise ApiError(first.http_status, first.code, first.message)
-    return accepted(accept(session, c.queue, result), result.rejected)
+    return accepted(accept(session, queue, result), result.rejected)
 
 
 @bp.put("/<entity>/<int:entity_id>/images/<path:filename>", endpoint="upload_raw")
@@ -98,12 +103,7 @@ def upload_raw(entity: str, entity_id: int, filename: str):
         files=[IncomingFile(request.stream, filename, request.content_type)],
         callback_url=callback,
     )
-    count_uploads(session, entity, result)
-    stamp_grants(result)
-    if result.job is None:
-        error = result.rejected[0].error
-        raise ApiError(error.http_status, error.code, error.message)
-    return accepted(accept(session, c.queue, result))
+    return _answer(session, c.queue, entity, result)
 
 
 @bp.post("/uploads")

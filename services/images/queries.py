@@ -43,6 +43,22 @@ def list_images(
     return list(session.scalars(query))
 
 
+def public_gallery(session: Session, entity_type: str, entity_id: int) -> list[Image]:
+    """A listing's ready public images in RESO order: the cover first, then the gallery's order
+    (position, then newest first). The RESO feed's Order and the compliance checks read it."""
+    rows = session.scalars(
+        select(Image)
+        .where(
+            Image.entity_type == entity_type,
+            Image.entity_id == entity_id,
+            Image.status == ImageStatus.READY,
+            Image.permission == PUBLIC,
+        )
+        .order_by(Image.position.asc(), Image.id.desc())
+    ).all()
+    return sorted(rows, key=lambda image: not image.is_primary)  # stable: the rest keep their order
+
+
 def images_in_status(session: Session, status: ImageStatus, limit: int) -> list[Image]:
     """Images in one status across every entity, newest first (support and admin views)."""
     return list(

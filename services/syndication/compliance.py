@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus
+from services.images.queries import public_gallery
 
 from . import media
 
@@ -75,24 +75,9 @@ def _warning(code: str, image: Image | None, message: str) -> dict[str, Any]:
     return {"code": code, "image_id": image.id if image is not None else None, "message": message}
 
 
-def gallery_in_order(session: Session, entity_type: str, entity_id: int) -> list[Image]:
-    """The listing's ready public media in RESO order: the cover, then position, then newest first."""
-    rows = session.scalars(
-        select(Image)
-        .where(
-            Image.entity_type == entity_type,
-            Image.entity_id == entity_id,
-            Image.status == ImageStatus.READY,
-            Image.permission == media.PUBLIC,
-        )
-        .order_by(Image.position.asc(), Image.id.desc())
-    ).all()
-    return sorted(rows, key=lambda i: not i.is_primary)
-
-
 def check(session: Session, entity_type: str, entity_id: int, chosen: Profile) -> dict[str, Any]:
     """{profile, ok, warnings: [{code, image_id, message}]}."""
-    gallery = gallery_in_order(session, entity_type, entity_id)
+    gallery = public_gallery(session, entity_type, entity_id)
     warnings: list[dict[str, Any]] = []
     for image in gallery:
         w, h = image.width or 0, image.height or 0

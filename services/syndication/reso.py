@@ -7,7 +7,6 @@ asc|desc`; `$top`; and `@odata.nextLink` paging by a stable (ModificationTimesta
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.models import Image, ImageStatus
 from pipeline.specs import rendition_sizes
 from services.entities import entity_kind, entity_kinds
+from services.images.queries import public_gallery
 from services.images.serialisers import disclosure_json
 from storage import ObjectStore
 
@@ -144,23 +144,10 @@ def page(session: Session, q: Query) -> tuple[list[Image], bool]:
 
 
 def gallery_orders(session: Session, images: list[Image]) -> dict[int, int]:
-    """RESO Order of each image within its listing's public media: the cover is 0, then the
-    gallery's order (position, then newest first)."""
-    listings = {(i.entity_type, i.entity_id) for i in images}
+    """RESO Order of each image within its listing's public media (the cover is 0)."""
     orders: dict[int, int] = {}
-    for entity_type, entity_id in listings:
-        rows = session.execute(
-            select(Image.id, Image.is_primary, Image.position)
-            .where(
-                Image.entity_type == entity_type,
-                Image.entity_id == entity_id,
-                Image.status == ImageStatus.READY,
-                Image.permission == media.PUBLIC,
-            )
-            .order_by(Image.position.asc(), Image.id.desc())
-        ).all()
-        ranked = sorted(rows, key=lambda r: not r.is_primary)  # stable: the cover first, the rest in order
-        orders.update({r.id: n for n, r in enumerate(ranked)})
+    for entity_type, entity_id in {(i.entity_type, i.entity_id) for i in images}:
+        orders.update({image.id: n for n, image in enumerate(public_gallery(session, entity_type, entity_id))})
     return orders
 
 
@@ -232,9 +219,7 @@ def feed(session: Session, store: ObjectStore, q: Query, disclosure_text: str) -
     """The page's records, and the last image when another page follows."""
     images, more = page(session, q)
     orders = gallery_orders(session, images)
-    by_listing: dict[tuple[str, int], int] = defaultdict(int)
     records = []
     for image in images:
-        by_listing[(image.entity_type, image.entity_id)] += 1
         records.append(entry(image, store, orders.get(image.id, 0), disclosure_text))
     return records, (images[-1] if more and images else None)

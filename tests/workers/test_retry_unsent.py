@@ -15,7 +15,7 @@ from workers.tasks import ImageWorkTask
 def test_a_retry_that_cannot_be_sent_requeues_the_message(monkeypatch):
     app = Celery("t", broker="memory://")
 
-    @app.task(bind=True, base=ImageWorkTask, max_retries=5)
+    @app.task(bind=True, base=ImageWorkTask, max_retries=5, name="retry_unsent")
     def work(self, image_id):
         return image_id
 
@@ -36,7 +36,7 @@ def test_a_retry_that_cannot_be_sent_requeues_the_message(monkeypatch):
 def test_a_retry_that_is_sent_is_left_to_celery(monkeypatch):
     app = Celery("t", broker="memory://")
 
-    @app.task(bind=True, base=ImageWorkTask, max_retries=5)
+    @app.task(bind=True, base=ImageWorkTask, max_retries=5, name="retry_sent")
     def work(self, image_id):
         return image_id
 
