@@ -14,7 +14,7 @@ from db.unit import after_commit
 from pipeline.errors import ImageError
 from services.entities import entity_types
 from services.images import access
-from services.images.ingest import IngestResult
+from services.images.ingest import IngestResult, accept
 from services.infra.audit import Actor
 from services.infra.metrics import metrics
 from services.jobs.callbacks import CallbackRejected, check_callback_url
@@ -146,3 +146,15 @@ def count_uploads(session: Session, entity: str, result: IngestResult) -> None:
                     uploads.labels(entity, outcome).inc(n)
 
         after_commit(session, count)
+
+
+def answer_ingest(session: Session, queue, entity: str, result: IngestResult):
+    """What an upload route (form, raw body, imports) answers once its files are in: the counts
+    and grants recorded, then 202 with the job (files refused listed), or, when nothing was
+    acceptable, the (first) file's own error: 413 or 415."""
+    count_uploads(session, entity, result)
+    stamp_grants(result)
+    if result.job is None:
+        first = result.rejected[0].error
+        raise ApiError(first.http_status, first.code, first.message)
+    return accepted(accept(session, queue, result), result.rejected)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from pipeline.errors import ImageError
+from services.syndication.fields import MediaFieldError
 from storage import PermanentStorageError, TransientStorageError
 
 log = logging.getLogger("imagepipe.api")
@@ -101,6 +102,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers, exc.category)
+
+    @app.errorhandler(MediaFieldError)
+    def _media_field(exc: MediaFieldError):
+        return error_response(400, "invalid_parameter", str(exc))
 
     @app.errorhandler(ImageError)
     def _image_error(exc: ImageError):

@@ -36,10 +36,7 @@ def patch_image(image_id: int):
     media_changes = {name: changes.pop(name) for name in media.FIELDS if name in changes}
     admin = actor() if g.principal.is_admin else None
     session, image = db_session(), owned(image_id)
-    try:
-        fields.apply(session, image, media_changes)
-    except fields.MediaFieldError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    fields.apply(session, image, media_changes)  # MediaFieldError: 400 invalid_parameter (api/errors.py)
     img = manage.update_image(session, image, **changes, admin=admin)
     c = components()
     return jsonify(image_json(img, c.store, full=True, disclosure=c.settings.disclosure_text))

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from services.images.ingest import accept
 from services.infra import fetch
-from services.syndication.fields import MediaFieldError, check_originals
+from services.syndication.fields import check_originals
 from services.syndication.imports import create_imports
 
 from .auth import login_required
 from .common import (
     API_PREFIX,
-    accepted,
+    answer_ingest,
     callback_url,
-    count_uploads,
     entity_id_in_path,
     entity_in_path,
     rate_limit,
-    stamp_grants,
     writable,
 )
 from .context import components, db_session
@@ -46,15 +43,10 @@ def import_images(entity: str, entity_id: int):
         except fetch.FetchError as exc:
             raise ApiError(400, "invalid_url", f"items[{n}].url: {exc.message}") from None
     callback = callback_url(body.callback_url)
-    try:
-        check_originals(session, entity, entity_id, [i.original_of for i in body.items if i.original_of])
-    except MediaFieldError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    check_originals(session, entity, entity_id, [i.original_of for i in body.items if i.original_of])
     rate_limit(len(body.items))
     items = [(i.url, i.model_dump(exclude_unset=True, exclude={"url"})) for i in body.items]
     result = create_imports(
         session, entity_type=entity, entity_id=entity_id, user_id=g.principal.user_id, items=items, callback_url=callback
     )
-    count_uploads(session, entity, result)
-    stamp_grants(result)
-    return accepted(accept(session, c.queue, result))
+    return answer_ingest(session, c.queue, entity, result)

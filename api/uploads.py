@@ -6,15 +6,16 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, url_for
 
 from services.images import access
-from services.images.ingest import IncomingFile, accept, ingest_upload
+from services.images.ingest import IncomingFile, ingest_upload
 from services.images.serialisers import iso
 from services.images.uploads import UploadNotReceived, complete_upload, create_upload
-from services.syndication.fields import MediaFieldError, check_originals
+from services.syndication.fields import check_originals
 
 from .auth import login_required
 from .common import (
     API_PREFIX,
     accepted,
+    answer_ingest,
     callback_url,
     count_uploads,
     counting_refusals,
@@ -49,10 +50,7 @@ def upload(entity: str, entity_id: int):
     callback = callback_url(request.form.get("callback_url"))
     session = db_session()
     per_file = media_per_file(request.form.get("media"), len(parts))
-    try:
-        check_originals(session, entity, entity_id, [m["original_of"] for m in per_file if m.get("original_of")])
-    except MediaFieldError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    check_originals(session, entity, entity_id, [m["original_of"] for m in per_file if m.get("original_of")])
     rate_limit(len(parts) - 1, refund=1)
 
     result = ingest_upload(
@@ -65,18 +63,7 @@ def upload(entity: str, entity_id: int):
         files=[IncomingFile(p.stream, p.filename, p.mimetype, m) for p, m in zip(parts, per_file, strict=True)],
         callback_url=callback,
     )
-    return _answer(session, c.queue, entity, result)
-
-
-def _answer(session, queue, entity: str, result):
-    """202 with the job (the files refused listed), or, when nothing was acceptable, the (first)
-    file's own error: 413 or 415."""
-    count_uploads(session, entity, result)
-    stamp_grants(result)
-    if result.job is None:
-        first = result.rejected[0].error
-        raise ApiError(first.http_status, first.code, first.message)
-    return accepted(accept(session, queue, result), result.rejected)
+    return answer_ingest(session, c.queue, entity, result)
 
 
 @bp.put("/<entity>/<int:entity_id>/images/<path:filename>", endpoint="upload_raw")
@@ -103,7 +90,7 @@ def upload_raw(entity: str, entity_id: int, filename: str):
         files=[IncomingFile(request.stream, filename, request.content_type)],
         callback_url=callback,
     )
-    return _answer(session, c.queue, entity, result)
+    return answer_ingest(session, c.queue, entity, result)
 
 
 @bp.post("/uploads")

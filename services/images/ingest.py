@@ -144,7 +144,7 @@ def safe_filename(name: str | None) -> str | None:
     return name[:255] or None
 
 
-def _stage(store: ObjectStore, key: str, body: IO[bytes] | bytes, fmt: str, meta: dict[str, object]) -> None:
+def stage(store: ObjectStore, key: str, body: IO[bytes] | bytes, fmt: str, meta: dict[str, object]) -> None:
     # Spooled uploads are seekable: the store gets the file itself, streamed (multipart when
     # large) and rewound if a call is retried.
     store.put(key, body, content_type=FORMAT_MIME[fmt], cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
@@ -194,7 +194,7 @@ def ingest_upload(
         )
         fields.apply(session, image, incoming.media)
         meta = object_metadata(image)  # read here: the I/O threads never touch the session's objects
-        staging.append(lambda key=image.staging_key, body=body, fmt=fmt, meta=meta: _stage(store, key, body, fmt, meta))
+        staging.append(lambda key=image.staging_key, body=body, fmt=fmt, meta=meta: stage(store, key, body, fmt, meta))
         result.images.append(image)
     # The files of a many-file upload are staged a few at a time: their round trips overlap.
     run_all(settings, staging)

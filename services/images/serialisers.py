@@ -3,7 +3,7 @@ callbacks (no Flask here)."""
 
 from __future__ import annotations
 
-from db.models import Image
+from db.models import Image, ImageStatus
 from pipeline.specs import rendition_sizes
 from services.images.ingest import content_type_mismatch
 from services.syndication import media
@@ -57,7 +57,7 @@ def disclosure_json(image: Image, store: ObjectStore, text: str) -> dict | None:
     if not media.read_alteration(image.alteration):
         return None
     original = image.original
-    shown = original is not None and original.status == "ready" and media.is_public(original.permission)
+    shown = original is not None and original.status == ImageStatus.READY and media.is_public(original.permission)
     return {
         "text": text,
         "alteration": media.read_alteration(image.alteration),

@@ -131,35 +131,33 @@ def check_url(url: str, allowed: tuple[Network, ...] = (), *, names_on_any_port:
         raise FetchRefusedAddress("URLs with credentials are not fetched")
     host = parts.hostname
     port = port or PORTS[scheme]
-    if port not in (80, 443) and not _literal_allowed(host, allowed) and not (names_on_any_port and not _is_literal(host)):
+    literal = _literal(host)
+    named_elsewhere = names_on_any_port and literal is None  # checked once resolved (pick_address)
+    if port not in (80, 443) and not (literal is not None and _within(literal, allowed)) and not named_elsewhere:
         raise FetchRefusedAddress(f"only ports 80 and 443 are fetched, not {port}")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return scheme, host, port, path
 
 
-def _is_literal(host: str) -> bool:
+def _literal(host: str) -> Address | None:
+    """The host as an address when it is one (not a name)."""
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _literal_allowed(host: str, allowed: tuple[Network, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address.version == n.version and address in n for n in allowed)
+def _within(address: Address, nets: Iterable[Network]) -> bool:
+    return any(address.version == n.version and address in n for n in nets)
 
 
 def pick_address(host: str, port: int, allowed: tuple[Network, ...], resolve: Resolver) -> str:
     """The address to connect to: every address the host resolves to must pass (one that does
     not refuses the host), and the first is used."""
-    try:
-        literal = ipaddress.ip_address(host)
+    literal = _literal(host)
+    if literal is not None:
         candidates = [str(literal)]
-    except ValueError:
+    else:
         try:
             candidates = resolve(host, port)
         except (OSError, UnicodeError) as exc:
@@ -168,7 +166,7 @@ def pick_address(host: str, port: int, allowed: tuple[Network, ...], resolve: Re
         raise FetchError(f"{host} has no address")
     for text in candidates:
         address = ipaddress.ip_address(text.split("%", 1)[0])
-        if any(address.version == n.version and address in n for n in allowed):
+        if _within(address, allowed):
             continue
         why = refusal(address)
         if why:

@@ -42,6 +42,7 @@ from storage import ObjectStore
 
 from . import fields, media
 from .imports import new_import
+from .reso import parse_stamp, stamp
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,9 @@ def _time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_stamp(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _stamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _list(value: Any) -> list[str]:
@@ -161,17 +157,15 @@ class Syncer:
         raise FeedFailed("feed_invalid", f"more than {MAX_PAGES} pages")
 
     # -- applying records --------------------------------------------------------------------------
-    def apply_page(self, records: list[Any]) -> list[int]:
-        """Apply one page in one unit of work; the images to process once it has committed."""
-        new_ids: list[Image] = []
+    def apply_page(self, records: list[Any]) -> None:
+        """Apply one page in one unit of work; its new images are queued once it has committed."""
+        new: list[Image] = []
         with self.units() as session:
             for record in records:
                 if isinstance(record, dict):
-                    self.apply(session, record, new_ids)
-            session.flush()
-            ids = [i.id for i in new_ids]
+                    self.apply(session, record, new)
+            ids = [i.id for i in new]  # new_import flushed each: the ids are known
             after_commit(session, lambda: self.queue.process_images(ids) if ids else None)
-        return ids
 
     def skip(self, key: str, reason: str) -> None:
         self.report.skipped.append({"MediaKey": key, "reason": reason})
@@ -301,7 +295,7 @@ def sync(
     syncer = Syncer(units, store, settings, queue, report, feed_id)
     params = {"$orderby": "ModificationTimestamp asc,MediaKey asc", "$top": page_size}
     if watermark is not None:
-        params["$filter"] = f"ModificationTimestamp gt {_stamp(watermark)}"
+        params["$filter"] = f"ModificationTimestamp gt {stamp(watermark)}"
     last: datetime | None = None  # the latest timestamp read so far
     try:
         for records in syncer.pages(url + "?" + urlencode(params)):
@@ -326,7 +320,7 @@ def sync(
     except FeedFailed as exc:
         report.error = {"code": exc.code, "message": exc.message}
         log.warning("feed %s: sync stopped: %s (resumes from its watermark)", url, exc)
-    report.watermark = _stamp(watermark) if watermark else None
+    report.watermark = stamp(watermark)
     with units() as session:
         ran = session.get(Feed, feed_id)
         assert ran is not None

@@ -41,23 +41,11 @@ def apply(session: Session, image: Image, changes: Mapping[str, Any]) -> None:
         image.alteration = media.stored_alteration(changes["alteration"])
     if "original_of" in changes:
         original_id = changes["original_of"]
+        if original_id == image.id:
+            raise MediaFieldError("original_of: an image cannot be its own original")
         if original_id is not None:
-            check_original(session, image, original_id)
+            check_originals(session, image.entity_type, image.entity_id, [original_id])
         image.original_of = original_id
-
-
-def check_original(session: Session, image: Image, original_id: int) -> Image:
-    original = session.get(Image, original_id)
-    if original_id == image.id:
-        raise MediaFieldError("original_of: an image cannot be its own original")
-    if (
-        original is None
-        or original.entity_type != image.entity_type
-        or original.entity_id != image.entity_id
-        or original.status == ImageStatus.DELETING
-    ):
-        raise MediaFieldError(f"original_of: no image {original_id} in this listing")
-    return original
 
 
 def check_originals(session: Session, entity_type: str, entity_id: int, ids: list[int]) -> None:

@@ -19,13 +19,13 @@ from db.unit import Units, after_commit
 from pipeline.errors import ImageError
 from pipeline.limits import check_size
 from pipeline.sniff import FORMAT_MIME, SNIFF_BYTES, require_supported
-from services.images.ingest import IngestResult, find_duplicate, new_job, safe_filename
+from services.images.ingest import IngestResult, find_duplicate, new_job, safe_filename, stage
 from services.images.keys import object_metadata, staging_key
 from services.images.lifecycle import discard_staging, fail_unfinished
 from services.infra import fetch
 from services.infra.queue import TaskQueue
 from services.infra.settings import Settings
-from storage import PRIVATE_CACHE_CONTROL, ObjectStore
+from storage import ObjectStore
 
 from . import fields
 
@@ -104,7 +104,7 @@ def fetch_source(units: Units, store: ObjectStore, settings: Settings, queue: Ta
             fail_unfinished(session, queue, image_id, exc.code, exc.message)
         return exc
     key = staging_key(uuid.uuid4().hex)
-    store.put(key, fetched.data, content_type=FORMAT_MIME[fmt], cache_control=PRIVATE_CACHE_CONTROL, metadata=meta)
+    stage(store, key, fetched.data, fmt, meta)
     sha256 = hashlib.sha256(fetched.data).hexdigest()
     with units() as session:
         image = session.get(Image, image_id, with_for_update=True)

@@ -47,12 +47,22 @@ class Query:
     after: tuple[datetime, int] | None = None  # the skiptoken: the last entry of the previous page
 
 
+def parse_stamp(text: str) -> datetime:
+    """A RESO timestamp (RFC 3339; without an offset it is UTC); ValueError if it is none."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def stamp(value: datetime | None) -> str | None:
+    """A timestamp as RESO writes it: UTC, with Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
 def _literal_time(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_stamp(text)
     except ValueError:
         raise ODataError(f"not a timestamp: {text!r} (write 2026-01-31T00:00:00Z, no quotes)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _literal_string(text: str) -> str:
@@ -102,7 +112,7 @@ def parse(filter_: str | None, orderby: str | None, top: int | None, skiptoken: 
 
 
 def skiptoken(image: Image) -> str:
-    return f"{image.updated_at.astimezone(UTC).isoformat().replace('+00:00', 'Z')}~{image.id}"
+    return f"{stamp(image.updated_at)}~{image.id}"
 
 
 def syndicated() -> dict[str, str]:
@@ -149,10 +159,6 @@ def gallery_orders(session: Session, images: list[Image]) -> dict[int, int]:
     for entity_type, entity_id in {(i.entity_type, i.entity_id) for i in images}:
         orders.update({image.id: n for n, image in enumerate(public_gallery(session, entity_type, entity_id))})
     return orders
-
-
-def _stamp(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def sizes(image: Image, store: ObjectStore) -> list[dict[str, Any]]:
@@ -205,8 +211,8 @@ def entry(image: Image, store: ObjectStore, order: int, disclosure_text: str) ->
         "ImageWidth": largest.get("ImageWidth"),
         "ImageHeight": largest.get("ImageHeight"),
         "ImageSizeDescription": "Largest" if largest else None,
-        "MediaModificationTimestamp": _stamp(image.processed_at),
-        "ModificationTimestamp": _stamp(image.updated_at),
+        "MediaModificationTimestamp": stamp(image.processed_at),
+        "ModificationTimestamp": stamp(image.updated_at),
         # Local fields (RESO allows them beside the standard ones): every size, and the disclosure.
         "Imagepipe_MediaURLs": urls,
         "Imagepipe_DisclosureText": disclosure["text"] if disclosure else None,
