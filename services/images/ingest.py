@@ -29,7 +29,7 @@ from services.infra.iothreads import run_all
 from services.infra.queue import QueueUnavailable, TaskQueue
 from services.infra.settings import Settings
 from services.jobs.status import notify_when_ended
-from services.syndication import fields
+from services.syndication import fields, media
 from storage import PRIVATE_CACHE_CONTROL, ObjectStore
 
 
@@ -216,18 +216,37 @@ def new_pending_image(
     sha256: str,
     staged_at: str,
 ) -> Image:
-    image = Image(
-        entity_type=entity_type,
-        entity_id=entity_id,
-        status=ImageStatus.PENDING,
-        uploader_id=user_id,
-        original_filename=filename,
-        declared_content_type=(declared or None),
-        staging_key=staged_at,
-        mime_type=FORMAT_MIME[fmt],
-        sha256=sha256,
-    )
-    session.add(image)
+    """A new pending image; or, when the same bytes were uploaded before and the broker refused
+    them (a failed `queue_unavailable` image: the client was answered 503 and is retrying), that
+    image again, pending once more, so a retried upload leaves one image and not a failed one beside it.
+    Called after `find_duplicate`, whose advisory lock covers this lookup too."""
+    image = session.scalars(
+        select(Image)
+        .where(
+            Image.entity_type == entity_type,
+            Image.entity_id == entity_id,
+            Image.sha256 == sha256,
+            Image.status == ImageStatus.FAILED,
+            Image.error_code == "queue_unavailable",
+        )
+        .order_by(Image.id)
+        .limit(1)
+    ).first()
+    if image is None:
+        image = Image(entity_type=entity_type, entity_id=entity_id, sha256=sha256)
+        session.add(image)
+    else:  # the retry's media fields are applied afresh (fields.apply), none carried over
+        for name in ("category", "image_of", "caption", "description", "alteration", "original_of", "source_url"):
+            setattr(image, name, None)
+        image.permission = media.PUBLIC
+    # The earlier attempt's staging object, if any, is no longer an unfinished image's: the sweep removes it.
+    image.status = ImageStatus.PENDING
+    image.error_code = image.error_message = image.processed_at = None
+    image.uploader_id = user_id
+    image.original_filename = filename
+    image.declared_content_type = declared or None
+    image.staging_key = staged_at
+    image.mime_type = FORMAT_MIME[fmt]
     session.flush()  # the id goes into the object's metadata
     return image
 
