@@ -6,6 +6,8 @@ What it needs beyond `ObjectStore` (file paths, signature checks) belongs to Loc
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Blueprint, request, send_file
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -86,6 +88,8 @@ def upload():
             "upload_size_out_of_range",
             f"the file must be {low} to {policy['max_bytes']} bytes (the upload policy's range)",
         )
+    if policy.get("sha256") and hashlib.sha256(buffer).hexdigest() != policy["sha256"]:
+        raise ApiError(400, "bad_digest", "the file's SHA-256 is not the one the upload declared")
     store.put(policy["key"], bytes(buffer), content_type=policy["content_type"], cache_control="private, no-store")
     return "", 204
 

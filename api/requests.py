@@ -81,6 +81,12 @@ class DirectUploadRequest(Body):
     callback_url: str | None = Field(
         None, json_schema_extra={"format": "uri"}, description="as on a form upload: the job's signed callback"
     )
+    sha256: str | None = Field(
+        None,
+        pattern="^[0-9a-fA-F]{64}$",
+        description="the file's SHA-256 (hex): the store then takes only these bytes, and completion reads "
+        "just their first bytes instead of the whole file",
+    )
 
 
 def _one_of(values: tuple[str, ...]) -> Any:

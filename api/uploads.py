@@ -114,6 +114,7 @@ def new_direct_upload():
             content_type=body.content_type,
             size=body.size,
             callback_url=callback,
+            sha256=body.sha256.lower() if body.sha256 else None,
         )
     up = new.upload
     resp = jsonify(

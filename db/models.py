@@ -258,6 +258,7 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     staging_key: Mapped[str] = mapped_column(String(500))
     callback_url: Mapped[str | None] = mapped_column(String(2000))  # given to the job at completion
+    sha256: Mapped[str | None] = mapped_column(String(64))  # declared by the client, pinned in the POST policy
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))

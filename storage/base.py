@@ -44,6 +44,7 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
     etag: str | None = None
     last_modified: datetime | None = None  # aware UTC; from list() and head()
+    sha256: str | None = None  # hex; from head(checksum=True) where the store keeps one (S3's ChecksumSHA256)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,14 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def head(self, key: str) -> ObjectInfo: ...
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to `length` bytes from `start` (a ranged GET): the sniff of a staged upload."""
+        ...
+
+    def head(self, key: str, *, checksum: bool = False) -> ObjectInfo:
+        """`checksum`: also the object's SHA-256 where the store has one (S3: the checksum the
+        upload carried and the store verified; the local backend hashes its file)."""
+        ...
 
     def copy(
         self,
@@ -111,10 +119,17 @@ class ObjectStore(Protocol):
     def presigned_get_url(self, key: str, expires_in_s: int = 300) -> str: ...
 
     def presigned_post(
-        self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int, min_bytes: int = 1
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_bytes: int,
+        expires_in_s: int,
+        min_bytes: int = 1,
+        sha256: str | None = None,
     ) -> PresignedPost:
         """A browser upload of exactly `key`, of this content type, min_bytes..max_bytes long,
-        until expiry; the store itself refuses anything else."""
+        until expiry, and (`sha256`, hex) of exactly these bytes; the store itself refuses anything else."""
         ...
 
     def ping(self) -> None: ...

@@ -36,6 +36,14 @@ from .base import (
 _META = ".meta"
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class LocalObjectStore:
     name = "local"
     bucket = None
@@ -97,7 +105,12 @@ class LocalObjectStore:
     def get(self, key: str) -> bytes:
         return self.path_of(key).read_bytes()
 
-    def head(self, key: str) -> ObjectInfo:
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        with self.path_of(key).open("rb") as f:
+            f.seek(start)
+            return f.read(length)
+
+    def head(self, key: str, *, checksum: bool = False) -> ObjectInfo:
         path = self.path_of(key)
         meta = {}
         mp = self._meta_path(key)
@@ -109,6 +122,7 @@ class LocalObjectStore:
             content_type=meta.get("content_type"),
             cache_control=meta.get("cache_control"),
             metadata=meta.get("metadata", {}),
+            sha256=_file_sha256(path) if checksum else None,
         )
 
     def copy(
@@ -191,7 +205,14 @@ class LocalObjectStore:
         return hmac.compare_digest(self._signature(key, int(expires)), signature)
 
     def presigned_post(
-        self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int, min_bytes: int = 1
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_bytes: int,
+        expires_in_s: int,
+        min_bytes: int = 1,
+        sha256: str | None = None,
     ) -> PresignedPost:
         """The same contract as S3's: a signed policy the /media/upload route enforces."""
         self._path(key)
@@ -205,6 +226,7 @@ class LocalObjectStore:
                     "min_bytes": max(1, int(min_bytes)),
                     "max_bytes": int(max_bytes),
                     "expires": int(time.time()) + max(1, min(int(expires_in_s), MAX_PRESIGNED_URL_S)),
+                    **({"sha256": sha256} if sha256 else {}),
                 },
                 separators=(",", ":"),
             ).encode()
@@ -212,7 +234,13 @@ class LocalObjectStore:
         signature = hmac.new(self._secret, b"post\n" + policy.encode(), hashlib.sha256).hexdigest()
         return PresignedPost(
             url=f"{self.public_base_url}/upload",
-            fields={"key": key, "Content-Type": content_type, "policy": policy, "signature": signature},
+            fields={
+                "key": key,
+                "Content-Type": content_type,
+                **({"x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode()} if sha256 else {}),
+                "policy": policy,
+                "signature": signature,
+            },
         )
 
     def check_post_policy(self, fields: Mapping[str, str]) -> dict:
@@ -229,6 +257,9 @@ class LocalObjectStore:
             raise PermanentStorageError("the key does not match the upload policy")
         if fields.get("Content-Type") != policy["content_type"]:
             raise PermanentStorageError("the Content-Type does not match the upload policy")
+        pinned = policy.get("sha256")
+        if pinned and fields.get("x-amz-checksum-sha256") != base64.b64encode(bytes.fromhex(pinned)).decode():
+            raise PermanentStorageError("the checksum does not match the upload policy")
         return policy
 
     def ping(self) -> None:

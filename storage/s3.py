@@ -6,6 +6,7 @@ botocore's own retry loop is switched off so the two never multiply.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -119,6 +120,18 @@ class _PastDeadline(stop_base):
         if self.store.deadline_s is None:
             return False
         return (retry_state.seconds_since_start or 0.0) + self.store.try_budget_s > self.store.deadline_s
+
+
+def _hex_checksum(stored: str | None) -> str | None:
+    """S3's base64 ChecksumSHA256 as hex; None for none, or for a multipart object's checksum of
+    checksums (`...-N`), which is not the bytes' SHA-256."""
+    if not stored or "-" in stored:
+        return None
+    try:
+        raw = base64.b64decode(stored, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 32 else None
 
 
 class S3ObjectStore:
@@ -248,8 +261,17 @@ class S3ObjectStore:
 
         return self._call("get", fetch, key)
 
-    def head(self, key: str) -> ObjectInfo:
-        r = self._call("head", lambda: self.client.head_object(Bucket=self.bucket, Key=key), key)
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        def fetch() -> bytes:
+            r = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+            return r["Body"].read()
+
+        return self._call("get", fetch, key)
+
+    def head(self, key: str, *, checksum: bool = False) -> ObjectInfo:
+        extra = {"ChecksumMode": "ENABLED"} if checksum else {}
+        r = self._call("head", lambda: self.client.head_object(Bucket=self.bucket, Key=key, **extra), key)
+        stored = r.get("ChecksumSHA256")
         return ObjectInfo(
             key=key,
             size=int(r.get("ContentLength", 0)),
@@ -258,6 +280,7 @@ class S3ObjectStore:
             metadata=r.get("Metadata", {}),
             etag=(r.get("ETag") or "").strip('"') or None,
             last_modified=r.get("LastModified"),
+            sha256=_hex_checksum(stored),
         )
 
     def copy(
@@ -341,14 +364,28 @@ class S3ObjectStore:
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires)
 
     def presigned_post(
-        self, key: str, *, content_type: str, max_bytes: int, expires_in_s: int, min_bytes: int = 1
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_bytes: int,
+        expires_in_s: int,
+        min_bytes: int = 1,
+        sha256: str | None = None,
     ) -> PresignedPost:
-        # boto3 adds the bucket and exact-key conditions itself.
+        # boto3 adds the bucket and exact-key conditions itself. A SHA-256 pinned in the policy
+        # is also sent as the upload's checksum: the store refuses other bytes (BadDigest) and
+        # keeps the checksum, which head(checksum=True) reads back.
+        fields: dict[str, str] = {"Content-Type": content_type}
+        if sha256 is not None:
+            fields["x-amz-checksum-algorithm"] = "SHA256"
+            fields["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+        conditions: list = [{name: value} for name, value in fields.items()]
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
-            Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", max(1, min_bytes), max_bytes]],
+            Fields=fields,
+            Conditions=[*conditions, ["content-length-range", max(1, min_bytes), max_bytes]],
             ExpiresIn=expires_in_s,
         )
         return PresignedPost(url=post["url"], fields=dict(post["fields"]))

@@ -7,6 +7,11 @@ clients on bad networks), then asks us to complete.
 2. `complete_upload` checks what arrived (there, within the byte limit, an image format by
    its bytes, not a duplicate), then creates the image and job exactly like a form upload.
    Completing again returns the same job.
+
+A client that declares the file's SHA-256 (every browser can: SubtleCrypto) gets it pinned in
+the POST policy as the upload's checksum: the store refuses any other bytes and keeps the
+checksum, so completion reads the checksum back (HEAD) and only the first bytes for the sniff (a
+ranged GET) instead of the whole file. Without it, completion reads and hashes the whole file.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def create_upload(
     content_type: str,
     size: int,
     callback_url: str | None = None,
+    sha256: str | None = None,
 ) -> NewUpload:
     declared = (content_type or "").split(";", 1)[0].strip().lower()
     if declared not in DECLARABLE_TYPES:
@@ -72,6 +78,7 @@ def create_upload(
         content_type=declared,
         size=size,
         callback_url=callback_url,
+        sha256=sha256,
         expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_expires_s),
     )
     session.add(upload)
@@ -84,6 +91,7 @@ def create_upload(
         min_bytes=size,
         max_bytes=size,
         expires_in_s=settings.upload_url_expires_s,
+        sha256=sha256,
     )
     return NewUpload(upload, post)
 
@@ -95,7 +103,7 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         job = session.get(Job, upload.job_id)
         return IngestResult(job=job, images=[])  # already completed: the same job, nothing new
     try:
-        info = store.head(upload.staging_key)
+        info = store.head(upload.staging_key, checksum=upload.sha256 is not None)
     except ObjectNotFound:
         raise UploadNotReceived(f"nothing has been uploaded for upload {upload.id}") from None
     # The presigned POST stays valid until it expires, so the client may POST again at any
@@ -107,15 +115,20 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         if info.size != upload.size:  # a store that does not enforce the policy's range
             raise SizeMismatch(f"the file is {info.size} bytes; the upload declared {upload.size}")
         store.copy(upload.staging_key, private_key)
-        data = store.get(private_key)
-        if len(data) > settings.limits.max_upload_bytes:  # replaced after the HEAD: judge what we copied
-            raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.limits.max_upload_bytes} bytes")
-        fmt = require_supported(data[:SNIFF_BYTES])
+        if upload.sha256 is not None and info.sha256 == upload.sha256:
+            # The store verified these bytes against the checksum the policy pins, and any later
+            # POST must carry the same checksum: what was copied is these bytes. Only the sniff is read.
+            sha256, fmt = upload.sha256, require_supported(store.get_range(private_key, 0, SNIFF_BYTES))
+        else:
+            data = store.get(private_key)
+            if len(data) > settings.limits.max_upload_bytes:  # replaced after the HEAD: judge what we copied
+                raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.limits.max_upload_bytes} bytes")
+            fmt = require_supported(data[:SNIFF_BYTES])
+            sha256 = hashlib.sha256(data).hexdigest()
     except ImageError:
         for key in (upload.staging_key, private_key):
             discard_staging(store, key)
         raise
-    sha256 = hashlib.sha256(data).hexdigest()
     after_commit(session, lambda: discard_staging(store, upload.staging_key))
     result = IngestResult(job=None)
     existing = find_duplicate(session, upload.entity_type, upload.entity_id, sha256)

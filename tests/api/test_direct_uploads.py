@@ -116,6 +116,8 @@ def test_create_refuses_bad_requests(live_server, auth, settings):
         ({"size": 0}, 400, "invalid_parameter"),
         ({"entity": "castles"}, 404, "unknown_entity"),
         ({"entity_id": "12"}, 400, "invalid_parameter"),
+        ({"sha256": "not-a-digest"}, 400, "invalid_parameter"),
+        ({"sha256": "ab" * 31}, 400, "invalid_parameter"),
     ]
     for overrides, status, code in cases:
         r = _create(live_server, auth, **overrides)
@@ -207,3 +209,29 @@ def test_local_store_offers_the_same_direct_upload(settings, tmp_path, auth):
     done = client.post(up["complete_url"], headers=auth)
     assert done.status_code == 202, done.get_data(as_text=True)
     assert queued == [done.get_json()["images"][0]["id"]]
+
+
+def test_local_store_pins_a_declared_sha256_too(settings, tmp_path, auth):
+    local = settings.with_overrides(storage_backend="local", local_storage_dir=tmp_path / "store")
+    client = create_app(local, queue=RecordingQueue()).test_client()
+    data = corpus("photos", PHOTO).read_bytes()
+    body = {"entity": "avatars", "entity_id": 5, "content_type": "image/jpeg", "size": len(data)}
+    up = client.post("/api/v1/uploads", headers=auth, json={**body, "sha256": hashlib.sha256(data).hexdigest()})
+    up = up.get_json()
+    assert up["fields"]["x-amz-checksum-sha256"]  # the field S3 takes: the same form for both stores
+
+    def post(fields, payload):
+        import io
+
+        return client.post("/media/upload", data={**fields, "file": (io.BytesIO(payload), "f", "image/jpeg")})
+
+    other = data[:-1] + bytes([data[-1] ^ 1])
+    r = post(up["fields"], other)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_digest"
+    forged = {**up["fields"], "x-amz-checksum-sha256": "AAAA"}
+    assert post(forged, data).status_code == 403  # the checksum is in the signed policy
+    assert post(up["fields"], data).status_code == 204
+    done = client.post(up["complete_url"], headers=auth)
+    assert done.status_code == 202, done.get_data(as_text=True)
+    image = client.get(f"/api/v1/images/{done.get_json()['images'][0]['id']}", headers=auth).get_json()
+    assert image["sha256"] == hashlib.sha256(data).hexdigest()

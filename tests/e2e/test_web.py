@@ -5,6 +5,7 @@ public listing, and that gallery management persists."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -76,7 +77,7 @@ def _wait_loaded(page, selector: str) -> None:
     )
 
 
-def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, site, make_token, tmp_path):
+def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, site, make_token, tmp_path, session):
     entity_id = new_entity_id()
     token = make_token(42, entities=(f"properties:{entity_id}",))
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -108,6 +109,11 @@ def test_upload_gallery_detail_public_and_management_in_a_real_browser(browser, 
     for name in [*PHOTOS, LARGE]:
         assert by_name[name]["phase"] == "ready" and by_name[name]["progress"] == 100, by_name[name]
     assert by_name[LARGE]["direct"] == "true" and by_name[PHOTOS[0]]["direct"] == "false"
+    # the direct upload declared its SHA-256 (computed in the page), pinned as the store's checksum
+    from db.models import Upload
+
+    [direct] = session.query(Upload).filter(Upload.entity_id == entity_id).all()
+    assert direct.sha256 == hashlib.sha256(corpus("photos", LARGE).read_bytes()).hexdigest()
     # each ready file's row ends with its image
     assert page.locator("#uploads li[data-phase=ready] .ip-image img").count() == 4
     # a corrupt JPEG: accepted, then failed by the worker with the API's message
