@@ -72,8 +72,9 @@ def _bound_round_trips(seconds: float, connect_s: float) -> None:
     reads as a lost connection, so SQLAlchemy discards the connection instead of reusing it.
 
     The callback runs for every round trip of every query, so it is lean: the names it uses are
-    bound here once, and the clock is read only when libpq has to wait at all (about 1-2 µs of
-    CPU per round trip over libpq's own blocking wait, where the first version cost 5-7 µs)."""
+    bound here once, and the clock is read only when libpq has to wait at all. It costs 2-3 µs of
+    CPU per round trip over libpq's own blocking wait (bench/db_wait.py); a py-spy profile shows
+    far more of it, because the time spent waiting in select() is sampled as if it were work."""
     import psycopg2.extensions
     from psycopg2 import OperationalError
     from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE, STATUS_SETUP

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 from measure.results import Results
-from stack import Stack, post_photo
+from stack import Stack, put_photo
 
 
 class Counts:
@@ -67,7 +67,7 @@ class Run:
         def one(path: Path) -> None:
             session = getattr(local, "s", None) or requests.Session()
             local.s = session
-            post_photo(session, self.base, token, entity_id, path.read_bytes(), path.name)
+            put_photo(session, self.base, token, entity_id, path.read_bytes(), path.name)
 
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(one, files))

@@ -49,6 +49,7 @@ class CpuMeter:
         end, end_machine = self._read(), machine_seconds()
         out = {name: sum(v - self.start[name].get(pid, 0.0) for pid, v in end[name].items()) for name in self.groups}
         busy, idle = (end_machine[i] - self.start_machine[i] for i in (0, 1))
-        out["other processes"] = max(0.0, busy - sum(out.values()))
+        # A group named with a leading space is a part of the one before ("  of which ..."): not summed twice.
+        out["other processes"] = max(0.0, busy - sum(v for k, v in out.items() if not k.startswith(" ")))
         out["idle"] = idle
         return out

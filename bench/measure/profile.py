@@ -112,7 +112,7 @@ def worker_rules() -> list[Rule]:
     import sqlalchemy
     from PIL import JpegImagePlugin, WebPImagePlugin
 
-    from pipeline import encoders, placeholders, probe, render
+    from pipeline import encoders, perceptual, placeholders, probe, render
     from services.images import process
 
     return [
@@ -122,6 +122,7 @@ def worker_rules() -> list[Rule]:
         Rule("encode webp (Pillow)", [WebPImagePlugin]),
         Rule("encode png, avif (libvips)", [encoders.encode]),
         Rule("placeholders", [placeholders]),
+        Rule("perceptual hash", [perceptual]),
         Rule("resize", [render.cascade]),
         Rule("decode", [render.decode_for_renditions]),
         Rule("probe", [probe]),
