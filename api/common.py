@@ -32,12 +32,10 @@ def actor() -> Actor:
     return Actor.user(g.principal.user_id, g.get("request_id"))
 
 
-def stamp_grants(result: IngestResult) -> None:
-    """Record on each new image who uploaded it and what they could write then: a perceptual
-    match to another listing is judged against it (services/moderation/reuse.py)."""
-    grants = grants_json(g.principal)
-    for image in result.images:
-        image.uploader_grants = grants
+def grants() -> str:
+    """Who uploads and what they can write now, recorded on each new image: a perceptual match to
+    another listing is judged against it (services/moderation/reuse.py)."""
+    return grants_json(g.principal)
 
 
 def entity_in_path(entity: str) -> str:
@@ -150,10 +148,9 @@ def count_uploads(session: Session, entity: str, result: IngestResult) -> None:
 
 def answer_ingest(session: Session, queue, entity: str, result: IngestResult):
     """What an upload route (form, raw body, imports) answers once its files are in: the counts
-    and grants recorded, then 202 with the job (files refused listed), or, when nothing was
-    acceptable, the (first) file's own error: 413 or 415."""
+    recorded, then 202 with the job (files refused listed), or, when nothing was acceptable, the
+    (first) file's own error: 413 or 415."""
     count_uploads(session, entity, result)
-    stamp_grants(result)
     if result.job is None:
         first = result.rejected[0].error
         raise ApiError(first.http_status, first.code, first.message)

@@ -17,6 +17,7 @@ from .common import (
     callback_url,
     entity_id_in_path,
     entity_in_path,
+    grants,
     rate_limit,
     writable,
 )
@@ -47,6 +48,12 @@ def import_images(entity: str, entity_id: int):
     rate_limit(len(body.items))
     items = [(i.url, i.model_dump(exclude_unset=True, exclude={"url"})) for i in body.items]
     result = create_imports(
-        session, entity_type=entity, entity_id=entity_id, user_id=g.principal.user_id, items=items, callback_url=callback
+        session,
+        entity_type=entity,
+        entity_id=entity_id,
+        user_id=g.principal.user_id,
+        items=items,
+        callback_url=callback,
+        grants=grants(),
     )
     return answer_ingest(session, c.queue, entity, result)

@@ -21,8 +21,8 @@ from .common import (
     counting_refusals,
     entity_id_in_path,
     entity_in_path,
+    grants,
     rate_limit,
-    stamp_grants,
     writable,
 )
 from .context import components, db_session
@@ -62,6 +62,7 @@ def upload(entity: str, entity_id: int):
         user_id=g.principal.user_id,
         files=[IncomingFile(p.stream, p.filename, p.mimetype, m) for p, m in zip(parts, per_file, strict=True)],
         callback_url=callback,
+        grants=grants(),
     )
     return answer_ingest(session, c.queue, entity, result)
 
@@ -89,6 +90,7 @@ def upload_raw(entity: str, entity_id: int, filename: str):
         user_id=g.principal.user_id,
         files=[IncomingFile(request.stream, filename, request.content_type)],
         callback_url=callback,
+        grants=grants(),
     )
     return answer_ingest(session, c.queue, entity, result)
 
@@ -141,9 +143,8 @@ def complete_direct_upload(upload_id: str):
         raise ApiError(404, "upload_not_found", f"no upload {upload_id}")
     try:
         with counting_refusals(up.entity_type):
-            result = complete_upload(session, c.store, c.settings, c.queue, up)
+            result = complete_upload(session, c.store, c.settings, c.queue, up, grants=grants())
     except UploadNotReceived as exc:
         raise ApiError(409, "upload_not_received", f"{exc}; POST the file to the upload URL first") from None
     count_uploads(session, up.entity_type, result)
-    stamp_grants(result)
     return accepted(result)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import CallbackState, Image, ImageStatus, Job
@@ -91,24 +91,43 @@ def content_type_mismatch(declared: str | None, sniffed: str | None) -> bool:
 ACTIVE_STATUSES = (ImageStatus.PENDING, ImageStatus.PROCESSING, ImageStatus.READY)
 
 
-def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: str) -> Image | None:
-    """The entity's live image with these bytes. On PostgreSQL, first take a transaction-scoped
-    advisory lock on (entity, sha256): a second request with the same bytes (a double submit)
-    waits here until the first commits, then finds its image instead of storing a copy."""
+@dataclass
+class SameBytes:
+    """The entity's images holding the same bytes: a live one (the upload is its duplicate), and a
+    failed one the broker never took (`queue_unavailable`: a retried upload takes it again)."""
+
+    live: Image | None
+    unqueued: Image | None
+
+
+def same_bytes(session: Session, entity_type: str, entity_id: int, sha256: str) -> SameBytes:
+    """One query for both. On PostgreSQL, first take a transaction-scoped advisory lock on
+    (entity, sha256): a second request with the same bytes (a double submit) waits here until the
+    first commits, then finds its image instead of storing a copy."""
     if session.get_bind().dialect.name == "postgresql":
         digest = hashlib.sha256(f"{entity_type}:{entity_id}:{sha256}".encode()).digest()
         session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
-    return session.scalars(
+    rows = session.scalars(
         select(Image)
         .where(
             Image.entity_type == entity_type,
             Image.entity_id == entity_id,
             Image.sha256 == sha256,
-            Image.status.in_(ACTIVE_STATUSES),
+            or_(
+                Image.status.in_(ACTIVE_STATUSES),
+                and_(Image.status == ImageStatus.FAILED, Image.error_code == "queue_unavailable"),
+            ),
         )
         .order_by(Image.id)
-        .limit(1)
-    ).first()
+    ).all()
+    live = [i for i in rows if i.status in ACTIVE_STATUSES]
+    unqueued = [i for i in rows if i.status == ImageStatus.FAILED]
+    return SameBytes(live[0] if live else None, unqueued[0] if unqueued else None)
+
+
+def find_duplicate(session: Session, entity_type: str, entity_id: int, sha256: str) -> Image | None:
+    """The entity's live image with these bytes (same_bytes' lock taken)."""
+    return same_bytes(session, entity_type, entity_id, sha256).live
 
 
 def _digest(incoming: IncomingFile, head: bytes, settings: Settings) -> tuple[str, IO[bytes] | bytes]:
@@ -160,8 +179,10 @@ def ingest_upload(
     user_id: int | None,
     files: list[IncomingFile],
     callback_url: str | None = None,
+    grants: str | None = None,
 ) -> IngestResult:
-    """Stage every acceptable file; list the others as rejected."""
+    """Stage every acceptable file; list the others as rejected. `grants`: what the uploader could
+    write (services/moderation/reuse.py grants_json), recorded on each new image."""
     result = IngestResult(job=None)
     staging: list = []
     for incoming in files:
@@ -177,20 +198,22 @@ def ingest_upload(
         except ImageError as exc:
             result.rejected.append(Rejected(filename, exc))
             continue
-        existing = find_duplicate(session, entity_type, entity_id, sha256)
-        if existing is not None:
-            result.duplicates.append(Duplicate(filename, existing))
+        same = same_bytes(session, entity_type, entity_id, sha256)
+        if same.live is not None:
+            result.duplicates.append(Duplicate(filename, same.live))
             continue
         image = new_pending_image(
             session,
             entity_type=entity_type,
             entity_id=entity_id,
             user_id=user_id,
+            grants=grants,
             filename=filename,
             declared=incoming.content_type,
             fmt=fmt,
             sha256=sha256,
             staged_at=staging_key(uuid.uuid4().hex),
+            reuse=same.unqueued,
         )
         fields.apply(session, image, incoming.media)
         meta = object_metadata(image)  # read here: the I/O threads never touch the session's objects
@@ -215,23 +238,14 @@ def new_pending_image(
     fmt: str,
     sha256: str,
     staged_at: str,
+    grants: str | None = None,
+    reuse: Image | None = None,
 ) -> Image:
-    """A new pending image; or, when the same bytes were uploaded before and the broker refused
-    them (a failed `queue_unavailable` image: the client was answered 503 and is retrying), that
-    image again, pending once more, so a retried upload leaves one image and not a failed one beside it.
-    Called after `find_duplicate`, whose advisory lock covers this lookup too."""
-    image = session.scalars(
-        select(Image)
-        .where(
-            Image.entity_type == entity_type,
-            Image.entity_id == entity_id,
-            Image.sha256 == sha256,
-            Image.status == ImageStatus.FAILED,
-            Image.error_code == "queue_unavailable",
-        )
-        .order_by(Image.id)
-        .limit(1)
-    ).first()
+    """A new pending image; or `reuse` (same_bytes' `unqueued`: the same bytes uploaded before,
+    refused by the broker, the client answered 503 and now retrying) pending once more, so a
+    retried upload leaves one image and not a failed one beside it. Everything is set before the
+    one flush: a single INSERT (or UPDATE) per image."""
+    image = reuse
     if image is None:
         image = Image(entity_type=entity_type, entity_id=entity_id, sha256=sha256)
         session.add(image)
@@ -239,10 +253,11 @@ def new_pending_image(
         for name in ("category", "image_of", "caption", "description", "alteration", "original_of", "source_url"):
             setattr(image, name, None)
         image.permission = media.PUBLIC
+        image.error_code = image.error_message = image.processed_at = None
     # The earlier attempt's staging object, if any, is no longer an unfinished image's: the sweep removes it.
     image.status = ImageStatus.PENDING
-    image.error_code = image.error_message = image.processed_at = None
     image.uploader_id = user_id
+    image.uploader_grants = grants
     image.original_filename = filename
     image.declared_content_type = declared or None
     image.staging_key = staged_at
@@ -282,7 +297,9 @@ def accept(session: Session, queue: TaskQueue, result: IngestResult) -> IngestRe
     duplicates of ready images). The broker refusing raises QueueUnavailable with the ids."""
     new_ids = [i.id for i in result.images]
     after_commit(session, lambda: queue.process_images(new_ids))
-    if result.job is not None:
+    # A job with new images has not ended (whoever finishes its last image sends the callback),
+    # and one without a callback has nothing to send: neither needs the query after the commit.
+    if result.job is not None and result.job.callback_url and not result.images:
         notify_when_ended(session, queue, job_id=result.job.id)
     return result
 

@@ -28,7 +28,7 @@ from db.unit import after_commit
 from pipeline.errors import FileTooLarge, ImageError, SizeMismatch, UnsupportedMediaType
 from pipeline.limits import check_size
 from pipeline.sniff import SNIFF_BYTES, require_supported
-from services.images.ingest import Duplicate, IngestResult, accept, find_duplicate, new_job, new_pending_image, safe_filename
+from services.images.ingest import Duplicate, IngestResult, accept, new_job, new_pending_image, safe_filename, same_bytes
 from services.images.keys import staging_key
 from services.images.lifecycle import discard_staging
 from services.infra.queue import TaskQueue
@@ -96,9 +96,12 @@ def create_upload(
     return NewUpload(upload, post)
 
 
-def complete_upload(session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, upload: Upload) -> IngestResult:
+def complete_upload(
+    session: Session, store: ObjectStore, settings: Settings, queue: TaskQueue, upload: Upload, *, grants: str | None = None
+) -> IngestResult:
     """Raises UploadNotReceived, or an ImageError for bytes that are refused (the staged object
-    is then deleted). The new image is enqueued once the transaction commits."""
+    is then deleted). The new image is enqueued once the transaction commits. `grants`: as for
+    ingest_upload."""
     if upload.job_id:
         job = session.get(Job, upload.job_id)
         return IngestResult(job=job, images=[])  # already completed: the same job, nothing new
@@ -131,9 +134,9 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
         raise
     after_commit(session, lambda: discard_staging(store, upload.staging_key))
     result = IngestResult(job=None)
-    existing = find_duplicate(session, upload.entity_type, upload.entity_id, sha256)
-    if existing is not None:
-        result.duplicates.append(Duplicate(upload.filename, existing))
+    same = same_bytes(session, upload.entity_type, upload.entity_id, sha256)
+    if same.live is not None:
+        result.duplicates.append(Duplicate(upload.filename, same.live))
         after_commit(session, lambda: discard_staging(store, private_key))
     else:
         image = new_pending_image(
@@ -146,6 +149,8 @@ def complete_upload(session: Session, store: ObjectStore, settings: Settings, qu
             fmt=fmt,
             sha256=sha256,
             staged_at=private_key,
+            grants=grants,
+            reuse=same.unqueued,
         )
         result.images.append(image)
     result.job = new_job(

@@ -42,7 +42,14 @@ def filename_from_url(url: str) -> str | None:
 
 
 def new_import(
-    session: Session, *, entity_type: str, entity_id: int, user_id: int | None, url: str, media: Mapping[str, Any]
+    session: Session,
+    *,
+    entity_type: str,
+    entity_id: int,
+    user_id: int | None,
+    url: str,
+    media: Mapping[str, Any],
+    grants: str | None = None,
 ) -> Image:
     """A pending image whose bytes are still at `url` (the worker fetches them first)."""
     image = Image(
@@ -50,6 +57,7 @@ def new_import(
         entity_id=entity_id,
         status=ImageStatus.PENDING,
         uploader_id=user_id,
+        uploader_grants=grants,
         original_filename=filename_from_url(url),
         source_url=url,
     )
@@ -67,12 +75,15 @@ def create_imports(
     user_id: int | None,
     items: Sequence[tuple[str, Mapping[str, Any]]],
     callback_url: str | None = None,
+    grants: str | None = None,
 ) -> IngestResult:
     """One job of images to fetch from (url, media fields) items."""
     result = IngestResult(job=None)
     for url, media in items:
         result.images.append(
-            new_import(session, entity_type=entity_type, entity_id=entity_id, user_id=user_id, url=url, media=media)
+            new_import(
+                session, entity_type=entity_type, entity_id=entity_id, user_id=user_id, url=url, media=media, grants=grants
+            )
         )
     result.job = new_job(
         session, result, entity_type=entity_type, entity_id=entity_id, user_id=user_id, callback_url=callback_url
