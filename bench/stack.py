@@ -114,6 +114,28 @@ class Stack:
             raise RuntimeError(out.stderr[-3000:])
         return out.stdout
 
+    def plain_put(self, connections: int):
+        """A function PUTting bytes to the stack's store with boto3 as any S3 client would (the
+        baseline of a plain upload), safe from `connections` threads at once."""
+        import boto3
+        from botocore.config import Config
+
+        s = self.settings
+        client = boto3.client(
+            "s3",
+            endpoint_url=s.aws_s3_endpoint_url,
+            aws_access_key_id=s.aws_access_key_id,
+            aws_secret_access_key=s.aws_secret_access_key,
+            region_name=s.aws_region,
+            config=Config(max_pool_connections=connections, s3={"addressing_style": "path"}),
+        )
+
+        def put(body: bytes) -> None:
+            key = f"staging/bench-put-{secrets.token_hex(8)}"
+            client.put_object(Bucket=s.aws_s3_bucket, Key=key, Body=body, ContentType="image/jpeg")
+
+        return put
+
     def token(self, user_id: int = 1, entities: tuple[str, ...] = ("properties:*",)) -> str:
         from services.infra.tokens import issue_token
 

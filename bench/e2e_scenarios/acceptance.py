@@ -4,7 +4,6 @@ raw uploads."""
 
 from __future__ import annotations
 
-import secrets
 import statistics
 import threading
 import time
@@ -46,23 +45,11 @@ def _quantile(values: list[float], p: float) -> float:
 
 
 def measure(run: Run, seconds: float) -> None:
-    import boto3
-    from botocore.config import Config
-
-    photo, token, s = five_mb_photo(), run.stack.token(), run.stack.settings
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s.aws_s3_endpoint_url,
-        aws_access_key_id=s.aws_access_key_id,
-        aws_secret_access_key=s.aws_secret_access_key,
-        region_name=s.aws_region,
-        config=Config(max_pool_connections=CLIENTS, s3={"addressing_style": "path"}),
-    )
+    photo, token = five_mb_photo(), run.stack.token()
+    put_bytes = run.stack.plain_put(CLIENTS)
 
     def put(_session: requests.Session | None) -> None:
-        s3.put_object(
-            Bucket=s.aws_s3_bucket, Key=f"staging/bench-put-{secrets.token_hex(8)}", Body=photo, ContentType="image/jpeg"
-        )
+        put_bytes(photo)
 
     def post(session: requests.Session) -> None:
         post_photo(session, run.base, token, new_entity(), photo)

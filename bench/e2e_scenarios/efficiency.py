@@ -16,7 +16,6 @@ how busy the machine is; the uploads are the raw-body PUT the web client sends, 
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,23 +37,8 @@ def _tree(pid: int) -> list[int]:
 def plain_puts(run: Run, files: list[Path], clients: int = 4) -> dict[str, float]:
     """The same bytes PUT to the same store by boto3 (what a client uploading straight to S3
     spends): CPU seconds per PUT of this process (the clients) and of SeaweedFS."""
-    import boto3
-    from botocore.config import Config
-
-    s, weed = run.stack.settings, run.stack.weed.process
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s.aws_s3_endpoint_url,
-        aws_access_key_id=s.aws_access_key_id,
-        aws_secret_access_key=s.aws_secret_access_key,
-        region_name=s.aws_region,
-        config=Config(max_pool_connections=clients, s3={"addressing_style": "path"}),
-    )
+    weed, put = run.stack.weed.process, run.stack.plain_put(clients)
     bodies = [f.read_bytes() for f in files]  # read before the meter starts: a client has its bytes
-
-    def put(body: bytes) -> None:
-        key = f"staging/bench-put-{secrets.token_hex(8)}"
-        s3.put_object(Bucket=s.aws_s3_bucket, Key=key, Body=body, ContentType="image/jpeg")
 
     put(bodies[0])
     meter = CpuMeter({"client": lambda: [os.getpid()], "store": lambda: _tree(weed.pid) if weed is not None else []})

@@ -33,17 +33,7 @@ class _PostsAgainAfterTheFirstRead:
 def test_what_is_checked_and_hashed_is_what_is_processed(session, store, settings):
     first = corpus("photos", "nikon-p6000_small_640x480.jpg").read_bytes()
     second = corpus("photos", "canon-sx60_orient6_2048x1536.jpg").read_bytes()
-    new = create_upload(
-        session,
-        store,
-        settings,
-        entity_type="properties",
-        entity_id=new_entity_id(),
-        user_id=7,
-        filename="a.jpg",
-        content_type="image/jpeg",
-        size=len(first),
-    )
+    new = _direct(session, store, settings, first, None)
     store.put(new.upload.staging_key, first, content_type="image/jpeg")
     racing = _PostsAgainAfterTheFirstRead(store, new.upload.staging_key, second)
 
