@@ -303,19 +303,27 @@ class S3ObjectStore:
         cache_control: str | None = None,
         metadata: Mapping[str, object] | None = None,
     ) -> None:
-        # The managed copy: one CopyObject, or a multipart copy above its threshold (S3's
-        # CopyObject stops at 5 GB); content type, cache control and metadata come along, or
-        # are replaced by those given (MetadataDirective REPLACE).
-        extra = {}
+        # One CopyObject: content type, cache control and metadata come along, or are replaced by
+        # those given (MetadataDirective REPLACE). S3's CopyObject stops at 5 GB, far above any
+        # image; a source that large is refused with InvalidRequest and copied by the managed
+        # (multipart) copy instead. The managed copy is not the first choice: it HEADs the source
+        # and starts a thread pool on every call, which was a worker's every image.
+        extra: dict[str, Any] = {}
         if content_type is not None:
             extra = {"MetadataDirective": "REPLACE", "ContentType": content_type, "Metadata": normalise_metadata(metadata)}
             if cache_control:
                 extra["CacheControl"] = cache_control
-        self._call(
-            "copy",
-            lambda: self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key, ExtraArgs=extra or None),
-            source,
-        )
+        copy_source = {"Bucket": self.bucket, "Key": source}
+        try:
+            self._call(
+                "copy",
+                lambda: self.client.copy_object(CopySource=copy_source, Bucket=self.bucket, Key=key, **extra),
+                source,
+            )
+        except PermanentStorageError as exc:
+            if "InvalidRequest" not in str(exc):
+                raise
+            self._call("copy", lambda: self.client.copy(copy_source, self.bucket, key, ExtraArgs=extra or None), source)
 
     def exists(self, key: str) -> bool:
         try:

@@ -168,6 +168,16 @@ def test_unreachable_endpoint_is_transient():
         s.ping()
 
 
+class _Body:
+    """A response body for botocore's before-send hook (an answer given in the server's place)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, **_):
+        yield self.data
+
+
 def test_ranged_get_and_the_stored_checksum(any_store):
     key = f"staging/{secrets.token_hex(6)}"
     data = secrets.token_bytes(5000)
@@ -187,15 +197,11 @@ def test_the_body_is_signed_over_plain_http_and_left_to_tls_over_https():
     server's place): over HTTPS the body is not hashed into the signature, over HTTP it is."""
     from botocore.awsrequest import AWSResponse
 
-    class _Empty:
-        def stream(self, **_):
-            yield b""
-
     sent: dict[str, str] = {}
 
     def answer(request, **_):
         sent[request.url.split(":", 1)[0]] = request.headers["x-amz-content-sha256"]
-        return AWSResponse(request.url, 200, {"ETag": '"x"'}, _Empty())
+        return AWSResponse(request.url, 200, {"ETag": '"x"'}, _Body(b""))
 
     for endpoint in ("https://s3.example.test", "http://127.0.0.1:9"):
         s = _s3(endpoint, "bucket")
@@ -203,3 +209,41 @@ def test_the_body_is_signed_over_plain_http_and_left_to_tls_over_https():
         s.put("staging/x", b"abc", content_type="image/jpeg")
     assert sent["https"] == b"UNSIGNED-PAYLOAD"
     assert sent["http"] == hashlib.sha256(b"abc").hexdigest().encode()
+
+
+def test_a_copy_is_one_copyobject_and_too_large_a_source_takes_the_multipart_copy(settings):
+    """S3 refuses CopyObject for a source over 5 GB (InvalidRequest): the store then copies it with
+    the managed (multipart) copy. Here the first CopyObject is answered with that refusal in the
+    server's place (botocore's before-send hook); every other request goes to SeaweedFS."""
+    from botocore.awsrequest import AWSResponse
+
+    from services.infra.stores import make_store
+
+    store = make_store(settings)
+    source, plain, large = (f"staging/{secrets.token_hex(6)}" for _ in range(3))
+    store.put(source, b"\xff\xd8\xff" + secrets.token_bytes(2000), content_type="image/jpeg")
+    sent: list[str] = []
+
+    refusal = (
+        b"<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than the maximum"
+        b" allowable size for a copy source: 5368709120</Message></Error>"
+    )
+
+    refuse = [False]
+
+    def on_send(request, **_):
+        if refuse[0] and request.headers.get("x-amz-copy-source"):
+            refuse[0] = False
+            sent.append("CopyObject refused")
+            return AWSResponse(request.url, 400, {}, _Body(refusal))
+        sent.append("CopyObject" if request.headers.get("x-amz-copy-source") else request.method)
+        return None
+
+    store.client.meta.events.register("before-send.s3.*", on_send)
+    store.copy(source, plain)
+    assert sent == ["CopyObject"]  # one request, no HEAD of the source, no transfer threads
+    sent.clear()
+    refuse[0] = True
+    store.copy(source, large)
+    assert sent == ["CopyObject refused", "HEAD", "CopyObject"]  # then s3transfer's managed copy
+    assert store.get(plain) == store.get(large) == store.get(source)
