@@ -63,6 +63,7 @@ def _bind_task(sender=None, args=None, **_kwargs) -> None:
     once it knows it); the task name, id and attempt are added by the formatter."""
     from services.infra.logs import bind, clear
 
+    memory.IDLE_TRIM.busy()  # a task runs: no heap trim until the process has been idle a while
     clear()
     position = _IMAGE_ARG.get(str(getattr(sender, "name", "")))
     if position is not None and args and len(args) > position:
@@ -75,7 +76,7 @@ def _unbind_task(**_kwargs) -> None:
     from services.infra.logs import clear
 
     clear()
-    memory.release()
+    memory.IDLE_TRIM.idle()
 
 
 def _count_retry(sender=None, **_kwargs) -> None:

@@ -1,5 +1,5 @@
 """workers/memory.py: the worker limits glibc's malloc arenas to two (unless the operator set
-MALLOC_ARENA_MAX) and trims the heap after each task; bench/e2e.py measures the effect on a
+MALLOC_ARENA_MAX) and trims the heap once a pool process is idle; bench/e2e.py measures the effect on a
 pool process's memory over 1 000 images."""
 
 from __future__ import annotations
@@ -47,3 +47,25 @@ def test_the_worker_limits_malloc_arenas_unless_the_operator_chose():
     assert _run(env) == ("True", 2)
     limited, arenas = _run({**env, "MALLOC_ARENA_MAX": "4"})  # the operator's value stands
     assert limited == "False" and arenas == 4
+
+
+def test_the_heap_is_trimmed_once_the_process_is_idle_not_between_back_to_back_tasks():
+    import time
+
+    from workers.memory import IdleTrim
+
+    trims: list[float] = []
+    trim = IdleTrim(delay_s=0.3, trim=lambda: trims.append(time.monotonic()))
+    for _ in range(5):  # tasks back to back: each one starts before the delay is over
+        trim.busy()
+        time.sleep(0.05)
+        trim.idle()
+        time.sleep(0.1)
+    assert trims == []
+    ended = time.monotonic()
+    deadline = ended + 3
+    while not trims and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(trims) == 1 and trims[0] - ended >= 0.15  # once, after the delay
+    time.sleep(0.5)
+    assert len(trims) == 1  # and not again until another task has run
