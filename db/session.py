@@ -58,10 +58,6 @@ def make_engine(database_url: str, timeouts: DbTimeouts | None = None) -> Engine
             "keepalives_idle": 30,
             "keepalives_interval": 5,
             "keepalives_count": 3,
-            # The kernel gives up on data the server has not acknowledged (a dead host, a cut link)
-            # after the round trip's bound; a frozen server's kernel still acknowledges, which the
-            # wait callback's deadline covers.
-            "tcp_user_timeout": int((timeouts.statement_s + 1) * 1000),
         },
     )
 
@@ -80,13 +76,13 @@ def _bound_round_trips(seconds: float, connect_s: float) -> None:
     from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE, STATUS_SETUP
 
     def wait(conn, _now=time.monotonic, _select=select.select) -> None:
-        deadline = limit = None
+        # Which bound applies is read before the first poll, which may move the status on.
+        limit, deadline = (connect_s if conn.status == STATUS_SETUP else seconds), None
         while True:
             state = conn.poll()
             if state == POLL_OK:
                 return
             if deadline is None:
-                limit = connect_s if conn.status == STATUS_SETUP else seconds
                 deadline = _now() + limit
             remaining = deadline - _now()
             if state == POLL_READ:
