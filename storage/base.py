@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,6 +159,26 @@ class BucketAdmin(Protocol):
     def get_bucket_config(self, part: str) -> Any: ...
 
     def put_bucket_config(self, part: str, value: Any) -> None: ...
+
+
+CHECKSUM_FIELD = "x-amz-checksum-sha256"  # the form field of a POST upload's SHA-256, S3's name for both stores
+
+
+def checksum_value(sha256_hex: str) -> str:
+    """A SHA-256 (hex) as S3 writes checksums: base64 of the digest (the POST field and ChecksumSHA256)."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+def checksum_hex(stored: str | None) -> str | None:
+    """S3's base64 ChecksumSHA256 as hex; None for none, or for a multipart object's checksum of
+    checksums (`...-N`), which is not the bytes' SHA-256."""
+    if not stored or "-" in stored:
+        return None
+    try:
+        raw = base64.b64decode(stored, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 32 else None
 
 
 def normalise_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from .base import (
+    CHECKSUM_FIELD,
     MAX_PRESIGNED_URL_S,
     PUBLIC_PREFIX,
     DeleteResult,
@@ -30,6 +31,7 @@ from .base import (
     ObjectNotFound,
     PermanentStorageError,
     PresignedPost,
+    checksum_value,
     normalise_metadata,
 )
 
@@ -237,7 +239,7 @@ class LocalObjectStore:
             fields={
                 "key": key,
                 "Content-Type": content_type,
-                **({"x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode()} if sha256 else {}),
+                **({CHECKSUM_FIELD: checksum_value(sha256)} if sha256 else {}),
                 "policy": policy,
                 "signature": signature,
             },
@@ -258,7 +260,7 @@ class LocalObjectStore:
         if fields.get("Content-Type") != policy["content_type"]:
             raise PermanentStorageError("the Content-Type does not match the upload policy")
         pinned = policy.get("sha256")
-        if pinned and fields.get("x-amz-checksum-sha256") != base64.b64encode(bytes.fromhex(pinned)).decode():
+        if pinned and fields.get(CHECKSUM_FIELD) != checksum_value(pinned):
             raise PermanentStorageError("the checksum does not match the upload policy")
         return policy
 

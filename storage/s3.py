@@ -6,7 +6,6 @@ botocore's own retry loop is switched off so the two never multiply.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import logging
@@ -23,6 +22,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.stop import stop_base
 
 from .base import (
+    CHECKSUM_FIELD,
     MAX_PRESIGNED_URL_S,
     DeleteResult,
     ObjectInfo,
@@ -30,6 +30,8 @@ from .base import (
     PermanentStorageError,
     PresignedPost,
     TransientStorageError,
+    checksum_hex,
+    checksum_value,
     normalise_metadata,
 )
 
@@ -125,18 +127,6 @@ class _PastDeadline(stop_base):
 def over_tls(endpoint_url: str | None) -> bool:
     """True for AWS's own endpoints (https) and an https endpoint URL."""
     return endpoint_url is None or endpoint_url.lower().startswith("https://")
-
-
-def _hex_checksum(stored: str | None) -> str | None:
-    """S3's base64 ChecksumSHA256 as hex; None for none, or for a multipart object's checksum of
-    checksums (`...-N`), which is not the bytes' SHA-256."""
-    if not stored or "-" in stored:
-        return None
-    try:
-        raw = base64.b64decode(stored, validate=True)
-    except ValueError:
-        return None
-    return raw.hex() if len(raw) == 32 else None
 
 
 class S3ObjectStore:
@@ -291,7 +281,7 @@ class S3ObjectStore:
             metadata=r.get("Metadata", {}),
             etag=(r.get("ETag") or "").strip('"') or None,
             last_modified=r.get("LastModified"),
-            sha256=_hex_checksum(stored),
+            sha256=checksum_hex(stored),
         )
 
     def copy(
@@ -398,7 +388,7 @@ class S3ObjectStore:
         fields: dict[str, str] = {"Content-Type": content_type}
         if sha256 is not None:
             fields["x-amz-checksum-algorithm"] = "SHA256"
-            fields["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+            fields[CHECKSUM_FIELD] = checksum_value(sha256)
         conditions: list = [{name: value} for name, value in fields.items()]
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,

@@ -250,9 +250,9 @@ def new_pending_image(
         image = Image(entity_type=entity_type, entity_id=entity_id, sha256=sha256)
         session.add(image)
     else:  # the retry's media fields are applied afresh (fields.apply), none carried over
-        for name in ("category", "image_of", "caption", "description", "alteration", "original_of", "source_url"):
+        for name in media.FIELDS:
             setattr(image, name, None)
-        image.permission = media.PUBLIC
+        image.permission, image.source_url = media.PUBLIC, None
         image.error_code = image.error_message = image.processed_at = None
     # The earlier attempt's staging object, if any, is no longer an unfinished image's: the sweep removes it.
     image.status = ImageStatus.PENDING
